@@ -1,0 +1,228 @@
+// Package cluster watches a Kubernetes cluster with client-go informers and
+// turns what it has cached into the input of the spread analysis.
+//
+// Scrapes and what-if questions are answered from the informers' caches,
+// never by calling the API server: a scrape costs the API server nothing,
+// and an API server outage leaves the last known state in place (with
+// self-metrics that say it may be stale).
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+)
+
+// ErrCacheNotSynced is returned while an informer has not finished its
+// first list: a snapshot then would pretend that missing objects are absent.
+var ErrCacheNotSynced = errors.New("informer caches have not synced yet")
+
+// DefaultMaintenanceTaints are taint keys that take a node out of service
+// when set with effect NoSchedule or NoExecute.
+var DefaultMaintenanceTaints = []string{
+	"node.kubernetes.io/unschedulable",
+	"node.kubernetes.io/out-of-service",
+	"ToBeDeletedByClusterAutoscaler",
+}
+
+// Config says what to watch and how to judge nodes.
+type Config struct {
+	// TopologyKeys are node labels that define failure domains.
+	TopologyKeys []string
+	// MaintenanceTaints are taint keys that make a node unschedulable.
+	MaintenanceTaints []string
+	// MaintenanceSelector marks nodes planned for maintenance; nil or
+	// empty selects none.
+	MaintenanceSelector labels.Selector
+	// NamespaceInclude and NamespaceExclude filter namespaces; nil
+	// includes all and excludes none.
+	NamespaceInclude, NamespaceExclude *regexp.Regexp
+	// Logger receives informer errors and invalid annotations.
+	Logger *slog.Logger
+}
+
+// ResourceStatus tells how fresh the cache of one resource is.
+type ResourceStatus struct {
+	// Resource is the plural resource name, such as "pods".
+	Resource string
+	// Synced is true once the informer's first list has completed.
+	Synced bool
+	// ListWatchErrors counts failed lists and broken watches.
+	ListWatchErrors uint64
+	// LastUpdate is when the cache last applied an event; zero if never.
+	LastUpdate time.Time
+}
+
+// resource is one watched resource and its health counters.
+type resource struct {
+	name            string
+	informer        cache.SharedIndexInformer
+	listWatchErrors atomic.Uint64
+	lastUpdate      atomic.Int64 // Unix nanoseconds
+}
+
+// Watcher caches the objects the analysis needs.
+type Watcher struct {
+	config    Config
+	factory   informers.SharedInformerFactory
+	resources []*resource
+
+	nodes, pods, services, endpointSlices                          cache.Indexer
+	deployments, statefulSets, replicaSets, replicationControllers cache.Indexer
+
+	invalidAnnotations atomic.Uint64
+}
+
+// New builds a Watcher on one SharedInformerFactory. Call Start to begin
+// watching.
+func New(client kubernetes.Interface, config Config) (*Watcher, error) {
+	if config.Logger == nil {
+		config.Logger = slog.New(slog.DiscardHandler)
+	}
+	if config.MaintenanceSelector == nil {
+		config.MaintenanceSelector = labels.Nothing()
+	}
+	// No periodic resync: the analysis reads the caches directly, so a
+	// resync would only cost CPU.
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(trim))
+	w := &Watcher{config: config, factory: factory}
+
+	add := func(name string, informer cache.SharedIndexInformer, validate bool) (cache.Indexer, error) {
+		r := &resource{name: name, informer: informer}
+		if err := informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, reflector *cache.Reflector, err error) {
+			r.listWatchErrors.Add(1)
+			config.Logger.Warn("list/watch failed", "resource", name, "err", err)
+			cache.DefaultWatchErrorHandler(ctx, reflector, err)
+		}); err != nil {
+			return nil, fmt.Errorf("set watch error handler for %s: %w", name, err)
+		}
+		if _, err := informer.AddEventHandler(w.eventHandler(r, validate)); err != nil {
+			return nil, fmt.Errorf("add event handler for %s: %w", name, err)
+		}
+		w.resources = append(w.resources, r)
+		return informer.GetIndexer(), nil
+	}
+	var err error
+	core, apps := factory.Core().V1(), factory.Apps().V1()
+	for _, step := range []struct {
+		indexer  *cache.Indexer
+		name     string
+		informer cache.SharedIndexInformer
+		validate bool
+	}{
+		{&w.nodes, "nodes", core.Nodes().Informer(), false},
+		{&w.pods, "pods", core.Pods().Informer(), false},
+		{&w.services, "services", core.Services().Informer(), true},
+		{&w.endpointSlices, "endpointslices", factory.Discovery().V1().EndpointSlices().Informer(), false},
+		{&w.deployments, "deployments", apps.Deployments().Informer(), true},
+		{&w.statefulSets, "statefulsets", apps.StatefulSets().Informer(), true},
+		{&w.replicaSets, "replicasets", apps.ReplicaSets().Informer(), true},
+		{&w.replicationControllers, "replicationcontrollers", core.ReplicationControllers().Informer(), true},
+	} {
+		if *step.indexer, err = add(step.name, step.informer, step.validate); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// Start starts the informers; they stop when ctx is done.
+func (w *Watcher) Start(ctx context.Context) {
+	w.factory.Start(ctx.Done())
+}
+
+// WaitForSync blocks until every cache has synced or ctx is done, and
+// reports whether they all synced.
+func (w *Watcher) WaitForSync(ctx context.Context) bool {
+	synced := make([]cache.InformerSynced, len(w.resources))
+	for i, r := range w.resources {
+		synced[i] = r.informer.HasSynced
+	}
+	return cache.WaitForCacheSync(ctx.Done(), synced...)
+}
+
+// Synced reports whether every cache has synced.
+func (w *Watcher) Synced() bool {
+	for _, r := range w.resources {
+		if !r.informer.HasSynced() {
+			return false
+		}
+	}
+	return true
+}
+
+// Status reports the health of each resource's cache.
+func (w *Watcher) Status() []ResourceStatus {
+	status := make([]ResourceStatus, len(w.resources))
+	for i, r := range w.resources {
+		status[i] = ResourceStatus{
+			Resource:        r.name,
+			Synced:          r.informer.HasSynced(),
+			ListWatchErrors: r.listWatchErrors.Load(),
+		}
+		if nanos := r.lastUpdate.Load(); nanos != 0 {
+			status[i].LastUpdate = time.Unix(0, nanos)
+		}
+	}
+	return status
+}
+
+// InvalidAnnotations counts the invalid kube-spread.io/min-nodes
+// annotations seen since start (each new or changed value once).
+func (w *Watcher) InvalidAnnotations() uint64 { return w.invalidAnnotations.Load() }
+
+// eventHandler records when a cache changes and, for services and
+// workloads, reports invalid min-nodes annotations once per new value.
+func (w *Watcher) eventHandler(r *resource, validate bool) cache.ResourceEventHandler {
+	touch := func() { r.lastUpdate.Store(time.Now().UnixNano()) }
+	check := func(old, obj any) {
+		if !validate {
+			return
+		}
+		value, ok := minNodesAnnotation(obj)
+		if !ok {
+			return
+		}
+		if oldValue, had := minNodesAnnotation(old); had && oldValue == value {
+			return
+		}
+		if _, err := spread.ParseMinNodes(value); err != nil {
+			w.invalidAnnotations.Add(1)
+			object, _ := meta.Accessor(obj)
+			w.config.Logger.Warn("invalid annotation, using the default min nodes",
+				"resource", r.name, "namespace", object.GetNamespace(), "name", object.GetName(), "err", err)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { touch(); check(nil, obj) },
+		UpdateFunc: func(old, obj any) { touch(); check(old, obj) },
+		// A delete may arrive as a cache.DeletedFinalStateUnknown tombstone
+		// when the watch missed it; nothing here needs the object itself.
+		DeleteFunc: func(any) { touch() },
+	}
+}
+
+// minNodesAnnotation returns the min-nodes annotation of an object.
+func minNodesAnnotation(obj any) (string, bool) {
+	if obj == nil {
+		return "", false
+	}
+	object, err := meta.Accessor(obj)
+	if err != nil {
+		return "", false
+	}
+	value, ok := object.GetAnnotations()[spread.MinNodesAnnotation]
+	return value, ok
+}
