@@ -9,6 +9,8 @@
 package spread
 
 import (
+	"iter"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -160,6 +162,9 @@ type Report struct {
 	TopologyKeys []string
 	Services     []Figures
 	Nodes        []NodeFigures
+	// Domains counts, per topology key, the distinct domains of all nodes
+	// and of schedulable nodes: what the cluster could offer a service.
+	Domains []Domains
 }
 
 // Analyze computes the figures of every service and node of the cluster.
@@ -195,6 +200,11 @@ func Analyze(c *Cluster, opts Options) *Report {
 		report.Nodes = append(report.Nodes, NodeFigures{Node: node, SingleHomedServices: singleHomed[node.Name]})
 	}
 	sort.Slice(report.Nodes, func(i, j int) bool { return report.Nodes[i].Node.Name < report.Nodes[j].Node.Name })
+
+	report.Domains = make([]Domains, len(c.TopologyKeys))
+	for i, key := range c.TopologyKeys {
+		report.Domains[i] = countDomains(c, key, i, maps.Keys(c.Nodes))
+	}
 	return report
 }
 
@@ -240,18 +250,18 @@ func analyzeService(c *Cluster, svc *Service, opts Options) Figures {
 
 	f.Domains = make([]Domains, len(c.TopologyKeys))
 	for i, key := range c.TopologyKeys {
-		f.Domains[i] = countDomains(c, key, i, perNode)
+		f.Domains[i] = countDomains(c, key, i, maps.Keys(perNode))
 	}
 	f.MinNodes = minNodes(svc, opts)
 	return f
 }
 
-// countDomains counts distinct values of the topology key among the nodes
-// holding ready replicas. Nodes without the label belong to no domain.
-func countDomains(c *Cluster, key string, index int, perNode map[string]int) Domains {
+// countDomains counts distinct values of the topology key among the named
+// nodes. Nodes without the label belong to no domain.
+func countDomains(c *Cluster, key string, index int, nodeNames iter.Seq[string]) Domains {
 	all := make(map[string]struct{})
 	schedulable := make(map[string]struct{})
-	for name := range perNode {
+	for name := range nodeNames {
 		node := c.Nodes[name]
 		if node == nil || index >= len(node.Domains) || node.Domains[index] == "" {
 			continue

@@ -267,3 +267,18 @@ func FuzzParseMinNodes(f *testing.F) {
 		}
 	})
 }
+
+func TestClusterDomains(t *testing.T) {
+	cluster := &Cluster{
+		TopologyKeys: []string{"zone"},
+		Nodes: map[string]*Node{
+			"a": {Name: "a", Domains: []string{"z1"}},
+			"b": {Name: "b", Domains: []string{"z2"}, Unschedulable: []Reason{ReasonCordoned}},
+			"c": {Name: "c", Domains: []string{""}},
+		},
+	}
+	got := Analyze(cluster, Options{DefaultMinNodes: 2}).Domains
+	if want := []Domains{{Key: "zone", All: 2, Schedulable: 1}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("cluster domains = %+v, want %+v", got, want)
+	}
+}
