@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRunRejectsBadInput pins the exit code and the one-line error of each
+// kind of bad flag or configuration.
+func TestRunRejectsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	badWebConfig := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(badWebConfig, []byte("tls_server_config:\n  cert_file: [not, a, path]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unreadable := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(unreadable, []byte("this: is: not: yaml: ["), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"unknown flag", []string{"--bogus"}, "unknown long flag '--bogus'"},
+		{"invalid include regexp", []string{"--namespaces.include=("}, `--namespaces.include "(": error parsing regexp`},
+		{"invalid exclude regexp", []string{"--namespaces.exclude=[a-"}, `--namespaces.exclude "[a-": error parsing regexp`},
+		{"invalid maintenance selector", []string{"--node.maintenance-selector=maintenance in batch"}, `--node.maintenance-selector "maintenance in batch":`},
+		{"min nodes below one", []string{"--spread.default-min-nodes=0"}, `--spread.default-min-nodes must be a whole number of at least 1, got "0"`},
+		{"min nodes not a number", []string{"--spread.default-min-nodes=two"}, `--spread.default-min-nodes must be a whole number of at least 1, got "two"`},
+		{"missing web config", []string{"--web.config.file=" + filepath.Join(dir, "missing.yml")}, "--web.config.file " + filepath.Join(dir, "missing.yml")},
+		{"malformed web config", []string{"--web.config.file=" + badWebConfig}, "--web.config.file " + badWebConfig},
+		{"missing kubeconfig", []string{"--kubeconfig=" + filepath.Join(dir, "nope")}, "--kubeconfig " + filepath.Join(dir, "nope")},
+		{"malformed kubeconfig", []string{"--kubeconfig=" + unreadable}, "--kubeconfig " + unreadable},
+		{"bad log level", []string{"--log.level=loud"}, "unrecognized log level"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit code = %d, want %d (stderr: %s)", code, exitUsage, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.wantErr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tc.wantErr)
+			}
+			if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n"); lines > 0 {
+				t.Errorf("error is %d lines, want one: %q", lines+1, stderr.String())
+			}
+		})
+	}
+}
+
+func TestRunVersionAndHelpExitZero(t *testing.T) {
+	for _, arg := range []string{"--version", "--help"} {
+		var stdout, stderr strings.Builder
+		if code := run(context.Background(), []string{arg}, &stdout, &stderr); code != exitOK {
+			t.Errorf("%s: exit code %d, stderr %q", arg, code, stderr.String())
+		}
+		if !strings.Contains(stdout.String()+stderr.String(), "kube-spread-exporter") {
+			t.Errorf("%s printed nothing about the program: %q", arg, stdout.String())
+		}
+	}
+}
