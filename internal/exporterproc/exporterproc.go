@@ -1,0 +1,211 @@
+// Package exporterproc builds the kube-spread-exporter binary and runs it
+// as a separate process, the way users run it, for the integration tests
+// and the demo. Tests then see exactly what Prometheus would scrape.
+package exporterproc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Build compiles ./cmd/kube-spread-exporter of the repository at root into
+// dir and returns the binary's path. The Go build cache makes a second
+// build of unchanged sources cheap.
+func Build(ctx context.Context, root, dir string) (string, error) {
+	binary := filepath.Join(dir, "kube-spread-exporter")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/kube-spread-exporter")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build kube-spread-exporter: %w\n%s", err, out)
+	}
+	return binary, nil
+}
+
+// Exporter is a running exporter process.
+type Exporter struct {
+	// URL is the base URL, such as http://127.0.0.1:40123.
+	URL string
+	cmd *exec.Cmd
+	log *syncBuffer
+
+	once    sync.Once
+	stopErr error
+	exited  chan struct{}
+}
+
+// Start runs the binary against the kubeconfig on a free loopback port,
+// with the extra flags given, and returns once /healthz answers. It does
+// not wait for the caches to sync: see WaitReady.
+func Start(ctx context.Context, binary, kubeconfig string, flags ...string) (*Exporter, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	address := fmt.Sprintf("127.0.0.1:%d", port)
+	args := append([]string{"--kubeconfig=" + kubeconfig, "--web.listen-address=" + address, "--log.level=debug"}, flags...)
+	e := &Exporter{URL: "http://" + address, log: &syncBuffer{}, exited: make(chan struct{})}
+	e.cmd = exec.Command(binary, args...)
+	e.cmd.Stdout = e.log
+	e.cmd.Stderr = e.log
+	// The exporter dies with the test process, even on a panic or kill.
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := e.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", binary, err)
+	}
+	go func() { _ = e.cmd.Wait(); close(e.exited) }()
+	if err := e.poll(ctx, "/healthz", 30*time.Second); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+// WaitReady waits until /readyz answers 200: every cache has synced.
+func (e *Exporter) WaitReady(ctx context.Context) error {
+	return e.poll(ctx, "/readyz", 60*time.Second)
+}
+
+func (e *Exporter) poll(ctx context.Context, path string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		select {
+		case <-e.exited:
+			return fmt.Errorf("exporter exited while waiting for %s; log:\n%s", path, e.Log())
+		default:
+		}
+		status, body, err := e.Get(ctx, path)
+		if err == nil && status == http.StatusOK {
+			return nil
+		}
+		last = fmt.Sprintf("status %d %q, err %v", status, body, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s%s: %s; log:\n%s", e.URL, path, last, e.Log())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Get fetches a path and returns the status and body.
+func (e *Exporter) Get(ctx context.Context, path string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+// Scrape fetches /metrics and parses it.
+func (e *Exporter) Scrape(ctx context.Context) (map[string]*dto.MetricFamily, error) {
+	status, body, err := e.Get(ctx, "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("scrape: %w", err)
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("scrape: status %d: %s", status, body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("parse scrape: %w", err)
+	}
+	return families, nil
+}
+
+// Log returns what the exporter has logged so far.
+func (e *Exporter) Log() string { return e.log.String() }
+
+// Stop sends SIGTERM and waits for the process to end (SIGKILL after 10s).
+func (e *Exporter) Stop() error {
+	e.once.Do(func() {
+		_ = e.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.exited:
+		case <-time.After(10 * time.Second):
+			_ = e.cmd.Process.Kill()
+			<-e.exited
+			e.stopErr = errors.New("exporter did not stop within 10s of SIGTERM")
+		}
+	})
+	return e.stopErr
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writers and readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Value returns the value of the sample of family name whose labels include
+// all the given pairs, and whether there is one.
+func Value(families map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	family := families[name]
+	if family == nil {
+		return 0, false
+	}
+metrics:
+	for _, m := range family.GetMetric() {
+		have := make(map[string]string, len(m.GetLabel()))
+		for _, pair := range m.GetLabel() {
+			have[pair.GetName()] = pair.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue metrics
+			}
+		}
+		switch {
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue(), true
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue(), true
+		case m.GetUntyped() != nil:
+			return m.GetUntyped().GetValue(), true
+		}
+	}
+	return 0, false
+}
