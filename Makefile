@@ -1,0 +1,59 @@
+# The interface of the project: make build test lint demo tools bench.
+# Every target prints what it runs.
+
+GO       ?= go
+VERSION  := $(shell cat VERSION)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH   := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+VERSION_PKG := github.com/prometheus/common/version
+# The same ldflags stamp the binaries here and in the Dockerfile.
+LDFLAGS  := -s -w \
+	-X $(VERSION_PKG).Version=$(VERSION) \
+	-X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) \
+	-X $(VERSION_PKG).BuildUser=$(shell id -un 2>/dev/null || echo unknown)@$(shell hostname 2>/dev/null || echo unknown) \
+	-X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+
+BINARIES := kube-spread-exporter
+
+.PHONY: all build test unit lint tools demo clean
+
+all: lint build test
+
+## build: the product binaries into bin/
+build:
+	@echo ">> building $(BINARIES) into bin/"
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
+
+## tools: the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) and Prometheus, pinned under tools/, cached in .cache/
+tools:
+	@echo ">> building the pinned tools into .cache/ (cached by version)"
+	@mkdir -p .cache
+	flock .cache/tools.lock tools/build-all.sh
+
+## lint: gofmt and go vet
+lint:
+	@echo ">> checking formatting (gofmt -l)"
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	@echo ">> go vet ./..."
+	$(GO) vet ./...
+
+## test: everything, with the race detector, against the real control plane
+test: lint tools
+	@echo ">> running all tests with the race detector"
+	$(GO) test -race -count=1 ./...
+
+## unit: the tests that need no external tool (quick feedback while coding)
+unit:
+	@echo ">> running unit tests"
+	$(GO) test -race -count=1 ./spread/... ./cluster/... ./collector/... ./cmd/...
+
+## demo: replay the 2018 mathoid outage on a local control plane
+demo: tools
+	@echo ">> replaying the mathoid incident of 2018-07-04"
+	$(GO) run ./cmd/mathoid-replay
+
+clean:
+	@echo ">> removing bin/ (the tool cache .cache/ stays; rm -rf .cache to rebuild it)"
+	rm -rf bin/
