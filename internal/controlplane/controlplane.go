@@ -1,0 +1,675 @@
+package controlplane
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Names of the components, which are also the names of their binaries and
+// log files (<Dir>/logs/<name>.log).
+const (
+	Etcd                  = "etcd"
+	KubeAPIServer         = "kube-apiserver"
+	KubeControllerManager = "kube-controller-manager"
+	KubeScheduler         = "kube-scheduler"
+	Kwok                  = "kwok"
+)
+
+// KwokStagesFile is the name, in the binary directory, of the kwok Stage
+// definitions written by tools/build-all.sh.
+const KwokStagesFile = "kwok-stages.yaml"
+
+// BinDirEnv names the environment variable that overrides where the binaries
+// are looked for.
+const BinDirEnv = "KSE_TOOLS_BIN"
+
+// rootModule identifies the repository root when looking for .cache/bin.
+const rootModule = "github.com/kube-spread-exporter/kube-spread-exporter"
+
+const (
+	// serviceCIDR is the service IP range; kubernetesServiceIP is its first
+	// address, which the API server gives the "kubernetes" Service.
+	serviceCIDR         = "10.96.0.0/16"
+	kubernetesServiceIP = "10.96.0.1"
+	// podCIDR is where kwok takes pod IPs from.
+	podCIDR = "10.244.0.0/16"
+
+	// defaultStartTimeout bounds Start and the restart methods when the
+	// context has no deadline. A cold start takes a few seconds; the margin
+	// is for a loaded CI machine.
+	defaultStartTimeout = 2 * time.Minute
+	// stopGrace is how long a component gets to exit after SIGTERM before
+	// it is killed. While clients hold watches open, kube-apiserver drains
+	// them for up to a minute and etcd for about seven seconds; a test
+	// simulating an outage should not wait for that, and both are
+	// crash-safe.
+	stopGrace = 3 * time.Second
+)
+
+// Options configure Start.
+type Options struct {
+	// Dir is the working directory for data, certificates, kubeconfigs and
+	// logs. Empty means a new temporary directory, removed by Stop.
+	Dir string
+	// BinDir holds the binaries and kwok-stages.yaml. Empty means
+	// $KSE_TOOLS_BIN or, if that is unset, <repo>/.cache/bin, where <repo> is
+	// found by walking up from the working directory.
+	BinDir string
+	// Logf, if set, receives progress messages. It may be called from
+	// several goroutines at once.
+	Logf func(format string, args ...any)
+}
+
+// ControlPlane is a running control plane. Its methods are safe for
+// concurrent use.
+type ControlPlane struct {
+	// Config authenticates as a cluster admin (group system:masters).
+	Config *rest.Config
+	// Kubeconfig is the path of a kubeconfig file equivalent to Config.
+	Kubeconfig string
+	// Dir is the working directory; component logs are in Dir/logs.
+	Dir string
+	// BinDir is where the binaries were found.
+	BinDir string
+
+	logf       func(format string, args ...any)
+	removeDir  bool // Dir is a temporary directory of our own
+	keepDir    bool // set by RunTests after failed tests, to keep the logs
+	client     kubernetes.Interface
+	httpClient *http.Client // trusts the control plane's CA
+	ports      ports
+	files      files
+
+	mu      sync.Mutex
+	procs   map[string]*process
+	stopped bool
+}
+
+// ports are the loopback ports of the components, fixed for the lifetime of
+// the control plane so that a restarted component is found where it was.
+type ports struct {
+	etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok int
+}
+
+// files are paths inside Dir.
+type files struct {
+	ca, caKey, saKey, saPub, servingCert, servingKey string
+	controllerManagerKubeconfig, schedulerKubeconfig string
+	kwokKubeconfig, kwokHome, etcdData, logs         string
+}
+
+// Start starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+// and kwok, and returns once the API server is ready and the "default"
+// ServiceAccount exists (pods are refused before that). On error everything
+// started so far is stopped again. ctx bounds the start (two minutes if it
+// has no deadline); it does not bound the life of the control plane: call
+// Stop.
+func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
+	began := time.Now()
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+
+	binDir, err := findBinDir(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBinaries(binDir); err != nil {
+		return nil, err
+	}
+	c := &ControlPlane{
+		Dir:    opts.Dir,
+		BinDir: binDir,
+		logf:   opts.Logf,
+		procs:  map[string]*process{},
+	}
+	if c.logf == nil {
+		c.logf = func(string, ...any) {}
+	}
+	if c.Dir == "" {
+		if c.Dir, err = os.MkdirTemp("", "kse-controlplane-"); err != nil {
+			return nil, fmt.Errorf("create working directory: %w", err)
+		}
+		c.removeDir = true
+	}
+	if err := c.start(ctx); err != nil {
+		if stopErr := c.Stop(); stopErr != nil {
+			err = fmt.Errorf("%w (and while cleaning up: %v)", err, stopErr)
+		}
+		return nil, err
+	}
+	c.logf("control plane ready in %s (dir %s, API server %s)", time.Since(began).Round(100*time.Millisecond), c.Dir, c.Config.Host)
+	return c, nil
+}
+
+func (c *ControlPlane) start(ctx context.Context) error {
+	if err := c.prepare(); err != nil {
+		return err
+	}
+	if err := c.startComponent(ctx, Etcd); err != nil {
+		return err
+	}
+	if err := c.startComponent(ctx, KubeAPIServer); err != nil {
+		return err
+	}
+	// The rest depend only on the API server; starting them together saves
+	// a few seconds.
+	var wg sync.WaitGroup
+	clients := []string{KubeControllerManager, KubeScheduler, Kwok}
+	errs := make([]error, len(clients))
+	for i, name := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.startComponent(ctx, name)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// The controller-manager creates the ServiceAccount; until it exists the
+	// ServiceAccount admission plugin rejects every pod in the namespace.
+	c.mu.Lock()
+	kcm := c.procs[KubeControllerManager]
+	c.mu.Unlock()
+	err := c.waitFor(ctx, kcm, "ServiceAccount default/default", func(ctx context.Context) error {
+		_, err := c.client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("wait for the default ServiceAccount: %w", err)
+	}
+	return nil
+}
+
+// prepare allocates ports and writes the certificates and kubeconfigs.
+func (c *ControlPlane) prepare() error {
+	p, err := freePorts(6)
+	if err != nil {
+		return fmt.Errorf("allocate ports: %w", err)
+	}
+	c.ports = ports{etcdClient: p[0], etcdPeer: p[1], apiserver: p[2], controllerManager: p[3], scheduler: p[4], kwok: p[5]}
+
+	f := &c.files
+	f.logs = filepath.Join(c.Dir, "logs")
+	f.etcdData = filepath.Join(c.Dir, "etcd")
+	f.kwokHome = filepath.Join(c.Dir, "kwok-home")
+	for _, d := range []string{f.logs, f.kwokHome} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+
+	ca, err := newPKI(filepath.Join(c.Dir, "pki"))
+	if err != nil {
+		return fmt.Errorf("create CA: %w", err)
+	}
+	f.ca, f.caKey = ca.caFile(), ca.caKeyFile()
+	if f.saKey, f.saPub, err = ca.serviceAccountKey(); err != nil {
+		return err
+	}
+	serving, err := ca.serving("serving")
+	if err != nil {
+		return err
+	}
+	f.servingCert, f.servingKey = serving.certFile, serving.keyFile
+
+	// Each component gets its own identity, the one the bootstrap RBAC
+	// policy grants its permissions to, as in a real cluster. kwok has no
+	// such role and plays every kubelet, so it is an admin.
+	identities := []struct {
+		name, user string
+		groups     []string
+		path       *string
+	}{
+		{"admin", "kse-admin", []string{"system:masters"}, &c.Kubeconfig},
+		{KubeControllerManager, "system:kube-controller-manager", nil, &f.controllerManagerKubeconfig},
+		{KubeScheduler, "system:kube-scheduler", nil, &f.schedulerKubeconfig},
+		{Kwok, "kwok", []string{"system:masters"}, &f.kwokKubeconfig},
+	}
+	host := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.ports.apiserver))
+	for _, id := range identities {
+		cred, err := ca.client(id.name, id.user, id.groups...)
+		if err != nil {
+			return err
+		}
+		*id.path = filepath.Join(c.Dir, id.name+".kubeconfig")
+		if err := writeKubeconfig(*id.path, host, ca.caPEM, cred); err != nil {
+			return fmt.Errorf("write %s kubeconfig: %w", id.name, err)
+		}
+		if id.name == "admin" {
+			c.Config = &rest.Config{
+				Host: host,
+				TLSClientConfig: rest.TLSClientConfig{
+					CAData:   ca.caPEM,
+					CertData: cred.certPEM,
+					KeyData:  cred.keyPEM,
+				},
+				// Tests create objects in bursts; the client-side default of
+				// 5 QPS would make them slow for no benefit.
+				QPS:   100,
+				Burst: 200,
+			}
+		}
+	}
+	if c.client, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.caCert)
+	c.httpClient = &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	}
+	return nil
+}
+
+// args returns the command line of a component.
+func (c *ControlPlane) args(name string) (args, env []string) {
+	f, p := c.files, c.ports
+	local := func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+	switch name {
+	case Etcd:
+		client, peer := "http://"+local(p.etcdClient), "http://"+local(p.etcdPeer)
+		return []string{
+			"--name=default",
+			"--data-dir=" + f.etcdData,
+			"--listen-client-urls=" + client,
+			"--advertise-client-urls=" + client,
+			"--listen-peer-urls=" + peer,
+			"--initial-advertise-peer-urls=" + peer,
+			"--initial-cluster=default=" + peer,
+			// The data is thrown away after the run; fsync only slows
+			// every write down.
+			"--unsafe-no-fsync=true",
+		}, nil
+	case KubeAPIServer:
+		return []string{
+			"--etcd-servers=http://" + local(p.etcdClient),
+			"--bind-address=127.0.0.1",
+			"--advertise-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(p.apiserver),
+			"--cert-dir=" + filepath.Join(c.Dir, "apiserver"),
+			"--tls-cert-file=" + f.servingCert,
+			"--tls-private-key-file=" + f.servingKey,
+			"--client-ca-file=" + f.ca,
+			"--authorization-mode=Node,RBAC",
+			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+			"--service-account-key-file=" + f.saPub,
+			"--service-account-signing-key-file=" + f.saKey,
+			"--service-cluster-ip-range=" + serviceCIDR,
+			// The reconciler would publish 127.0.0.1 as the endpoint of the
+			// "kubernetes" Service, which the API server refuses.
+			"--endpoint-reconciler-type=none",
+		}, nil
+	case KubeControllerManager:
+		return []string{
+			"--kubeconfig=" + f.controllerManagerKubeconfig,
+			"--authentication-kubeconfig=" + f.controllerManagerKubeconfig,
+			"--authorization-kubeconfig=" + f.controllerManagerKubeconfig,
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(p.controllerManager),
+			"--tls-cert-file=" + f.servingCert,
+			"--tls-private-key-file=" + f.servingKey,
+			"--client-ca-file=" + f.ca,
+			"--service-account-private-key-file=" + f.saKey,
+			"--root-ca-file=" + f.ca,
+			"--cluster-signing-cert-file=" + f.ca,
+			"--cluster-signing-key-file=" + f.caKey,
+			// Each controller acts as its own ServiceAccount, as in kubeadm
+			// clusters, so RBAC is exercised as in production.
+			"--use-service-account-credentials=true",
+			// A single instance: leader election would only delay a restart
+			// until the old lease expires.
+			"--leader-elect=false",
+		}, nil
+	case KubeScheduler:
+		return []string{
+			"--kubeconfig=" + f.schedulerKubeconfig,
+			"--authentication-kubeconfig=" + f.schedulerKubeconfig,
+			"--authorization-kubeconfig=" + f.schedulerKubeconfig,
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(p.scheduler),
+			"--tls-cert-file=" + f.servingCert,
+			"--tls-private-key-file=" + f.servingKey,
+			"--client-ca-file=" + f.ca,
+			"--leader-elect=false",
+		}, nil
+	case Kwok:
+		return []string{
+				"--kubeconfig=" + f.kwokKubeconfig,
+				"--config=" + filepath.Join(c.BinDir, KwokStagesFile),
+				"--manage-all-nodes=true",
+				"--server-address=" + local(p.kwok),
+				"--cidr=" + podCIDR,
+				// Renew node Leases like a kubelet, so Nodes stay Ready
+				// however long a test runs; the heartbeat stage alone
+				// updates node status only every 20 to 45 seconds.
+				"--node-lease-duration-seconds=40",
+			},
+			// kwok also reads ~/.kwok/kwok.yaml; a HOME of its own keeps a
+			// developer's configuration out of the tests.
+			[]string{"HOME=" + f.kwokHome}
+	}
+	panic("controlplane: unknown component " + name)
+}
+
+// ready returns nil once the component serves.
+func (c *ControlPlane) ready(ctx context.Context, name string) error {
+	local := func(scheme string, port int, path string) string {
+		return scheme + "://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + path
+	}
+	switch name {
+	case Etcd:
+		return c.httpOK(ctx, local("http", c.ports.etcdClient, "/health"))
+	case KubeAPIServer:
+		_, err := c.client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err
+	case KubeControllerManager:
+		return c.httpOK(ctx, local("https", c.ports.controllerManager, "/healthz"))
+	case KubeScheduler:
+		return c.httpOK(ctx, local("https", c.ports.scheduler, "/healthz"))
+	case Kwok:
+		return c.httpOK(ctx, local("http", c.ports.kwok, "/healthz"))
+	}
+	return fmt.Errorf("unknown component %s", name)
+}
+
+func (c *ControlPlane) httpOK(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// startComponent starts a component and waits until it is ready.
+func (c *ControlPlane) startComponent(ctx context.Context, name string) error {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return fmt.Errorf("start %s: control plane stopped", name)
+	}
+	if p := c.procs[name]; p != nil && !p.exited() {
+		c.mu.Unlock()
+		return fmt.Errorf("start %s: already running", name)
+	}
+	bin := filepath.Join(c.BinDir, name)
+	// Run the file the link points to, so the command line shows which
+	// pinned build runs (and `pgrep -f .cache/tools` finds it).
+	if resolved, err := filepath.EvalSymlinks(bin); err == nil {
+		bin = resolved
+	}
+	args, env := c.args(name)
+	began := time.Now()
+	p, err := startProcess(name, bin, args, env, filepath.Join(c.files.logs, name+".log"))
+	if err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	c.procs[name] = p
+	c.mu.Unlock()
+
+	if err := c.waitFor(ctx, p, name, func(ctx context.Context) error { return c.ready(ctx, name) }); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	c.logf("%s ready in %s", name, time.Since(began).Round(10*time.Millisecond))
+	return nil
+}
+
+// waitFor polls check until it succeeds, failing early if p exits.
+func (c *ControlPlane) waitFor(ctx context.Context, p *process, what string, check func(context.Context) error) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		checkCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := check(checkCtx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return p.crashErr()
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w (last check: %v)%s", what, ctx.Err(), err, p.logTail())
+		case <-tick.C:
+		}
+	}
+}
+
+// stopComponent stops a component if it runs.
+func (c *ControlPlane) stopComponent(name string) error {
+	c.mu.Lock()
+	p := c.procs[name]
+	delete(c.procs, name)
+	c.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	if err := p.stop(stopGrace); err != nil {
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	return nil
+}
+
+// Stop stops all components and, if Start created the working directory,
+// removes it. It returns an error if a component had crashed. Calling it
+// again does nothing.
+func (c *ControlPlane) Stop() error {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return nil
+	}
+	c.stopped = true
+	removeDir := c.removeDir && !c.keepDir
+	c.mu.Unlock()
+
+	// The clients of the API server go first, together, so they do not log
+	// a storm of errors about it going away; storage goes last.
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, name := range []string{Kwok, KubeScheduler, KubeControllerManager} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.stopComponent(name); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, name := range []string{KubeAPIServer, Etcd} {
+		if err := c.stopComponent(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if removeDir {
+		if err := os.RemoveAll(c.Dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", c.Dir, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop control plane: %w", err)
+	}
+	return nil
+}
+
+// StopAPIServer stops kube-apiserver, leaving the other components running,
+// to test how clients cope with an outage. The API server stops listening at
+// once; it is killed if it has not exited after a few seconds.
+func (c *ControlPlane) StopAPIServer() error { return c.stopComponent(KubeAPIServer) }
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the same
+// port and with the same data, and waits until it is ready.
+func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	return c.startComponent(ctx, KubeAPIServer)
+}
+
+// StopEtcd stops etcd, leaving the API server running but unable to serve
+// anything its watch cache cannot.
+func (c *ControlPlane) StopEtcd() error { return c.stopComponent(Etcd) }
+
+// StartEtcd starts etcd again after StopEtcd, with the same data, and waits
+// until it is healthy and, if the API server runs, until the API server is
+// ready again.
+func (c *ControlPlane) StartEtcd(ctx context.Context) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	if err := c.startComponent(ctx, Etcd); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	apiserver := c.procs[KubeAPIServer]
+	c.mu.Unlock()
+	if apiserver == nil {
+		return nil
+	}
+	err := c.waitFor(ctx, apiserver, KubeAPIServer, func(ctx context.Context) error { return c.ready(ctx, KubeAPIServer) })
+	if err != nil {
+		return fmt.Errorf("wait for kube-apiserver after the etcd restart: %w", err)
+	}
+	return nil
+}
+
+// LogFile returns the path of a component's log file.
+func (c *ControlPlane) LogFile(component string) string {
+	return filepath.Join(c.Dir, "logs", component+".log")
+}
+
+func writeKubeconfig(path, host string, caPEM []byte, cred *credential) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["kse"] = &clientcmdapi.Cluster{Server: host, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos["kse"] = &clientcmdapi.AuthInfo{ClientCertificateData: cred.certPEM, ClientKeyData: cred.keyPEM}
+	cfg.Contexts["kse"] = &clientcmdapi.Context{Cluster: "kse", AuthInfo: "kse"}
+	cfg.CurrentContext = "kse"
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// freePorts returns n distinct free loopback ports. Holding all listeners
+// until the end keeps the kernel from handing out the same port twice.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// findBinDir resolves where the binaries are: dir if set, else $KSE_TOOLS_BIN,
+// else .cache/bin in the repository root.
+func findBinDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv(BinDirEnv)
+	}
+	if dir == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return "", fmt.Errorf("find the binaries (set %s or Options.BinDir): %w", BinDirEnv, err)
+		}
+		dir = filepath.Join(root, ".cache", "bin")
+	}
+	return filepath.Abs(dir)
+}
+
+// checkBinaries fails, naming the remedy, unless dir holds everything Start
+// runs.
+func checkBinaries(dir string) error {
+	var missing []string
+	for _, name := range []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler, Kwok, KwokStagesFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("control-plane binaries missing in %s (%s): run \"make tools\"", dir, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// repoRoot walks up from the working directory to the directory holding the
+// go.mod of the exporter's module; test binaries run in their package's
+// directory, the demo anywhere inside the repository.
+func repoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if modulePath(filepath.Join(dir, "go.mod")) == rootModule {
+			return dir, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", fmt.Errorf("no go.mod of %s above %s", rootModule, wd)
+		}
+	}
+}
+
+// modulePath returns the module path declared in a go.mod file, or "".
+func modulePath(gomod string) string {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(s.Text()), "module "); ok {
+			return strings.Trim(strings.TrimSpace(rest), `"`)
+		}
+	}
+	return ""
+}
+
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, defaultStartTimeout)
+}
