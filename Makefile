@@ -16,7 +16,11 @@ LDFLAGS  := -s -w \
 
 BINARIES := kube-spread-exporter
 
-.PHONY: all build test unit lint tools demo clean
+# Debian packages the tests use: a real NRPE daemon and check_nrpe, and
+# Icinga 2 to validate the shipped configuration.
+SYSTEM_PACKAGES := nagios-nrpe-server nagios-nrpe-plugin icinga2
+
+.PHONY: all build test unit lint tools system-deps demo clean
 
 all: lint build test
 
@@ -31,6 +35,17 @@ tools:
 	@mkdir -p .cache
 	flock .cache/tools.lock tools/build-all.sh
 
+## system-deps: the Debian packages of the tests (apt-get, as root; a no-op when installed)
+system-deps:
+	@echo ">> checking Debian packages: $(SYSTEM_PACKAGES)"
+	@if ! dpkg-query -W -f='$${Status}\n' $(SYSTEM_PACKAGES) 2>/dev/null | grep -qv '^install ok installed$$' \
+		&& [ "$$(dpkg-query -W -f='$${Status}\n' $(SYSTEM_PACKAGES) 2>/dev/null | wc -l)" -eq "$(words $(SYSTEM_PACKAGES))" ]; then \
+		echo ">> all installed"; \
+	else \
+		echo ">> apt-get install $(SYSTEM_PACKAGES)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); \
+	fi
+
 ## lint: gofmt and go vet
 lint:
 	@echo ">> checking formatting (gofmt -l)"
@@ -40,7 +55,7 @@ lint:
 	$(GO) vet ./...
 
 ## test: everything, with the race detector, against the real control plane
-test: lint tools
+test: lint tools system-deps
 	@echo ">> running all tests with the race detector"
 	$(GO) test -race -count=1 ./...
 
