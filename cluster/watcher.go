@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
@@ -225,4 +227,22 @@ func minNodesAnnotation(obj any) (string, bool) {
 	}
 	value, ok := object.GetAnnotations()[spread.MinNodesAnnotation]
 	return value, ok
+}
+
+// NodesMatching returns the sorted names of the cached nodes that a label
+// selector matches.
+func (w *Watcher) NodesMatching(selector string) ([]string, error) {
+	parsed, err := labels.Parse(selector)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, obj := range w.nodes.List() {
+		node := obj.(*corev1.Node)
+		if parsed.Matches(labels.Set(node.Labels)) {
+			names = append(names, node.Name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
 	"github.com/kube-spread-exporter/kube-spread-exporter/collector"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
 )
 
 const (
@@ -238,11 +239,12 @@ func loadRESTConfig(kubeconfig string) (*rest.Config, error) {
 
 // handler serves the landing page, metrics and health endpoints.
 func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger *slog.Logger) http.Handler {
+	analysis := spread.Options{DefaultMinNodes: defaultMinNodes}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
 		versioncollector.NewCollector(collector.Namespace),
 		collector.New(watcher, collector.Options{
-			Analysis:     spread.Options{DefaultMinNodes: defaultMinNodes},
+			Analysis:     analysis,
 			NodeReplicas: o.nodeReplicas,
 		}, logger),
 	)
@@ -255,6 +257,9 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
+	whatIf := whatif.NewHandler(watcher, analysis, logger)
+	mux.Handle(whatif.PathWhatIf, whatIf)
+	mux.Handle(whatif.PathPlan, whatIf)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -279,6 +284,7 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 			Links: []web.LandingLinks{
 				{Address: o.telemetryPath, Text: "Metrics"},
 				{Address: "/readyz", Text: "Readiness (caches synced)"},
+				{Address: whatif.PathWhatIf + "?node=NODE", Text: "What if NODE went down now? (JSON)"},
 				{Address: "/healthz", Text: "Health"},
 			},
 		})

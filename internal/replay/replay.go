@@ -78,8 +78,9 @@ func (s *Scenario) Setup(ctx context.Context) error {
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
 	}
-	// Pods created before every node is Ready would all land on the first
-	// one to be.
+	// Pods created before every node is Ready, and rid of the not-ready
+	// taint the node lifecycle controller sets, would all land on the
+	// first node that is.
 	if err := s.waitNodesReady(ctx); err != nil {
 		return err
 	}
@@ -237,7 +238,8 @@ func (s *Scenario) placement(ctx context.Context, allowed []string) (string, err
 	return strings.Join(parts, " "), nil
 }
 
-// waitNodesReady waits until kwok reports every node Ready.
+// waitNodesReady waits until kwok reports every node Ready and the node
+// lifecycle controller has removed the node.kubernetes.io/not-ready taint.
 func (s *Scenario) waitNodesReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -245,7 +247,7 @@ func (s *Scenario) waitNodesReady(ctx context.Context) error {
 		notReady := []string{}
 		for _, name := range Nodes {
 			node, err := s.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			if err != nil || !nodeReady(node) {
+			if err != nil || !nodeReady(node) || len(node.Spec.Taints) > 0 {
 				notReady = append(notReady, name)
 			}
 		}

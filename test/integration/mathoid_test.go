@@ -2,12 +2,21 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
 )
 
 // TestMathoidReplay replays the 2018-07-04 incident and checks that the
@@ -59,6 +68,8 @@ func TestMathoidReplay(t *testing.T) {
 		)
 	})
 
+	askWhatIf(t, e)
+
 	if err := scenario.DayTwo(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -71,4 +82,60 @@ func TestMathoidReplay(t *testing.T) {
 			expect(m, "kube_spread_node_unschedulable_reason", map[string]string{"node": "kubernetes2002", "reason": "cordoned"}, 1),
 		)
 	})
+}
+
+// askWhatIf asks the preflight question of day two before its cordon, as
+// reimage tooling should have in 2018, and checks that asking changes
+// nothing in the cluster.
+func askWhatIf(t *testing.T, e *exporterproc.Exporter) {
+	t.Helper()
+	ctx := context.Background()
+	ask := func(query string) whatif.Answer {
+		t.Helper()
+		status, body, err := e.Get(ctx, whatif.PathWhatIf+"?"+query)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("what-if %s: status %d, err %v, body %s", query, status, err, body)
+		}
+		var answer whatif.Answer
+		if err := json.Unmarshal([]byte(body), &answer); err != nil {
+			t.Fatalf("what-if %s: %v: %s", query, err, body)
+		}
+		return answer
+	}
+	verdicts := func(a whatif.Answer) map[string]spread.Verdict {
+		v := map[string]spread.Verdict{}
+		for _, s := range a.Services {
+			if s.Namespace == replay.Namespace {
+				v[string(s.Kind)] = s.Verdict
+			}
+		}
+		return v
+	}
+
+	parallel := ask("node=kubernetes2001&node=kubernetes2002")
+	if parallel.Verdict != spread.VerdictNoReplicasLeft {
+		t.Errorf("what-if 2001+2002: verdict %s, want %s", parallel.Verdict, spread.VerdictNoReplicasLeft)
+	}
+	if got, want := verdicts(parallel), map[string]spread.Verdict{"Deployment": spread.VerdictNoReplicasLeft, "Service": spread.VerdictNoReplicasLeft}; !reflect.DeepEqual(got, want) {
+		t.Errorf("what-if 2001+2002: mathoid verdicts %v, want %v", got, want)
+	}
+	// 2001 and 2003 leave two replicas on 2002: single-homed, a warning
+	// with the default min_nodes of 2, not a lost service.
+	other := ask("node=kubernetes2001,kubernetes2003")
+	if got, want := verdicts(other), map[string]spread.Verdict{"Deployment": spread.VerdictSingleHomed, "Service": spread.VerdictSingleHomed}; !reflect.DeepEqual(got, want) {
+		t.Errorf("what-if 2001+2003: mathoid verdicts %v, want %v", got, want)
+	}
+	if status, body, _ := e.Get(ctx, whatif.PathWhatIf+"?node=kubernetes2O01"); status != http.StatusBadRequest || !strings.Contains(body, "unknown nodes: kubernetes2O01") {
+		t.Errorf("what-if for a misspelt node: status %d, body %s", status, body)
+	}
+
+	nodes, err := client(t).CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if slices.Contains(replay.Nodes, n.Name) && n.Spec.Unschedulable {
+			t.Errorf("node %s is cordoned after what-if questions: asking must change nothing", n.Name)
+		}
+	}
 }
