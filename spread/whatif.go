@@ -48,4 +48,3 @@ func (c *Cluster) WithNodesGone(names []string) (*Cluster, error) {
 	}
 	return &gone, nil
 }
-
