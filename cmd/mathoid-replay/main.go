@@ -12,10 +12,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -27,6 +30,7 @@ import (
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
 )
 
 func main() {
@@ -96,7 +100,12 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	say("   Every replica now lives on kubernetes2001 and kubernetes2002, and nothing says so but these figures.")
 
-	say("\n== 2018-07-04 07:18, kubernetes2001 and kubernetes2002 cordoned together for a parallel reimage")
+	say("\n== 2018-07-04 08:04, before the parallel reimage: the preflight question")
+	if err := preflight(ctx, say, exporter); err != nil {
+		return err
+	}
+
+	say("\n== 2018-07-04 08:05, kubernetes2001 and kubernetes2002 cordoned together for a parallel reimage")
 	if err := scenario.DayTwo(ctx); err != nil {
 		return err
 	}
@@ -109,6 +118,33 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	say("   All four pods are still running, and the exporter already reports that none of them survives")
 	say("   the maintenance: replicas_schedulable is 0. In 2018 the first page came with the outage.")
+	return nil
+}
+
+// preflight asks the exporter what the parallel reimage would do, as a
+// reimage script should before it acts.
+func preflight(ctx context.Context, say func(string, ...any), exporter *exporterproc.Exporter) error {
+	for _, nodes := range [][]string{{"kubernetes2001", "kubernetes2002"}, {"kubernetes2001", "kubernetes2003"}} {
+		query := "node=" + strings.Join(nodes, "&node=")
+		say("   GET %s?%s", whatif.PathWhatIf, query)
+		status, body, err := exporter.Get(ctx, whatif.PathWhatIf+"?"+query)
+		if err != nil || status != http.StatusOK {
+			return fmt.Errorf("what-if %s: status %d, err %v: %s", query, status, err, body)
+		}
+		var answer whatif.Answer
+		if err := json.Unmarshal([]byte(body), &answer); err != nil {
+			return fmt.Errorf("what-if %s: %w", query, err)
+		}
+		say("   -> verdict %s", answer.Verdict)
+		for _, s := range answer.Services {
+			if s.Verdict.Worse(s.VerdictNow) {
+				say("      %s/%s/%s: %d replicas on %d nodes now, %d on %d after: %s",
+					s.Namespace, s.Kind, s.Name, s.Now.Replicas, s.Now.Nodes, s.After.Replicas, s.After.Nodes, s.Verdict)
+			}
+		}
+	}
+	say("   A guard in the reimage script would have stopped the first batch (no replica left) and let the")
+	say("   second through with a warning (mathoid single-homed on kubernetes2002).")
 	return nil
 }
 
