@@ -1,0 +1,261 @@
+// Package promserver runs a real Prometheus server, built by `make tools`,
+// as a child process for the tests: the alert rules' end-to-end test and
+// the dashboards' tests load their files into it and read its HTTP API.
+package promserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Binary returns the path of the prometheus binary: in $KSE_TOOLS_BIN if
+// set, else in .cache/bin of the repository holding the working directory.
+// A missing binary is an error naming `make tools`.
+func Binary() (string, error) {
+	dir := os.Getenv("KSE_TOOLS_BIN")
+	if dir == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(root, ".cache", "bin")
+	}
+	path := filepath.Join(dir, "prometheus")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("prometheus not found (%w): run `make tools`", err)
+	}
+	return path, nil
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find repository root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find repository root: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Server is a running Prometheus.
+type Server struct {
+	// URL is the base URL, such as http://127.0.0.1:40123.
+	URL string
+	cmd *exec.Cmd
+	log *syncBuffer
+
+	once    sync.Once
+	stopErr error
+	exited  chan struct{}
+}
+
+// Start writes configYAML to dir/prometheus.yml and runs Prometheus on it,
+// with its storage in dir/data, on a free loopback port. It returns once
+// Prometheus reports ready (the configuration and rule files loaded). Rule
+// files named in the configuration should be absolute paths.
+func Start(ctx context.Context, dir, configYAML string) (*Server, error) {
+	binary, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	config := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(config, []byte(configYAML), 0o644); err != nil {
+		return nil, fmt.Errorf("write prometheus config: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	address := fmt.Sprintf("127.0.0.1:%d", port)
+	s := &Server{URL: "http://" + address, log: &syncBuffer{}, exited: make(chan struct{})}
+	s.cmd = exec.Command(binary,
+		"--config.file="+config,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+address,
+		"--log.level=info",
+	)
+	s.cmd.Dir = dir
+	s.cmd.Stdout = s.log
+	s.cmd.Stderr = s.log
+	// Prometheus dies with the test process, even on a panic or kill.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", binary, err)
+	}
+	go func() { _ = s.cmd.Wait(); close(s.exited) }()
+	if err := s.waitReady(ctx, time.Minute); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("prometheus exited before it was ready; log:\n%s", s.Log())
+		default:
+		}
+		status, body, err := s.get(ctx, "/-/ready")
+		if err == nil && status == http.StatusOK {
+			return nil
+		}
+		last = fmt.Sprintf("status %d %q, err %v", status, body, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s/-/ready: %s; log:\n%s", s.URL, last, s.Log())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) get(ctx context.Context, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// api fetches an /api/v1 path and decodes the data of a successful answer
+// into data.
+func (s *Server) api(ctx context.Context, path string, data any) error {
+	status, body, err := s.get(ctx, path)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	var answer struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		return fmt.Errorf("GET %s: status %d, undecodable answer %q: %w", path, status, body, err)
+	}
+	if answer.Status != "success" {
+		return fmt.Errorf("GET %s: status %d: %s", path, status, answer.Error)
+	}
+	if err := json.Unmarshal(answer.Data, data); err != nil {
+		return fmt.Errorf("GET %s: decode data: %w", path, err)
+	}
+	return nil
+}
+
+// Query evaluates an instant PromQL query now and returns its samples. A
+// query whose result is not an instant vector is an error.
+func (s *Server) Query(ctx context.Context, query string) (model.Vector, error) {
+	var data struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	if err := s.api(ctx, "/api/v1/query?query="+url.QueryEscape(query), &data); err != nil {
+		return nil, fmt.Errorf("query %q: %w", query, err)
+	}
+	if data.ResultType != "vector" {
+		return nil, fmt.Errorf("query %q: result type %s, want vector", query, data.ResultType)
+	}
+	var vector model.Vector
+	if err := json.Unmarshal(data.Result, &vector); err != nil {
+		return nil, fmt.Errorf("query %q: decode result: %w", query, err)
+	}
+	return vector, nil
+}
+
+// Alert is one alert as /api/v1/alerts lists it.
+type Alert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	// State is "pending" or "firing".
+	State    string    `json:"state"`
+	ActiveAt time.Time `json:"activeAt"`
+	Value    string    `json:"value"`
+}
+
+// Alerts returns the pending and firing alerts.
+func (s *Server) Alerts(ctx context.Context) ([]Alert, error) {
+	var data struct {
+		Alerts []Alert `json:"alerts"`
+	}
+	if err := s.api(ctx, "/api/v1/alerts", &data); err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	return data.Alerts, nil
+}
+
+// Log returns what Prometheus has logged so far.
+func (s *Server) Log() string { return s.log.String() }
+
+// Stop sends SIGTERM and waits for Prometheus to end (SIGKILL after 10s).
+// It is safe to call more than once.
+func (s *Server) Stop() error {
+	s.once.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+			s.stopErr = errors.New("prometheus did not stop within 10s of SIGTERM")
+		}
+	})
+	return s.stopErr
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writers and readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
