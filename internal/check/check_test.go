@@ -1,0 +1,394 @@
+package check
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
+	"github.com/kube-spread-exporter/kube-spread-exporter/collector"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/nagios"
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+)
+
+// fakeSource feeds the real collector a fixed cluster, so the tests read
+// exactly what the exporter would publish for it.
+type fakeSource struct {
+	cluster *spread.Cluster
+	status  []cluster.ResourceStatus
+}
+
+func (s *fakeSource) Snapshot() (*spread.Cluster, error) {
+	for _, st := range s.status {
+		if !st.Synced {
+			return nil, cluster.ErrCacheNotSynced
+		}
+	}
+	return s.cluster, nil
+}
+func (s *fakeSource) Status() []cluster.ResourceStatus { return s.status }
+func (s *fakeSource) InvalidAnnotations() uint64       { return 0 }
+
+var synced = []cluster.ResourceStatus{
+	{Resource: "nodes", Synced: true, LastUpdate: time.Unix(1530688000, 0)},
+	{Resource: "pods", Synced: true, ListWatchErrors: 2, LastUpdate: time.Unix(1530688030, 0)},
+}
+
+// expose renders the cluster through the exporter's collector, as text.
+func expose(t testing.TB, c *spread.Cluster, status []cluster.ResourceStatus, nodeReplicas bool) []byte {
+	t.Helper()
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collector.New(&fakeSource{cluster: c, status: status},
+		collector.Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: nodeReplicas},
+		slog.New(slog.DiscardHandler)))
+	families, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(&buf, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+func rebuild(t testing.TB, text []byte) *spread.Report {
+	t.Helper()
+	families, err := ParseText(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := Rebuild(families)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return report
+}
+
+func findingStrings(findings []spread.Finding) []string {
+	var out []string
+	for _, f := range findings {
+		out = append(out, fmt.Sprintf("%s %s/%s %s", Key(f.Figures.Service), f.Alert, f.Severity, f.TopologyKey))
+	}
+	return out
+}
+
+// codfw is four nodes in two rows, the cordoned ones taken out.
+func codfw(cordoned ...string) map[string]*spread.Node {
+	nodes := map[string]*spread.Node{}
+	for i, name := range []string{"kubernetes2001", "kubernetes2002", "kubernetes2003", "kubernetes2004"} {
+		nodes[name] = &spread.Node{Name: name, Domains: []string{fmt.Sprintf("row-%c", 'a'+i%2)}}
+	}
+	for _, name := range cordoned {
+		nodes[name].Unschedulable = []spread.Reason{spread.ReasonCordoned}
+	}
+	return nodes
+}
+
+func workload(kind spread.Kind, name string, desired, minNodes int, on ...string) *spread.Service {
+	s := &spread.Service{Namespace: "ns", Kind: kind, Name: name, DesiredReplicas: desired, MinNodes: minNodes}
+	if kind == spread.KindService {
+		s.DesiredReplicas = -1
+	}
+	for _, node := range on {
+		s.Replicas = append(s.Replicas, spread.Replica{Node: node, Ready: true})
+	}
+	return s
+}
+
+// TestRebuildGivesTheSameFindings is the check's half of the promise that
+// Icinga and the alert rules agree: for each cluster, the findings of the
+// report rebuilt from the exporter's metrics are the findings of the
+// exporter's own analysis, with and without node_replicas series.
+func TestRebuildGivesTheSameFindings(t *testing.T) {
+	tests := []struct {
+		name     string
+		nodes    map[string]*spread.Node
+		services []*spread.Service
+	}{
+		{"spread over four nodes", codfw(), []*spread.Service{workload(spread.KindDeployment, "a", 4, 0, "kubernetes2001", "kubernetes2002", "kubernetes2003", "kubernetes2004")}},
+		{"mathoid day one, min_nodes 3", codfw(), []*spread.Service{workload(spread.KindDeployment, "mathoid", 4, 3, "kubernetes2001", "kubernetes2001", "kubernetes2002", "kubernetes2002")}},
+		{"mathoid day two", codfw("kubernetes2001", "kubernetes2002"), []*spread.Service{
+			workload(spread.KindDeployment, "mathoid", 4, 0, "kubernetes2001", "kubernetes2001", "kubernetes2002", "kubernetes2002"),
+			workload(spread.KindService, "mathoid", 0, 0, "kubernetes2001", "kubernetes2001", "kubernetes2002", "kubernetes2002"),
+		}},
+		{"sequential reimage", codfw("kubernetes2001"), []*spread.Service{workload(spread.KindStatefulSet, "db", 4, 0, "kubernetes2001", "kubernetes2001", "kubernetes2002", "kubernetes2002")}},
+		{"single-homed, one row, unknown node", codfw("kubernetes2003"), []*spread.Service{
+			workload(spread.KindReplicaSet, "rs", 3, 0, "kubernetes2001", "kubernetes2001", "kubernetes2001"),
+			workload(spread.KindService, "svc", 0, 0, "kubernetes2001", "kubernetes2003", ""),
+			workload(spread.KindReplicationController, "one", 1, 0, "kubernetes2001"),
+			workload(spread.KindDeployment, "down", 3, 0),
+		}},
+		{"one row cordoned", codfw("kubernetes2002", "kubernetes2004"), []*spread.Service{workload(spread.KindDeployment, "a", 2, 0, "kubernetes2001", "kubernetes2003")}},
+	}
+	for _, tc := range tests {
+		for _, nodeReplicas := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/node_replicas=%t", tc.name, nodeReplicas), func(t *testing.T) {
+				c := &spread.Cluster{TopologyKeys: []string{"topology.kubernetes.io/zone"}, Nodes: tc.nodes, Services: tc.services}
+				want := findingStrings(spread.Analyze(c, spread.Options{DefaultMinNodes: 2}).Findings())
+				got := findingStrings(rebuild(t, expose(t, c, synced, nodeReplicas)).Findings())
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("findings from the metrics = %q\nfindings of the analysis = %q", got, want)
+				}
+			})
+		}
+	}
+}
+
+func mathoidDayTwo(t testing.TB) *spread.Report {
+	text, err := os.ReadFile("../../collector/testdata/mathoid-day-two.prom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rebuild(t, text)
+}
+
+func resultText(t *testing.T, r *nagios.Result) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := r.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func mustRange(s string) *nagios.Range {
+	r := nagios.MustParseRange(s)
+	return &r
+}
+
+// TestServices pins the whole output for the exporter's own day-two
+// golden file (collector/testdata), under default and overridden
+// thresholds and filters.
+func TestServices(t *testing.T) {
+	all, _ := NewFilter(".*", ".*", ".*")
+	workloads, _ := NewFilter(".*", "Deployment|StatefulSet", ".*")
+	batch, _ := NewFilter("batch", ".*", ".*")
+	const mathoidLines = `CRITICAL mathoid/Deployment/mathoid: no replica survives maintenance (KubeSpreadNoReplicaSurvivesMaintenance); ready 4, schedulable 0, nodes 2, schedulable nodes 0, min_nodes 2
+CRITICAL mathoid/Service/mathoid: no replica survives maintenance (KubeSpreadNoReplicaSurvivesMaintenance); ready 4, schedulable 0, nodes 2, schedulable nodes 0, min_nodes 3
+`
+	const queueLine = `WARNING batch/StatefulSet/queue: all 2 replicas on node kubernetes2003 (KubeSpreadSingleHomed); all replicas in one topology.kubernetes.io/zone domain (KubeSpreadSingleTopologyDomain); ready 2, schedulable 2, nodes 1, schedulable nodes 1, min_nodes 2
+`
+	tests := []struct {
+		name string
+		opts ServicesOptions
+		want string
+	}{
+		{"defaults: the rules' severities", ServicesOptions{Filter: all, Critical: mustRange("0"), Warning: mustRange("0")},
+			`CRITICAL - 2 critical, 1 warning of 4 services: mathoid/Deployment/mathoid no replica survives maintenance, mathoid/Service/mathoid no replica survives maintenance, batch/StatefulSet/queue all 2 replicas on node kubernetes2003 | 'services'=4;;;0 'critical'=2;;0;0;4 'warning'=1;;;0;4 'not_ok'=3;0;;0;4 'replicas_ready'=10;;;0 'replicas_schedulable'=2;;;0
+` + mathoidLines + queueLine},
+		{"two critical services tolerated: WARNING", ServicesOptions{Filter: all, Critical: mustRange("2"), Warning: mustRange("0")},
+			`WARNING - 2 critical, 1 warning of 4 services: mathoid/Deployment/mathoid no replica survives maintenance, mathoid/Service/mathoid no replica survives maintenance, batch/StatefulSet/queue all 2 replicas on node kubernetes2003 | 'services'=4;;;0 'critical'=2;;2;0;4 'warning'=1;;;0;4 'not_ok'=3;0;;0;4 'replicas_ready'=10;;;0 'replicas_schedulable'=2;;;0
+` + mathoidLines + queueLine},
+		{"no thresholds: OK but the troubles still listed", ServicesOptions{Filter: all},
+			`OK - 2 critical, 1 warning of 4 services: mathoid/Deployment/mathoid no replica survives maintenance, mathoid/Service/mathoid no replica survives maintenance, batch/StatefulSet/queue all 2 replicas on node kubernetes2003 | 'services'=4;;;0 'critical'=2;;;0;4 'warning'=1;;;0;4 'not_ok'=3;;;0;4 'replicas_ready'=10;;;0 'replicas_schedulable'=2;;;0
+` + mathoidLines + queueLine},
+		{"workloads only", ServicesOptions{Filter: workloads, Critical: mustRange("0"), Warning: mustRange("0")},
+			`CRITICAL - 1 critical, 1 warning of 3 services: mathoid/Deployment/mathoid no replica survives maintenance, batch/StatefulSet/queue all 2 replicas on node kubernetes2003 | 'services'=3;;;0 'critical'=1;;0;0;3 'warning'=1;;;0;3 'not_ok'=2;0;;0;3 'replicas_ready'=6;;;0 'replicas_schedulable'=2;;;0
+` + mathoidLines[:strings.Index(mathoidLines, "\n")+1] + queueLine},
+		{"namespace batch: only a warning", ServicesOptions{Filter: batch, Critical: mustRange("0"), Warning: mustRange("0")},
+			`WARNING - 0 critical, 1 warning of 2 services: batch/StatefulSet/queue all 2 replicas on node kubernetes2003 | 'services'=2;;;0 'critical'=0;;0;0;2 'warning'=1;;;0;2 'not_ok'=1;0;;0;2 'replicas_ready'=2;;;0 'replicas_schedulable'=2;;;0
+` + queueLine},
+		{"one warning tolerated: OK", ServicesOptions{Filter: batch, Critical: mustRange("0"), Warning: mustRange("1")},
+			`OK - 0 critical, 1 warning of 2 services: batch/StatefulSet/queue all 2 replicas on node kubernetes2003 | 'services'=2;;;0 'critical'=0;;0;0;2 'warning'=1;;;0;2 'not_ok'=1;1;;0;2 'replicas_ready'=2;;;0 'replicas_schedulable'=2;;;0
+` + queueLine},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := resultText(t, Services(mathoidDayTwo(t), tc.opts)); got != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestServicesNamesAtMostThree: the first line stays short however many
+// services are in trouble; every one still has its detail line.
+func TestServicesNamesAtMostThree(t *testing.T) {
+	var services []*spread.Service
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		services = append(services, workload(spread.KindDeployment, name, 2, 0, "kubernetes2001", "kubernetes2003"))
+	}
+	c := &spread.Cluster{TopologyKeys: []string{"topology.kubernetes.io/zone"}, Nodes: codfw("kubernetes2001", "kubernetes2003"), Services: services}
+	all, _ := NewFilter(".*", ".*", ".*")
+	r := Services(rebuild(t, expose(t, c, synced, true)), ServicesOptions{Filter: all, Critical: mustRange("0"), Warning: mustRange("0")})
+	first, _, _ := strings.Cut(resultText(t, r), "\n")
+	const want = "CRITICAL - 5 critical, 0 warning of 5 services: ns/Deployment/a no replica survives maintenance, ns/Deployment/b no replica survives maintenance, ns/Deployment/c no replica survives maintenance, and 2 more | 'services'=5;;;0 'critical'=5;;0;0;5 'warning'=0;;;0;5 'not_ok'=5;0;;0;5 'replicas_ready'=10;;;0 'replicas_schedulable'=0;;;0"
+	if first != want {
+		t.Errorf("first line:\n%s\nwant:\n%s", first, want)
+	}
+	if len(r.Details) != 5 {
+		t.Errorf("%d detail lines, want 5: %q", len(r.Details), r.Details)
+	}
+}
+
+func TestService(t *testing.T) {
+	tests := []struct {
+		name string
+		key  ServiceKey
+		want string
+	}{
+		{"mathoid on day two", ServiceKey{"mathoid", "Deployment", "mathoid"},
+			`CRITICAL - mathoid/Deployment/mathoid: no replica survives maintenance | 'replicas_desired'=4;;;0 'replicas_ready'=4;;;0 'replicas_schedulable'=0;;;0 'nodes'=2;;;0 'schedulable_nodes'=0;;;0 'min_nodes'=2;;;0
+CRITICAL mathoid/Deployment/mathoid: no replica survives maintenance (KubeSpreadNoReplicaSurvivesMaintenance); ready 4, schedulable 0, nodes 2, schedulable nodes 0, min_nodes 2
+`},
+		{"a Service has no desired replicas", ServiceKey{"mathoid", "Service", "mathoid"},
+			`CRITICAL - mathoid/Service/mathoid: no replica survives maintenance | 'replicas_ready'=4;;;0 'replicas_schedulable'=0;;;0 'nodes'=2;;;0 'schedulable_nodes'=0;;;0 'min_nodes'=3;;;0
+CRITICAL mathoid/Service/mathoid: no replica survives maintenance (KubeSpreadNoReplicaSurvivesMaintenance); ready 4, schedulable 0, nodes 2, schedulable nodes 0, min_nodes 3
+`},
+		{"two findings, the worst decides", ServiceKey{"batch", "StatefulSet", "queue"},
+			`WARNING - batch/StatefulSet/queue: all 2 replicas on node kubernetes2003; all replicas in one topology.kubernetes.io/zone domain | 'replicas_desired'=2;;;0 'replicas_ready'=2;;;0 'replicas_schedulable'=2;;;0 'nodes'=1;;;0 'schedulable_nodes'=1;;;0 'min_nodes'=2;;;0
+WARNING batch/StatefulSet/queue: all 2 replicas on node kubernetes2003 (KubeSpreadSingleHomed); all replicas in one topology.kubernetes.io/zone domain (KubeSpreadSingleTopologyDomain); ready 2, schedulable 2, nodes 1, schedulable nodes 1, min_nodes 2
+`},
+		{"nothing ready: other monitoring pages", ServiceKey{"batch", "Deployment", "idle"},
+			`OK - batch/Deployment/idle: 0 ready replicas on 0 nodes, 0 survive maintenance on 0 nodes, needs 0 nodes | 'replicas_desired'=0;;;0 'replicas_ready'=0;;;0 'replicas_schedulable'=0;;;0 'nodes'=0;;;0 'schedulable_nodes'=0;;;0 'min_nodes'=0;;;0
+`},
+		{"not published: UNKNOWN", ServiceKey{"mathoid", "Deployment", "mathiod"},
+			`UNKNOWN - mathoid/Deployment/mathiod is not published by the exporter: check the names (kind is one of Service, Deployment, StatefulSet, ReplicaSet, ReplicationController) and the exporter's --namespaces.include
+`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := resultText(t, Service(mathoidDayTwo(t), tc.key)); got != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHealth(t *testing.T) {
+	at := time.Unix(1530688090, 0)
+	ageLimit, _ := nagios.ParseThreshold("30", "300")
+	errorLimit, _ := nagios.ParseThreshold("", "1")
+	c := &spread.Cluster{Nodes: codfw()}
+	tests := []struct {
+		name   string
+		status []cluster.ResourceStatus
+		opts   HealthOptions
+		want   string
+	}{
+		{"synced, no thresholds", synced, HealthOptions{},
+			`OK - kube-spread-exporter: 2 of 2 caches synced, 2 list/watch errors, last cache update 1m0s ago | 'caches_synced'=2;;;0;2 'list_watch_errors'=2c;;;0 'cache_update_age'=60s;;;0
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: synced, 2 list/watch errors, last update 1m0s ago
+`},
+		{"stale caches and errors over the thresholds", synced, HealthOptions{CacheAge: ageLimit, ListWatchErrors: errorLimit},
+			`CRITICAL - kube-spread-exporter: 2 of 2 caches synced, 2 list/watch errors, last cache update 1m0s ago | 'caches_synced'=2;;;0;2 'list_watch_errors'=2c;;1;0 'cache_update_age'=60s;30;300;0
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: synced, 2 list/watch errors, last update 1m0s ago
+`},
+		{"not synced: CRITICAL, the services check is blind", []cluster.ResourceStatus{{Resource: "nodes", Synced: true}, {Resource: "pods"}}, HealthOptions{},
+			`CRITICAL - kube-spread-exporter: 1 of 2 caches synced (not synced: pods), 0 list/watch errors, no cache update yet | 'caches_synced'=1;;;0;2 'list_watch_errors'=0c;;;0
+nodes: synced, 0 list/watch errors, no update yet
+pods: NOT synced, 0 list/watch errors, no update yet
+`},
+		{"never updated is older than any threshold", []cluster.ResourceStatus{{Resource: "nodes", Synced: true}}, HealthOptions{CacheAge: ageLimit},
+			`CRITICAL - kube-spread-exporter: 1 of 1 caches synced, 0 list/watch errors, no cache update yet | 'caches_synced'=1;;;0;1 'list_watch_errors'=0c;;;0
+nodes: synced, 0 list/watch errors, no update yet
+`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			families, err := ParseText(expose(t, c, tc.status, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resultText(t, Health(families, at, tc.opts)); got != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRebuildErrors: an exposition that breaks the contract is an error,
+// never a report with zeros that would read as OK.
+func TestRebuildErrors(t *testing.T) {
+	const synced = "kube_spread_cache_synced{resource=\"pods\"} 1\n"
+	const figures = `kube_spread_replicas_ready{namespace="a",kind="Deployment",name="x"} 2
+kube_spread_replicas_schedulable{namespace="a",kind="Deployment",name="x"} 2
+kube_spread_nodes{namespace="a",kind="Deployment",name="x"} 2
+kube_spread_schedulable_nodes{namespace="a",kind="Deployment",name="x"} 2
+`
+	tests := []struct {
+		name, text, want string
+	}{
+		{"another exporter", "node_load1 0.5\n", ErrNotExporter.Error()},
+		{"not synced", "kube_spread_cache_synced{resource=\"pods\"} 0\nkube_spread_cache_synced{resource=\"nodes\"} 1\n", "exporter caches not synced yet, no figures published (waiting for pods)"},
+		{"a required series missing", synced + figures, "service a/Deployment/x: no kube_spread_min_nodes series"},
+		{"a fraction of a replica", synced + figures + `kube_spread_min_nodes{namespace="a",kind="Deployment",name="x"} 1.5` + "\n",
+			`kube_spread_min_nodes{namespace="a",kind="Deployment",name="x"} = 1.5, want a whole number from 0`},
+		{"NaN", synced + figures + `kube_spread_min_nodes{namespace="a",kind="Deployment",name="x"} NaN` + "\n",
+			`kube_spread_min_nodes{namespace="a",kind="Deployment",name="x"} = NaN, want a finite number`},
+		{"no labels", synced + "kube_spread_nodes 2\n", "kube_spread_nodes without namespace, kind or name label"},
+		{"unschedulable without a reason", synced + "kube_spread_node_schedulable{node=\"n1\"} 0\n", "node n1: kube_spread_node_schedulable is 0 but it has no unschedulable reason"},
+		{"a reason for an unknown node", synced + "kube_spread_node_unschedulable_reason{node=\"n1\",reason=\"cordoned\"} 1\n", "node n1: kube_spread_node_unschedulable_reason without kube_spread_node_schedulable"},
+		{"a service domain without the cluster's", synced + figures + `kube_spread_min_nodes{namespace="a",kind="Deployment",name="x"} 2` + "\n" + `kube_spread_topology_domains{namespace="a",kind="Deployment",name="x",topology_key="zone"} 1` + "\n",
+			`kube_spread_topology_domains{topology_key="zone"}: no kube_spread_cluster_topology_domains for that key`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			families, err := ParseText([]byte(tc.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Rebuild(families)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error = %v, want %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := Rebuild(map[string]*dto.MetricFamily{}); !errors.Is(err, ErrNotExporter) {
+		t.Errorf("empty exposition: error = %v, want ErrNotExporter", err)
+	}
+}
+
+// FuzzRebuild: whatever the page holds, parsing and rebuilding never
+// panic, and a report that rebuilds is one Findings can judge.
+func FuzzRebuild(f *testing.F) {
+	day2, err := os.ReadFile("../../collector/testdata/mathoid-day-two.prom")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(day2)
+	f.Fuzz(func(t *testing.T, text []byte) {
+		families, err := ParseText(text)
+		if err != nil {
+			return
+		}
+		report, err := Rebuild(families)
+		if err != nil {
+			return
+		}
+		for _, s := range report.Services {
+			if len(s.Domains) != len(report.Domains) {
+				t.Fatalf("service %s has %d domains, cluster %d", Key(s.Service), len(s.Domains), len(report.Domains))
+			}
+		}
+		for _, finding := range report.Findings() {
+			if finding.Severity != spread.SeverityCritical && finding.Severity != spread.SeverityWarning {
+				t.Fatalf("finding with severity %q", finding.Severity)
+			}
+		}
+		all, _ := NewFilter(".*", ".*", ".*")
+		r := Services(report, ServicesOptions{Filter: all, Critical: mustRange("0"), Warning: mustRange("0")})
+		var buf bytes.Buffer
+		if err := r.Write(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if first, _, _ := strings.Cut(buf.String(), "\n"); strings.Count(first, "|") != 1 {
+			t.Fatalf("first line has %d '|': %q", strings.Count(first, "|"), first)
+		}
+	})
+}
