@@ -1,0 +1,94 @@
+// Package deploy tests what users deploy: the Dockerfile (statically: no
+// container engine on the machines of this project), the kustomize base in
+// deploy/ and its Prometheus Operator component (validated by a real API
+// server), the ClusterRole (the exporter runs with a token of the shipped
+// ServiceAccount) and the TLS and basic auth example (end to end).
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+)
+
+// repoRoot is the repository, seen from this package's directory (go test
+// runs a package's tests in its directory).
+var repoRoot = filepath.Join("..", "..")
+
+var cp *controlplane.ControlPlane
+
+func TestMain(m *testing.M) {
+	code := controlplane.RunTests(m, &cp)
+	if binaryDir != "" {
+		_ = os.RemoveAll(binaryDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	binaryDir string
+	binary    string
+	errBuild  error
+)
+
+// exporterBinary builds the exporter once per test run.
+func exporterBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binaryDir, errBuild = os.MkdirTemp("", "kse-deploy-bin-"); errBuild != nil {
+			return
+		}
+		binary, errBuild = exporterproc.Build(context.Background(), repoRoot, binaryDir)
+	})
+	if errBuild != nil {
+		t.Fatal(errBuild)
+	}
+	return binary
+}
+
+// kubectl returns the path of the kubectl that `make tools` builds next to
+// the control plane. A missing kubectl fails the test: skipping would
+// leave the manifests unchecked while the run looks green.
+func kubectl(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(cp.BinDir, "kubectl")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("kubectl not found at %s (run `make tools`): %v", path, err)
+	}
+	return path
+}
+
+// runKubectl runs kubectl as the control plane's admin and returns its
+// standard output and standard error apart: warnings go to standard error.
+func runKubectl(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(kubectl(t), append([]string{"--kubeconfig=" + cp.Kubeconfig}, args...)...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	if err := cmd.Run(); err != nil {
+		return out.String(), errOut.String(), fmt.Errorf("kubectl %s: %w\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	return out.String(), errOut.String(), nil
+}
+
+// readRepoFile reads a file of the repository.
+func readRepoFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}

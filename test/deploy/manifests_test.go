@@ -1,0 +1,334 @@
+package deploy
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
+)
+
+const (
+	// namespace is where deploy/ puts the exporter.
+	namespace = "kube-spread"
+	// appName names the exporter's objects in deploy/.
+	appName = "kube-spread-exporter"
+
+	// prometheusOperatorModule ships the CRDs of the ServiceMonitor and
+	// PrometheusRule. It is fetched into the module cache by `go mod
+	// download`, outside this module: go.mod does not change.
+	prometheusOperatorModule  = "github.com/prometheus-operator/prometheus-operator"
+	prometheusOperatorVersion = "v0.85.0"
+	prometheusOperatorCRDDir  = "example/prometheus-operator-crd"
+)
+
+// renderBase returns the objects of the kustomize base, as kubectl renders
+// them, decoded into client-go types.
+func renderBase(t *testing.T) []runtime.Object {
+	t.Helper()
+	out, _, err := runKubectl(t, "", "kustomize", filepath.Join(repoRoot, "deploy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(out)))
+	var objects []runtime.Object
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read rendered base: %v", err)
+		}
+		if strings.TrimSpace(string(doc)) == "" {
+			continue
+		}
+		object, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
+		if err != nil {
+			t.Fatalf("decode rendered base: %v\n%s", err, doc)
+		}
+		objects = append(objects, object)
+	}
+	return objects
+}
+
+// find returns the one object of type T in objects.
+func find[T runtime.Object](t *testing.T, objects []runtime.Object) T {
+	t.Helper()
+	var found []T
+	for _, o := range objects {
+		if typed, ok := o.(T); ok {
+			found = append(found, typed)
+		}
+	}
+	if len(found) != 1 {
+		var zero T
+		t.Fatalf("rendered base: %d objects of type %T, want 1", len(found), zero)
+	}
+	return found[0]
+}
+
+func adminClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	c, err := kubernetes.NewForConfig(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// ensureNamespace creates the base's Namespace for real. A server-side dry
+// run creates nothing, so the namespaced objects of the same dry run would
+// otherwise fail with "namespace not found". kubectl apply creates it, as a
+// user's first apply would, so the dry runs see it as applied before.
+func ensureNamespace(t *testing.T) {
+	t.Helper()
+	if _, _, err := runKubectl(t, "", "apply", "-f", filepath.Join(repoRoot, "deploy", "namespace.yaml")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClusterRoleGrantsExactlyWhatTheExporterWatches compares the shipped
+// ClusterRole with the informers of cluster.Watcher, the API group of each
+// taken from the API server's discovery: list and watch on each resource
+// it watches, nothing else, no wildcard.
+func TestClusterRoleGrantsExactlyWhatTheExporterWatches(t *testing.T) {
+	role := find[*rbacv1.ClusterRole](t, renderBase(t))
+
+	watcher, err := cluster.New(fake.NewClientset(), cluster.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lists, err := adminClient(t).Discovery().ServerGroupsAndResources()
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	// Preferred versions only would do; every version of a group names
+	// the same resources, and a set removes the repeats.
+	want := map[string]bool{}
+	for _, s := range watcher.Status() {
+		var groups []string
+		for _, list := range lists {
+			for _, r := range list.APIResources {
+				if r.Name == s.Resource {
+					group := strings.Split(list.GroupVersion, "/")
+					if len(group) == 1 {
+						group = []string{""} // core: "v1"
+					}
+					if !slices.Contains(groups, group[0]) {
+						groups = append(groups, group[0])
+					}
+				}
+			}
+		}
+		if len(groups) != 1 {
+			t.Fatalf("watched resource %s is in API groups %q of the API server, want exactly one", s.Resource, groups)
+		}
+		want[groups[0]+"/"+s.Resource] = true
+	}
+
+	got := map[string]bool{}
+	for i, rule := range role.Rules {
+		if len(rule.ResourceNames) > 0 || len(rule.NonResourceURLs) > 0 {
+			t.Errorf("rule %d: resourceNames or nonResourceURLs: %+v", i, rule)
+		}
+		if verbs := slices.Sorted(slices.Values(rule.Verbs)); !slices.Equal(verbs, []string{"list", "watch"}) {
+			t.Errorf("rule %d: verbs %v, want exactly list and watch (the exporter reads through informers only)", i, rule.Verbs)
+		}
+		for _, group := range rule.APIGroups {
+			for _, resource := range rule.Resources {
+				if group == "*" || resource == "*" || strings.Contains(resource, "/") {
+					t.Errorf("rule %d: %s/%s: wildcards and subresources are more than the exporter reads", i, group, resource)
+				}
+				got[group+"/"+resource] = true
+			}
+		}
+	}
+	for r := range want {
+		if !got[r] {
+			t.Errorf("the exporter watches %s, the ClusterRole does not grant it", r)
+		}
+	}
+	for r := range got {
+		if !want[r] {
+			t.Errorf("the ClusterRole grants %s, which the exporter does not watch", r)
+		}
+	}
+}
+
+// TestImageTagIsTheVersion keeps the image of the base at the release in
+// the VERSION file.
+func TestImageTagIsTheVersion(t *testing.T) {
+	deployment := find[*appsv1.Deployment](t, renderBase(t))
+	want := "ghcr.io/kube-spread-exporter/kube-spread-exporter:v" + strings.TrimSpace(readRepoFile(t, "VERSION"))
+	if got := deployment.Spec.Template.Spec.Containers[0].Image; got != want {
+		t.Errorf("image %s, want %s (v + VERSION): update newTag in deploy/kustomization.yaml", got, want)
+	}
+}
+
+// TestPrometheusRuleCopyIsCurrent: the component holds a copy of the
+// generated rules/prometheusrule.yaml, since kustomize loads no file from
+// outside a kustomization's directory.
+func TestPrometheusRuleCopyIsCurrent(t *testing.T) {
+	const copyPath = "deploy/components/prometheus-operator/prometheusrule.yaml"
+	if readRepoFile(t, copyPath) != readRepoFile(t, "rules/prometheusrule.yaml") {
+		t.Errorf("%s differs from rules/prometheusrule.yaml; refresh it: cp rules/prometheusrule.yaml %s", copyPath, copyPath)
+	}
+}
+
+// TestBaseServerDryRun has the API server validate every object of the
+// base, admission included: the Namespace enforces the "restricted" Pod
+// Security Standard, so a Deployment that weakens the securityContext
+// draws a warning, and the shipped one must draw none.
+func TestBaseServerDryRun(t *testing.T) {
+	ensureNamespace(t)
+	out, stderr, err := runKubectl(t, "", "apply", "-k", filepath.Join(repoRoot, "deploy"), "--dry-run=server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, object := range []string{
+		"namespace/" + namespace,
+		"serviceaccount/" + appName,
+		"clusterrole.rbac.authorization.k8s.io/" + appName,
+		"clusterrolebinding.rbac.authorization.k8s.io/" + appName,
+		"service/" + appName,
+		"deployment.apps/" + appName,
+	} {
+		if !strings.Contains(out, object+" ") {
+			t.Errorf("dry run did not report %s:\n%s", object, out)
+		}
+	}
+	if strings.TrimSpace(stderr) != "" {
+		t.Errorf("dry run warned:\n%s", stderr)
+	}
+
+	// Negative control: the same Deployment running as root draws the
+	// Pod Security warning, so the silence above means something.
+	rendered, _, err := runKubectl(t, "", "kustomize", filepath.Join(repoRoot, "deploy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	weakened := strings.Replace(rendered, "runAsNonRoot: true", "runAsNonRoot: false", 1)
+	if weakened == rendered {
+		t.Fatal("rendered base has no runAsNonRoot: true")
+	}
+	_, stderr, err = runKubectl(t, weakened, "apply", "-f", "-", "--dry-run=server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "would violate PodSecurity") || !strings.Contains(stderr, "runAsNonRoot") {
+		t.Errorf("a Deployment with runAsNonRoot: false drew no Pod Security warning; stderr:\n%s", stderr)
+	}
+}
+
+// TestPrometheusOperatorComponentServerDryRun installs the Prometheus
+// Operator's CRDs from its Go module and has the API server validate the
+// ServiceMonitor and PrometheusRule against their schemas.
+func TestPrometheusOperatorComponentServerDryRun(t *testing.T) {
+	ensureNamespace(t)
+	crdDir := filepath.Join(downloadModule(t, prometheusOperatorModule, prometheusOperatorVersion), prometheusOperatorCRDDir)
+	for _, crd := range []string{"servicemonitors", "prometheusrules"} {
+		file := filepath.Join(crdDir, "monitoring.coreos.com_"+crd+".yaml")
+		// Server-side apply: these CRDs are too big for the
+		// last-applied-configuration annotation of a client-side apply.
+		if _, _, err := runKubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", file); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := runKubectl(t, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+crd+".monitoring.coreos.com"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A component is applied through a kustomization that has the base,
+	// as a user's would.
+	dir := t.TempDir()
+	rel := func(p string) string {
+		abs, err := filepath.Abs(filepath.Join(repoRoot, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := filepath.Rel(dir, abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	kustomization := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n",
+		rel("deploy"), rel("deploy/components/prometheus-operator"))
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := runKubectl(t, "", "apply", "-k", dir, "--dry-run=server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, object := range []string{
+		"servicemonitor.monitoring.coreos.com/" + appName,
+		"prometheusrule.monitoring.coreos.com/" + appName,
+		"deployment.apps/" + appName,
+	} {
+		if !strings.Contains(out, object+" ") {
+			t.Errorf("dry run did not report %s:\n%s", object, out)
+		}
+	}
+	if strings.TrimSpace(stderr) != "" {
+		t.Errorf("dry run warned:\n%s", stderr)
+	}
+	rendered, _, err := runKubectl(t, "", "kustomize", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"honorLabels: true", "namespace: " + namespace} {
+		if !strings.Contains(rendered, want) {
+			t.Errorf("rendered component lacks %q", want)
+		}
+	}
+
+	// Negative control: the CRD schema is enforced, so a misspelt field
+	// is refused and the acceptance above means something.
+	misspelt := strings.Replace(rendered, "honorLabels: true", "honourLabels: true", 1)
+	if _, _, err := runKubectl(t, misspelt, "apply", "-f", "-", "--dry-run=server"); err == nil || !strings.Contains(err.Error(), "honourLabels") {
+		t.Errorf("a ServiceMonitor with the unknown field honourLabels was not refused: %v", err)
+	}
+}
+
+// downloadModule puts a module in the module cache and returns its
+// directory. It runs outside this module so that go.mod stays as it is.
+func downloadModule(t *testing.T, module, version string) string {
+	t.Helper()
+	cmd := exec.Command("go", "mod", "download", "-json", module+"@"+version)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GO111MODULE=on")
+	out, err := cmd.Output()
+	if err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			err = fmt.Errorf("%w: %s", err, exitErr.Stderr)
+		}
+		t.Fatalf("go mod download %s@%s (the CRDs of the ServiceMonitor and PrometheusRule): %v\n%s", module, version, err, out)
+	}
+	var info struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &info); err != nil {
+		t.Fatalf("go mod download: %v", err)
+	}
+	if info.Error != "" || info.Dir == "" {
+		t.Fatalf("go mod download %s@%s: %s", module, version, info.Error)
+	}
+	return info.Dir
+}
