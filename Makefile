@@ -14,7 +14,7 @@ LDFLAGS  := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(shell id -un 2>/dev/null || echo unknown)@$(shell hostname 2>/dev/null || echo unknown) \
 	-X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-BINARIES := kube-spread-exporter
+BINARIES := kube-spread-exporter check_kube_spread
 
 # Debian packages the tests use: a real NRPE daemon and check_nrpe, and
 # Icinga 2 to validate the shipped configuration.
@@ -62,7 +62,7 @@ test: lint tools system-deps
 ## unit: the tests that need no external tool (quick feedback while coding)
 unit:
 	@echo ">> running unit tests"
-	$(GO) test -race -count=1 ./spread/... ./cluster/... ./collector/... ./cmd/...
+	$(GO) test -race -count=1 ./spread/... ./cluster/... ./collector/... ./whatif/... ./internal/check/... ./internal/nagios/... ./cmd/...
 
 ## demo: replay the 2018 mathoid outage on a local control plane
 demo: tools
