@@ -42,16 +42,19 @@ type options struct {
 	warningCacheAge, criticalCacheAge   string
 	warningListWatch, criticalListWatch string
 
+	// whatif
+	nodes, selectors []string
+
 	// terminated is set when --help or --version asked kingpin to end.
 	terminated bool
 }
 
-// The commands. A later one (whatif) adds its constant, its kingpin
-// command in newApp and its case in run.
+// The commands.
 const (
 	commandServices = "services"
 	commandService  = "service"
 	commandHealth   = "health"
+	commandWhatIf   = "whatif"
 )
 
 func newApp(stdout io.Writer) (*kingpin.Application, *options) {
@@ -90,6 +93,10 @@ func newApp(stdout io.Writer) (*kingpin.Application, *options) {
 	health.Flag("critical-cache-age", "Range of seconds since the last update of any cache; CRITICAL outside it. Empty: never.").StringVar(&o.criticalCacheAge)
 	health.Flag("warning-list-watch-errors", "Range of list/watch errors since the exporter started; WARNING outside it. Empty: never.").StringVar(&o.warningListWatch)
 	health.Flag("critical-list-watch-errors", "Range of list/watch errors since the exporter started; CRITICAL outside it. Empty: never.").StringVar(&o.criticalListWatch)
+
+	whatIf := app.Command(commandWhatIf, "Preflight for maintenance: what if these nodes went down now? CRITICAL if a service would have no replica left, WARNING if one would run on fewer nodes than it needs.")
+	whatIf.Flag("node", "A node that would go down. Repeatable.").StringsVar(&o.nodes)
+	whatIf.Flag("selector", "Label selector of nodes that would go down, e.g. maintenance=batch-3. Repeatable.").StringsVar(&o.selectors)
 	return app, o
 }
 
@@ -126,6 +133,16 @@ func run(args []string, stdout io.Writer) int {
 			return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: %w", err)))
 		}
 		evaluate = func(s *check.Scrape) *nagios.Result { return check.Health(s.Families, s.Time, opts) }
+	case commandWhatIf:
+		if len(o.nodes) == 0 && len(o.selectors) == 0 {
+			return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: whatif needs --node or --selector")))
+		}
+		// The what-if API answers JSON, not metrics: a request of its own.
+		answer, err := check.FetchWhatIf(context.Background(), o.source, o.nodes, o.selectors)
+		if err != nil {
+			return report(stdout, nagios.UnknownResult(err))
+		}
+		return report(stdout, check.WhatIf(answer))
 	default:
 		return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: unknown command %q", command)))
 	}

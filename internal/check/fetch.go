@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -73,9 +74,23 @@ func (s stage) String() string {
 // Fetch reads and parses the exporter's metrics. Every error is one line
 // that names the URL and, for timeouts, the stage.
 func Fetch(ctx context.Context, src Source) (*Scrape, error) {
-	client, err := src.client()
+	// The text format is the one every exporter serves and expfmt parses.
+	families, at, err := exchange(ctx, src, src.URL, string(expfmt.NewFormat(expfmt.TypeTextPlain)), ParseText)
 	if err != nil {
 		return nil, err
+	}
+	return &Scrape{Families: families, Time: at}, nil
+}
+
+// exchange GETs target within src.Timeout and parses the body with parse,
+// under the same deadline. It returns the parsed value and the exporter's
+// clock (the Date header). Every error is one line that names the URL and,
+// for timeouts, the stage.
+func exchange[T any](ctx context.Context, src Source, target, accept string, parse func([]byte) (T, error)) (T, time.Time, error) {
+	var zero T
+	client, err := src.client()
+	if err != nil {
+		return zero, time.Time{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, src.Timeout)
 	defer cancel()
@@ -83,72 +98,83 @@ func Fetch(ctx context.Context, src Source) (*Scrape, error) {
 	var current atomic.Int32 // a stage; the transport moves it along
 	timeout := func(err error) error {
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			return fmt.Errorf("timeout after %s during %s of %s", src.Timeout, stage(current.Load()), src.URL)
+			return fmt.Errorf("timeout after %s during %s of %s", src.Timeout, stage(current.Load()), target)
 		}
 		return nil
 	}
 	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { current.Store(int32(stageRead)) }}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, src.URL, nil)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, target, nil)
 	if err != nil {
-		return nil, fmt.Errorf("--url %q: %w", src.URL, err)
+		return zero, time.Time{}, fmt.Errorf("--url %q: %w", target, err)
 	}
-	// The text format is the one every exporter serves and expfmt parses.
-	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "check_kube_spread")
 	if src.Username != "" {
 		password, err := readPassword(src.PasswordFile)
 		if err != nil {
-			return nil, err
+			return zero, time.Time{}, err
 		}
 		req.SetBasicAuth(src.Username, password)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
 		if t := timeout(err); t != nil {
-			return nil, t
+			return zero, time.Time{}, t
 		}
-		return nil, fmt.Errorf("get %s: %w", src.URL, unwrapURLError(err))
+		return zero, time.Time{}, fmt.Errorf("get %s: %w", target, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return nil, fmt.Errorf("get %s: HTTP %s: %s", src.URL, resp.Status, strings.Join(strings.Fields(string(snippet)), " "))
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+		return zero, time.Time{}, fmt.Errorf("get %s: HTTP %s: %s", target, resp.Status, errorText(snippet))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
 		if t := timeout(err); t != nil {
-			return nil, t
+			return zero, time.Time{}, t
 		}
-		return nil, fmt.Errorf("read %s: %w", src.URL, err)
+		return zero, time.Time{}, fmt.Errorf("read %s: %w", target, err)
 	}
 	if len(body) > maxBodyBytes {
-		return nil, fmt.Errorf("read %s: response larger than %d MiB", src.URL, maxBodyBytes>>20)
+		return zero, time.Time{}, fmt.Errorf("read %s: response larger than %d MiB", target, maxBodyBytes>>20)
 	}
 
 	current.Store(int32(stageParse))
 	// Parsing takes no context; it runs aside so the deadline still holds.
 	type parsed struct {
-		families map[string]*dto.MetricFamily
-		err      error
+		value T
+		err   error
 	}
 	done := make(chan parsed, 1)
 	go func() {
-		families, err := ParseText(body)
-		done <- parsed{families, err}
+		value, err := parse(body)
+		done <- parsed{value, err}
 	}()
 	select {
 	case <-ctx.Done():
-		return nil, timeout(ctx.Err())
+		return zero, time.Time{}, timeout(ctx.Err())
 	case p := <-done:
 		if p.err != nil {
-			return nil, fmt.Errorf("parse metrics of %s: %w", src.URL, p.err)
+			return zero, time.Time{}, fmt.Errorf("parse %s: %w", target, p.err)
 		}
 		at := time.Now()
 		if date, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
 			at = date
 		}
-		return &Scrape{Families: p.families, Time: at}, nil
+		return p.value, at, nil
 	}
+}
+
+// errorText is the one-line text of an error response: the "error" field
+// of the exporter's JSON errors, else the body with its spaces folded.
+func errorText(body []byte) string {
+	var apiError struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &apiError) == nil && apiError.Error != "" {
+		return apiError.Error
+	}
+	return strings.Join(strings.Fields(string(body)), " ")
 }
 
 // ParseText parses an exposition in the Prometheus text format.

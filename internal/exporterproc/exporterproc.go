@@ -27,11 +27,17 @@ import (
 // dir and returns the binary's path. The Go build cache makes a second
 // build of unchanged sources cheap.
 func Build(ctx context.Context, root, dir string) (string, error) {
-	binary := filepath.Join(dir, "kube-spread-exporter")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/kube-spread-exporter")
+	return BuildCommand(ctx, root, dir, "kube-spread-exporter")
+}
+
+// BuildCommand compiles ./cmd/<name> of the repository at root into dir
+// and returns the binary's path.
+func BuildCommand(ctx context.Context, root, dir, name string) (string, error) {
+	binary := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/"+name)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build kube-spread-exporter: %w\n%s", err, out)
+		return "", fmt.Errorf("build %s: %w\n%s", name, err, out)
 	}
 	return binary, nil
 }

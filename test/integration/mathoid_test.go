@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -127,6 +129,38 @@ func askWhatIf(t *testing.T, e *exporterproc.Exporter) {
 	}
 	if status, body, _ := e.Get(ctx, whatif.PathWhatIf+"?node=kubernetes2O01"); status != http.StatusBadRequest || !strings.Contains(body, "unknown nodes: kubernetes2O01") {
 		t.Errorf("what-if for a misspelt node: status %d, body %s", status, body)
+	}
+
+	// The same question through the check plugin, as a reimage script or
+	// NRPE would ask it: exit 2 naming mathoid, exit 1 for the other batch.
+	checkBinary, err := exporterproc.BuildCommand(ctx, filepath.Join("..", ".."), t.TempDir(), "check_kube_spread")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		nodes     []string
+		exitCode  int
+		firstLine string
+	}{
+		{[]string{"kubernetes2001", "kubernetes2002"}, 2, "CRITICAL - taking down kubernetes2001, kubernetes2002 hurts 2 services: mathoid/Deployment/mathoid would have no replica left, mathoid/Service/mathoid would have no replica left | 'no_replicas_left'=2;;;0 'single_homed'=0;;;0 'below_min_nodes'=0;;;0"},
+		{[]string{"kubernetes2001", "kubernetes2003"}, 1, "WARNING - taking down kubernetes2001, kubernetes2003 hurts 2 services: mathoid/Deployment/mathoid would be single-homed, mathoid/Service/mathoid would be single-homed | 'no_replicas_left'=0;;;0 'single_homed'=2;;;0 'below_min_nodes'=0;;;0"},
+	} {
+		args := []string{"--url=" + e.URL + "/metrics", "whatif"}
+		for _, n := range tc.nodes {
+			args = append(args, "--node="+n)
+		}
+		out, err := exec.CommandContext(ctx, checkBinary, args...).Output()
+		code := 0
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			code = exitErr.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		first, _, _ := strings.Cut(string(out), "\n")
+		if code != tc.exitCode || first != tc.firstLine {
+			t.Errorf("check_kube_spread whatif %v: exit %d, first line\n%s\nwant exit %d,\n%s", tc.nodes, code, first, tc.exitCode, tc.firstLine)
+		}
 	}
 
 	nodes, err := client(t).CoreV1().Nodes().List(ctx, metav1.ListOptions{})

@@ -1,0 +1,129 @@
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/nagios"
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
+)
+
+// WhatIfURL derives the exporter's what-if API URL from its metrics URL:
+// the same scheme, host and credentials, with the last path element
+// (/metrics, or whatever --web.telemetry-path is) replaced.
+func WhatIfURL(metricsURL string, nodes, selectors []string) (string, error) {
+	u, err := url.Parse(metricsURL)
+	if err != nil {
+		return "", fmt.Errorf("--url %q: %w", metricsURL, err)
+	}
+	prefix := u.Path
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		prefix = prefix[:i]
+	}
+	u.Path = prefix + whatif.PathWhatIf
+	query := url.Values{}
+	for _, n := range nodes {
+		query.Add("node", n)
+	}
+	for _, s := range selectors {
+		query.Add("selector", s)
+	}
+	u.RawQuery = query.Encode()
+	return u.String(), nil
+}
+
+// FetchWhatIf asks the exporter what happens if the nodes went down now.
+func FetchWhatIf(ctx context.Context, src Source, nodes, selectors []string) (*whatif.Answer, error) {
+	target, err := WhatIfURL(src.URL, nodes, selectors)
+	if err != nil {
+		return nil, err
+	}
+	answer, _, err := exchange(ctx, src, target, "application/json", func(body []byte) (*whatif.Answer, error) {
+		var a whatif.Answer
+		if err := json.Unmarshal(body, &a); err != nil {
+			return nil, err
+		}
+		if a.Verdict == "" {
+			return nil, fmt.Errorf("no verdict in the answer")
+		}
+		return &a, nil
+	})
+	return answer, err
+}
+
+// WhatIf turns a what-if answer into a plugin result, so a reimage script
+// can use the check as a guard: CRITICAL (exit 2) when a service would be
+// left with no ready replica, WARNING (exit 1) when one would end up on
+// fewer nodes than it needs (single-homed included), OK otherwise. Only the
+// services the asked nodes make worse count; trouble that exists already
+// is listed but does not change the state.
+func WhatIf(answer *whatif.Answer) *nagios.Result {
+	counts := map[spread.Verdict]int{}
+	var worse []whatif.Service
+	for _, s := range answer.Services {
+		if s.Verdict.Worse(s.VerdictNow) {
+			counts[s.Verdict]++
+			worse = append(worse, s)
+		}
+	}
+	state := nagios.OK
+	switch answer.Verdict {
+	case spread.VerdictNoReplicasLeft:
+		state = nagios.Critical
+	case spread.VerdictSingleHomed, spread.VerdictBelowMinNodes:
+		state = nagios.Warning
+	}
+
+	nodes := strings.Join(answer.Nodes, ", ")
+	summary := fmt.Sprintf("taking down %s is safe for every service", nodes)
+	if len(worse) > 0 {
+		names := make([]string, 0, 3)
+		for _, s := range worse {
+			if len(names) == 3 {
+				names = append(names, fmt.Sprintf("and %d more", len(worse)-3))
+				break
+			}
+			names = append(names, fmt.Sprintf("%s/%s/%s %s", s.Namespace, s.Kind, s.Name, verdictText(s.Verdict)))
+		}
+		summary = fmt.Sprintf("taking down %s hurts %d services: %s", nodes, len(worse), strings.Join(names, ", "))
+	}
+	result := &nagios.Result{State: state, Summary: summary}
+	for _, verdict := range []spread.Verdict{spread.VerdictNoReplicasLeft, spread.VerdictSingleHomed, spread.VerdictBelowMinNodes} {
+		result.Perfdata = append(result.Perfdata, nagios.Perfdata{Label: string(verdict), Value: float64(counts[verdict]), Min: nagios.Float(0)})
+	}
+	for _, s := range worse {
+		detailState := nagios.Warning
+		if s.Verdict == spread.VerdictNoReplicasLeft {
+			detailState = nagios.Critical
+		}
+		result.Details = append(result.Details, fmt.Sprintf("%s %s/%s/%s: %s; %d ready replicas on %d nodes now, %d on %d after, min_nodes %d",
+			detailState, s.Namespace, s.Kind, s.Name, verdictText(s.Verdict), s.Now.Replicas, s.Now.Nodes, s.After.Replicas, s.After.Nodes, s.MinNodes))
+	}
+	for _, n := range answer.AlreadyUnschedulable {
+		reasons := make([]string, len(n.Reasons))
+		for i, r := range n.Reasons {
+			reasons[i] = string(r)
+		}
+		result.Details = append(result.Details, fmt.Sprintf("counted as gone already: %s (%s)", n.Name, strings.Join(reasons, ", ")))
+	}
+	if answer.VerdictNow != spread.VerdictOK {
+		result.Details = append(result.Details, fmt.Sprintf("before these nodes go, the worst service verdict is already %s: see the services check", answer.VerdictNow))
+	}
+	return result
+}
+
+func verdictText(v spread.Verdict) string {
+	switch v {
+	case spread.VerdictNoReplicasLeft:
+		return "would have no replica left"
+	case spread.VerdictSingleHomed:
+		return "would be single-homed"
+	case spread.VerdictBelowMinNodes:
+		return "would run on fewer nodes than it needs"
+	}
+	return "ok"
+}
