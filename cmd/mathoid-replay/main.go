@@ -6,18 +6,21 @@
 // itself. Run it with `make demo`, which first builds the control-plane
 // binaries.
 //
-// Exit codes: 0 when the replay ran and the exporter showed the danger
-// before the pods were gone; 1 otherwise.
+// Exit codes: 0 when the replay ran, the exporter showed the danger before
+// the pods were gone and Prometheus paged; 1 otherwise.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -28,6 +31,7 @@ import (
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/promserver"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
@@ -76,6 +80,27 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	say("   exporter at %s/metrics, caches synced", exporter.URL)
+	checkBinary, err := exporterproc.BuildCommand(ctx, ".", binDir, "check_kube_spread")
+	if err != nil {
+		return err
+	}
+
+	say("== Starting Prometheus with rules/kube-spread.rules.yml")
+	promDir, err := os.MkdirTemp("", "mathoid-replay-prometheus-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(promDir)
+	rules, err := filepath.Abs(filepath.Join("rules", "kube-spread.rules.yml"))
+	if err != nil {
+		return err
+	}
+	prometheus, err := promserver.Start(ctx, promDir, fmt.Sprintf(prometheusConfig, rules, strings.TrimPrefix(exporter.URL, "http://")))
+	if err != nil {
+		return err
+	}
+	defer prometheus.Stop()
+	say("   Prometheus at %s, scraping and evaluating every %s (production: 30s)", prometheus.URL, demoInterval)
 
 	client, err := kubernetes.NewForConfig(cp.Config)
 	if err != nil {
@@ -104,11 +129,14 @@ func run(ctx context.Context, out io.Writer) error {
 	if err := preflight(ctx, say, exporter); err != nil {
 		return err
 	}
+	say("   The same question as a guard a reimage script or NRPE runs:")
+	runCheck(ctx, say, checkBinary, "--url="+exporter.URL+"/metrics", "whatif", "--node=kubernetes2001", "--node=kubernetes2002")
 
 	say("\n== 2018-07-04 08:05, kubernetes2001 and kubernetes2002 cordoned together for a parallel reimage")
 	if err := scenario.DayTwo(ctx); err != nil {
 		return err
 	}
+	cordoned := time.Now()
 	verdict, err := show(ctx, out, exporter, func(f spread.Figures) bool { return f.ReplicasSchedulable == 0 })
 	if err != nil {
 		return err
@@ -117,8 +145,73 @@ func run(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("after the day-two cordon the verdict is %s, want %s", verdict, spread.VerdictNoReplicasLeft)
 	}
 	say("   All four pods are still running, and the exporter already reports that none of them survives")
-	say("   the maintenance: replicas_schedulable is 0. In 2018 the first page came with the outage.")
+	say("   the maintenance: replicas_schedulable is 0.")
+
+	say("\n== The Icinga check, as NRPE would run it")
+	runCheck(ctx, say, checkBinary, "--url="+exporter.URL+"/metrics", "services", "--namespace=mathoid")
+
+	say("\n== Waiting for Prometheus to page (the alert's for: is 1m)")
+	if err := waitForPage(ctx, say, prometheus, cordoned); err != nil {
+		return err
+	}
+	say("   In 2018 the first page came with the outage; here it comes while the pods still run.")
 	return nil
+}
+
+// demoInterval keeps the demo short; the rules' timing is proven at the
+// production interval of 30s by test/alerts.
+const demoInterval = "5s"
+
+const prometheusConfig = `global:
+  scrape_interval: ` + demoInterval + `
+  evaluation_interval: ` + demoInterval + `
+rule_files:
+  - %q
+scrape_configs:
+  - job_name: kube-spread-exporter
+    static_configs:
+      - targets: [%q]
+`
+
+// runCheck runs check_kube_spread and prints its output and exit code.
+func runCheck(ctx context.Context, say func(string, ...any), binary string, args ...string) {
+	say("   $ check_kube_spread %s", strings.Join(args[1:], " "))
+	out, err := exec.CommandContext(ctx, binary, args...).Output()
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		say("   %s", line)
+	}
+	code := 0
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code = exitErr.ExitCode()
+	}
+	say("   exit code %d", code)
+}
+
+// waitForPage polls Prometheus until the critical alert fires for mathoid.
+func waitForPage(ctx context.Context, say func(string, ...any), prometheus *promserver.Server, since time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	for {
+		alerts, err := prometheus.Alerts(ctx)
+		if err != nil {
+			return err
+		}
+		for _, a := range alerts {
+			if a.Labels["alertname"] == spread.AlertNoReplicaSurvivesMaintenance && a.Labels["namespace"] == replay.Namespace && a.State == "firing" {
+				say("   FIRING %s (severity %s), %s after the cordon", a.Labels["alertname"], a.Labels["severity"], time.Since(since).Round(time.Second))
+				say("   summary: %s", a.Annotations["summary"])
+				say("   description: %s", a.Annotations["description"])
+				say("   runbook: %s", a.Annotations["runbook_url"])
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not fire for mathoid within 3 minutes", spread.AlertNoReplicaSurvivesMaintenance)
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // preflight asks the exporter what the parallel reimage would do, as a
