@@ -438,3 +438,34 @@ func TestInvalidAnnotationsAreCountedOncePerValue(t *testing.T) {
 		}
 	}
 }
+
+func TestProbeConfirmsFreshness(t *testing.T) {
+	w, _ := startWatcher(t, Config{}, node("a"))
+	ctx := context.Background()
+	if f := w.Freshness(); f.Probed || !f.Confirmed.IsZero() {
+		t.Fatalf("before any probe: %+v", f)
+	}
+	down := func(context.Context) error { return fmt.Errorf("connection refused") }
+	up := func(context.Context) error { return nil }
+
+	last := w.probeOnce(ctx, time.Second, down, 0)
+	if f := w.Freshness(); !f.Probed || f.APIServerUp || !f.Confirmed.IsZero() {
+		t.Errorf("API server down: %+v", f)
+	}
+	last = w.probeOnce(ctx, time.Second, up, last)
+	first := w.Freshness()
+	if !first.APIServerUp || first.Confirmed.IsZero() {
+		t.Errorf("API server up, no list/watch error: %+v", first)
+	}
+	// A list/watch error between two probes withholds the confirmation
+	// once, even though the API server answers again.
+	w.resources[0].listWatchErrors.Add(1)
+	last = w.probeOnce(ctx, time.Second, up, last)
+	if f := w.Freshness(); !f.Confirmed.Equal(first.Confirmed) {
+		t.Errorf("after a list/watch error: confirmed moved to %v", f.Confirmed)
+	}
+	w.probeOnce(ctx, time.Second, up, last)
+	if f := w.Freshness(); !f.Confirmed.After(first.Confirmed) {
+		t.Errorf("a clean probe after the error did not confirm: %v", f.Confirmed)
+	}
+}

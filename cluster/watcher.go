@@ -85,6 +85,23 @@ type Watcher struct {
 	deployments, statefulSets, replicaSets, replicationControllers cache.Indexer
 
 	invalidAnnotations atomic.Uint64
+
+	// Set by RunProbe: whether the last probe reached the API server, and
+	// when the caches were last confirmed fresh (Unix nanoseconds).
+	probed, apiServerUp atomic.Bool
+	confirmedFresh      atomic.Int64
+}
+
+// Freshness tells whether the cached state can be trusted to be current.
+type Freshness struct {
+	// Probed is false until the first probe has run.
+	Probed bool
+	// APIServerUp is whether the last probe reached the API server.
+	APIServerUp bool
+	// Confirmed is when a probe last found the API server ready, every
+	// cache synced and no list or watch failed since the probe before;
+	// zero if never.
+	Confirmed time.Time
 }
 
 // New builds a Watcher on one SharedInformerFactory. Call Start to begin
@@ -245,4 +262,64 @@ func (w *Watcher) NodesMatching(selector string) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// Freshness reports what the probe last found; see RunProbe.
+func (w *Watcher) Freshness() Freshness {
+	f := Freshness{Probed: w.probed.Load(), APIServerUp: w.apiServerUp.Load()}
+	if nanos := w.confirmedFresh.Load(); nanos != 0 {
+		f.Confirmed = time.Unix(0, nanos)
+	}
+	return f
+}
+
+// RunProbe calls probe (a cheap request to the API server, such as GET
+// /readyz) every interval until ctx is done, and records whether the
+// caches are fresh. Informers say nothing while a quiet cluster sends no
+// events, and nothing either while the API server is down and they retry:
+// without a probe, an outage and a quiet afternoon look the same. The
+// caches count as confirmed fresh when the API server answers, every cache
+// has synced, and no list or watch failed since the previous probe.
+func (w *Watcher) RunProbe(ctx context.Context, interval time.Duration, probe func(context.Context) error) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	lastErrors := w.listWatchErrors()
+	for {
+		lastErrors = w.probeOnce(ctx, interval, probe, lastErrors)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// probeOnce runs one probe and returns the list/watch error count it saw.
+func (w *Watcher) probeOnce(ctx context.Context, timeout time.Duration, probe func(context.Context) error, lastErrors uint64) uint64 {
+	errorsNow := w.listWatchErrors()
+	probeCtx, cancel := context.WithTimeout(ctx, timeout)
+	err := probe(probeCtx)
+	cancel()
+	wasUp, probedBefore := w.apiServerUp.Load(), w.probed.Load()
+	w.apiServerUp.Store(err == nil)
+	w.probed.Store(true)
+	switch {
+	case err != nil && (wasUp || !probedBefore):
+		w.config.Logger.Warn("API server unreachable; serving the last known state, marked stale", "err", err)
+	case err == nil && !wasUp && probedBefore:
+		w.config.Logger.Info("API server reachable again")
+	}
+	if err == nil && errorsNow == lastErrors && w.Synced() {
+		w.confirmedFresh.Store(time.Now().UnixNano())
+	}
+	return errorsNow
+}
+
+// listWatchErrors sums the list/watch errors of every resource.
+func (w *Watcher) listWatchErrors() uint64 {
+	var total uint64
+	for _, r := range w.resources {
+		total += r.listWatchErrors.Load()
+	}
+	return total
 }

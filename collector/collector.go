@@ -24,6 +24,7 @@ type Source interface {
 	Snapshot() (*spread.Cluster, error)
 	Status() []cluster.ResourceStatus
 	InvalidAnnotations() uint64
+	Freshness() cluster.Freshness
 }
 
 // Options tune what the collector publishes.
@@ -49,6 +50,7 @@ type Collector struct {
 	nodeSchedulable, nodeReason, nodeSingleHomed *prometheus.Desc
 
 	cacheSynced, listWatchErrors, lastUpdate, annotationErrors *prometheus.Desc
+	apiServerUp, cacheConfirmed                                *prometheus.Desc
 }
 
 // New returns a collector reading from source.
@@ -84,6 +86,8 @@ func New(source Source, options Options, logger *slog.Logger) *Collector {
 		listWatchErrors:  desc("list_watch_errors_total", "Failed lists and broken watches of the resource.", "resource"),
 		lastUpdate:       desc("cache_last_update_timestamp_seconds", "When the cache of the resource last applied an event from the API server.", "resource"),
 		annotationErrors: desc("min_nodes_annotation_errors_total", "Invalid kube-spread.io/min-nodes annotations seen; the default was used instead."),
+		apiServerUp:      desc("api_server_up", "1 if the last probe of the API server's /readyz succeeded."),
+		cacheConfirmed:   desc("cache_confirmed_timestamp_seconds", "When the caches were last confirmed fresh: API server ready, every cache synced, no list or watch failed since the probe before."),
 	}
 }
 
@@ -95,6 +99,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.clusterDomains, c.clusterSchedulableDomains,
 		c.nodeSchedulable, c.nodeReason, c.nodeSingleHomed,
 		c.cacheSynced, c.listWatchErrors, c.lastUpdate, c.annotationErrors,
+		c.apiServerUp, c.cacheConfirmed,
 	} {
 		ch <- d
 	}
@@ -141,6 +146,13 @@ func (c *Collector) collectStatus(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.annotationErrors, prometheus.CounterValue, float64(c.source.InvalidAnnotations()))
+	freshness := c.source.Freshness()
+	if freshness.Probed {
+		ch <- prometheus.MustNewConstMetric(c.apiServerUp, prometheus.GaugeValue, boolValue(freshness.APIServerUp))
+	}
+	if !freshness.Confirmed.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.cacheConfirmed, prometheus.GaugeValue, float64(freshness.Confirmed.UnixNano())/1e9)
+	}
 }
 
 func (c *Collector) collectService(ch chan<- prometheus.Metric, f *spread.Figures) {

@@ -21,14 +21,18 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // fakeSource serves a fixed snapshot.
 type fakeSource struct {
-	cluster *spread.Cluster
-	err     error
-	status  []cluster.ResourceStatus
+	cluster   *spread.Cluster
+	err       error
+	status    []cluster.ResourceStatus
+	freshness cluster.Freshness
 }
 
 func (f *fakeSource) Snapshot() (*spread.Cluster, error) { return f.cluster, f.err }
 func (f *fakeSource) Status() []cluster.ResourceStatus   { return f.status }
 func (f *fakeSource) InvalidAnnotations() uint64         { return 3 }
+func (f *fakeSource) Freshness() cluster.Freshness       { return f.freshness }
+
+var freshSource = cluster.Freshness{Probed: true, APIServerUp: true, Confirmed: time.Unix(1530688010, 0)}
 
 var syncedStatus = []cluster.ResourceStatus{
 	{Resource: "nodes", Synced: true, LastUpdate: time.Unix(1530688000, 500e6)},
@@ -74,7 +78,7 @@ func TestCollectorGolden(t *testing.T) {
 	}{
 		{
 			name:    "mathoid-day-two",
-			source:  &fakeSource{cluster: mathoidDayTwo(), status: syncedStatus},
+			source:  &fakeSource{cluster: mathoidDayTwo(), status: syncedStatus, freshness: freshSource},
 			options: Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true},
 		},
 		{
@@ -87,7 +91,7 @@ func TestCollectorGolden(t *testing.T) {
 			name: "not-synced",
 			source: &fakeSource{err: cluster.ErrCacheNotSynced, status: []cluster.ResourceStatus{
 				{Resource: "nodes", Synced: true}, {Resource: "pods", ListWatchErrors: 7},
-			}},
+			}, freshness: cluster.Freshness{Probed: true}},
 			options: Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true},
 		},
 	}

@@ -59,7 +59,7 @@ func TestDocsMatchCode(t *testing.T) {
 	registry := prometheus.NewPedanticRegistry()
 	registry.MustRegister(
 		versioncollector.NewCollector(Namespace),
-		New(&fakeSource{cluster: mathoidDayTwo(), status: syncedStatus}, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler)),
+		New(&fakeSource{cluster: mathoidDayTwo(), status: syncedStatus, freshness: freshSource}, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler)),
 	)
 	families, err := registry.Gather()
 	if err != nil {
