@@ -75,18 +75,18 @@ func (s stage) String() string {
 // that names the URL and, for timeouts, the stage.
 func Fetch(ctx context.Context, src Source) (*Scrape, error) {
 	// The text format is the one every exporter serves and expfmt parses.
-	families, at, err := exchange(ctx, src, src.URL, string(expfmt.NewFormat(expfmt.TypeTextPlain)), ParseText)
+	families, at, err := exchange(ctx, src, src.URL, string(expfmt.NewFormat(expfmt.TypeTextPlain)), "metrics", ParseText)
 	if err != nil {
 		return nil, err
 	}
 	return &Scrape{Families: families, Time: at}, nil
 }
 
-// exchange GETs target within src.Timeout and parses the body with parse,
-// under the same deadline. It returns the parsed value and the exporter's
+// exchange GETs target within src.Timeout and parses the body (what it
+// holds, for errors) with parse, under the same deadline. It returns the parsed value and the exporter's
 // clock (the Date header). Every error is one line that names the URL and,
 // for timeouts, the stage.
-func exchange[T any](ctx context.Context, src Source, target, accept string, parse func([]byte) (T, error)) (T, time.Time, error) {
+func exchange[T any](ctx context.Context, src Source, target, accept, what string, parse func([]byte) (T, error)) (T, time.Time, error) {
 	var zero T
 	client, err := src.client()
 	if err != nil {
@@ -155,7 +155,7 @@ func exchange[T any](ctx context.Context, src Source, target, accept string, par
 		return zero, time.Time{}, timeout(ctx.Err())
 	case p := <-done:
 		if p.err != nil {
-			return zero, time.Time{}, fmt.Errorf("parse %s: %w", target, p.err)
+			return zero, time.Time{}, fmt.Errorf("parse %s of %s: %w", what, target, p.err)
 		}
 		at := time.Now()
 		if date, err := http.ParseTime(resp.Header.Get("Date")); err == nil {

@@ -42,7 +42,7 @@ func FetchWhatIf(ctx context.Context, src Source, nodes, selectors []string) (*w
 	if err != nil {
 		return nil, err
 	}
-	answer, _, err := exchange(ctx, src, target, "application/json", func(body []byte) (*whatif.Answer, error) {
+	answer, _, err := exchange(ctx, src, target, "application/json", "what-if answer", func(body []byte) (*whatif.Answer, error) {
 		var a whatif.Answer
 		if err := json.Unmarshal(body, &a); err != nil {
 			return nil, err

@@ -99,7 +99,7 @@ func TestFetchWhatIfErrors(t *testing.T) {
 		t.Errorf("unknown node: err = %v, want %s", err, want)
 	}
 	_, err = FetchWhatIf(context.Background(), src, []string{"garbage"}, nil)
-	if err == nil || !strings.HasPrefix(err.Error(), "parse "+server.URL+"/api/v1/whatif?node=garbage: ") {
+	if err == nil || !strings.HasPrefix(err.Error(), "parse what-if answer of "+server.URL+"/api/v1/whatif?node=garbage: ") {
 		t.Errorf("truncated JSON: err = %v", err)
 	}
 }
