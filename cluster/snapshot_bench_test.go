@@ -1,0 +1,70 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	goruntime "runtime"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale/synth"
+)
+
+// benchmarkSizes are the pod counts of the benchmarks: 30 pods per node
+// and 10 per service, up to the Kubernetes limit of 150,000 pods.
+var benchmarkSizes = []int{1_000, 10_000, 150_000}
+
+// syncedWatcher returns a Watcher whose caches hold a synthetic cluster of
+// the given pod count, fed through a fake clientset so that every object
+// passes the transform as in production. It also returns the growth of the
+// live heap that the synced caches cost.
+func syncedWatcher(b *testing.B, pods int) (*Watcher, uint64) {
+	b.Helper()
+	var objs []runtime.Object
+	for _, obj := range synth.Generate(synth.ForPods(pods)).Objects() {
+		objs = append(objs, obj.(runtime.Object))
+	}
+	client := fake.NewSimpleClientset(objs...)
+	before := liveHeap()
+	w, err := New(client, Config{TopologyKeys: []string{synth.ZoneKey}, MaintenanceTaints: DefaultMaintenanceTaints})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	w.Start(ctx)
+	if !w.WaitForSync(ctx) {
+		b.Fatal("caches did not sync")
+	}
+	after := liveHeap()
+	goruntime.KeepAlive(client)
+	return w, after - before
+}
+
+func liveHeap() uint64 {
+	goruntime.GC()
+	var m goruntime.MemStats
+	goruntime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// BenchmarkSnapshot measures building the analysis input from synced
+// caches, which every scrape does; cache-bytes/pod is the live heap the
+// trimmed caches hold, divided by the pods.
+func BenchmarkSnapshot(b *testing.B) {
+	for _, pods := range benchmarkSizes {
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			w, cacheBytes := syncedWatcher(b, pods)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := w.Snapshot(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cacheBytes)/float64(pods), "cache-bytes/pod")
+		})
+	}
+}
