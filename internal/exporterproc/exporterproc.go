@@ -141,6 +141,10 @@ func (e *Exporter) Scrape(ctx context.Context) (map[string]*dto.MetricFamily, er
 	return families, nil
 }
 
+// PID returns the process id of the exporter, for reading its /proc
+// figures (memory, CPU) from a benchmark.
+func (e *Exporter) PID() int { return e.cmd.Process.Pid }
+
 // Log returns what the exporter has logged so far.
 func (e *Exporter) Log() string { return e.log.String() }
 

@@ -1,0 +1,53 @@
+// Command scale-harness loads a synthetic cluster of the given size into a
+// throw-away control plane, runs the exporter against it and prints the
+// figures as a row of the results table in docs/benchmarks.md:
+//
+//	go run ./test/scale/scale-harness -nodes=5000 -pods=150000 -services=15000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale"
+	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale/synth"
+)
+
+func main() {
+	size := synth.ForPods(1500)
+	flag.IntVar(&size.Nodes, "nodes", size.Nodes, "nodes to create")
+	flag.IntVar(&size.Pods, "pods", size.Pods, "pods to create, dealt round-robin over the nodes")
+	flag.IntVar(&size.Services, "services", size.Services, "services (a workload and a Service each) the pods belong to")
+	cfg := scale.DefaultConfig(size)
+	flag.IntVar(&cfg.Workers, "workers", cfg.Workers, "concurrent requests while loading")
+	flag.IntVar(&cfg.Scrapes, "scrapes", cfg.Scrapes, "scrapes for the latency percentiles")
+	flag.IntVar(&cfg.Reactions, "reactions", cfg.Reactions, "cordons and unready pods to time (each undone and timed again)")
+	flag.Float64Var(&cfg.ChurnRate, "churn.rate", cfg.ChurnRate, "pod status updates per second during the churn")
+	flag.DurationVar(&cfg.ChurnDuration, "churn.duration", cfg.ChurnDuration, "how long the churn lasts")
+	flag.IntVar(&cfg.Burst, "burst", cfg.Burst, "pod status updates sent at once after the churn")
+	flag.Parse()
+	cfg.Size = size
+	if size.Nodes < 1 || size.Services < 1 || size.Pods < size.Services {
+		fmt.Fprintln(os.Stderr, "scale-harness: need at least one node, one service and one pod per service")
+		os.Exit(2)
+	}
+	began := time.Now()
+	cfg.Logf = func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "[%6.1fs] "+format+"\n", append([]any{time.Since(began).Seconds()}, args...)...)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	result, err := scale.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "scale-harness: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Println(scale.TableHeader)
+	fmt.Println(result.Row())
+}

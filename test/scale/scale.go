@@ -1,0 +1,594 @@
+// Package scale is the scale harness of the exporter: it loads a synthetic
+// cluster of a given size into a real API server, runs the exporter binary
+// against it as a separate process, and measures what an operator pays for
+// it: start-up time and memory, scrape latency and size, how fast a cordon
+// or an unready pod reaches /metrics, and the CPU that pod churn costs.
+//
+// Only etcd and kube-apiserver do work during a run. internal/controlplane
+// always starts the controller-manager, the scheduler and kwok as well; the
+// harness stops them once the API server is ready (see stopHelpers), since
+// at 5,000 nodes kwok's heartbeats and the node lifecycle controller would
+// be the load being measured. Pods are created bound and given their status
+// by the harness, and EndpointSlices are created directly.
+package scale
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale/synth"
+)
+
+// Config is one run of the harness.
+type Config struct {
+	Size synth.Size
+	// Workers is the number of concurrent requests while loading.
+	Workers int
+	// Scrapes is how many scrapes the latency percentiles are taken over.
+	Scrapes int
+	// Reactions is how many cordons and how many unready pods are timed;
+	// each is undone again, which is timed too.
+	Reactions int
+	// ChurnRate and ChurnDuration shape the steady pod status churn;
+	// Burst is the number of pod status updates sent at once afterwards.
+	ChurnRate     float64
+	ChurnDuration time.Duration
+	Burst         int
+	// Logf receives progress messages.
+	Logf func(format string, args ...any)
+}
+
+// DefaultConfig is the run of `make bench-scale` for a size.
+func DefaultConfig(size synth.Size) Config {
+	return Config{Size: size, Workers: 48, Scrapes: 50, Reactions: 10, ChurnRate: 20, ChurnDuration: 30 * time.Second, Burst: 1000}
+}
+
+// Result holds the figures of one run. Durations are wall-clock; memory in
+// bytes.
+type Result struct {
+	Size synth.Size
+	// Load is how long loading the cluster into the API server took.
+	Load time.Duration
+	// Sync is from starting the exporter process to /readyz answering 200.
+	Sync time.Duration
+	// RSSAfterSync and HeapAfterSync are taken as soon as the caches
+	// synced; PeakRSS is VmHWM at that moment: the start-up peak.
+	RSSAfterSync, HeapAfterSync, PeakRSS uint64
+	// RSSSteady and HeapSteady are taken after the scrapes and the churn.
+	RSSSteady, HeapSteady uint64
+	// ScrapeP50 and ScrapeP99 are over Config.Scrapes uncompressed scrapes.
+	ScrapeP50, ScrapeP99 time.Duration
+	// ResponseBytes and ResponseGzipBytes are the size of one scrape's body.
+	ResponseBytes, ResponseGzipBytes int
+	// Series counts the samples of one scrape.
+	Series int
+	// Cordon and Unready are reaction latencies: from the API server
+	// accepting the change to the end of the first scrape that shows it.
+	CordonP50, CordonP99, UnreadyP50, UnreadyP99 time.Duration
+	// ChurnCPU is the exporter's CPU time while pod status churns at
+	// Config.ChurnRate for Config.ChurnDuration; BurstCPU while Config.Burst
+	// updates arrive at once (and for 5 s after).
+	ChurnCPU, BurstCPU time.Duration
+}
+
+// BytesPerPod is the steady resident memory divided by the pods.
+func (r *Result) BytesPerPod() float64 { return float64(r.RSSSteady) / float64(r.Size.Pods) }
+
+// TableHeader is the header of the results table in docs/benchmarks.md.
+const TableHeader = "| nodes | pods | services | load | sync | RSS after sync | RSS steady | peak RSS (start-up) | heap in use (after sync / steady) | RSS per pod | scrape p50 / p99 | response plain / gzip | series | cordon p50 / p99 | unready p50 / p99 | CPU: churn / burst |\n" +
+	"| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+
+// Row is the result as a row of that table.
+func (r *Result) Row() string {
+	mib := func(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	secs := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+	return fmt.Sprintf("| %d | %d | %d | %s | %s | %s | %s | %s | %s / %s | %.0f B | %s / %s ms | %.2f / %.2f MB | %d | %s / %s ms | %s / %s ms | %s / %s |",
+		r.Size.Nodes, r.Size.Pods, r.Size.Services, secs(r.Load), secs(r.Sync),
+		mib(r.RSSAfterSync), mib(r.RSSSteady), mib(r.PeakRSS), mib(r.HeapAfterSync), mib(r.HeapSteady),
+		r.BytesPerPod(), ms(r.ScrapeP50), ms(r.ScrapeP99),
+		float64(r.ResponseBytes)/1e6, float64(r.ResponseGzipBytes)/1e6, r.Series,
+		ms(r.CordonP50), ms(r.CordonP99), ms(r.UnreadyP50), ms(r.UnreadyP99),
+		secs(r.ChurnCPU), secs(r.BurstCPU))
+}
+
+// Run loads a cluster of cfg.Size into a fresh control plane, runs the
+// exporter against it and measures it.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	logf := cfg.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	root, err := repoRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "kse-scale-")
+	if err != nil {
+		return nil, fmt.Errorf("create working directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+	binary, err := exporterproc.Build(ctx, root, work)
+	if err != nil {
+		return nil, err
+	}
+
+	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: filepath.Join(work, "controlplane"), Logf: logf})
+	if err != nil {
+		return nil, fmt.Errorf("start control plane: %w", err)
+	}
+	defer func() {
+		// Stop reports the helpers that stopHelpers killed as exited
+		// early; that is expected, so the error is only logged.
+		if err := cp.Stop(); err != nil {
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			logf("stopping the control plane: %s", first)
+		}
+	}()
+	if err := stopHelpers(); err != nil {
+		return nil, err
+	}
+	client, err := loaderClient(cp.Config)
+	if err != nil {
+		return nil, err
+	}
+
+	r := &Result{Size: cfg.Size}
+	cluster := synth.Generate(cfg.Size)
+	began := time.Now()
+	if err := load(ctx, client, cluster, cfg.Workers, logf); err != nil {
+		return nil, err
+	}
+	r.Load = time.Since(began)
+	logf("loaded %s in %s", cfg.Size, r.Load.Round(time.Second))
+
+	began = time.Now()
+	exporter, err := exporterproc.Start(ctx, binary, cp.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	defer exporter.Stop()
+	pid := exporter.PID()
+	if err := waitReady(ctx, exporter, 15*time.Minute); err != nil {
+		return nil, err
+	}
+	r.Sync = time.Since(began)
+	if r.RSSAfterSync, r.PeakRSS, err = memory(pid); err != nil {
+		return nil, err
+	}
+	scraper := newScraper(exporter.URL)
+	body, _, err := scraper.scrape(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.HeapAfterSync, err = heapInUse(body); err != nil {
+		return nil, err
+	}
+	logf("synced in %s: RSS %d MiB, peak %d MiB", r.Sync.Round(time.Millisecond), r.RSSAfterSync>>20, r.PeakRSS>>20)
+
+	if err := r.measureScrapes(ctx, scraper, cfg.Scrapes, logf); err != nil {
+		return nil, err
+	}
+	if err := r.measureReactions(ctx, client, scraper, cluster, cfg.Reactions, logf); err != nil {
+		return nil, err
+	}
+	if err := r.measureChurn(ctx, client, cluster, pid, cfg, logf); err != nil {
+		return nil, err
+	}
+	// Steady state: after scrapes and churn, and one more scrape, as a
+	// Prometheus-scraped exporter spends its life.
+	if body, _, err = scraper.scrape(ctx); err != nil {
+		return nil, err
+	}
+	if r.HeapSteady, err = heapInUse(body); err != nil {
+		return nil, err
+	}
+	if r.RSSSteady, _, err = memory(pid); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Result) measureScrapes(ctx context.Context, s *scraper, n int, logf func(string, ...any)) error {
+	var latencies []time.Duration
+	var body []byte
+	for range n {
+		b, took, err := s.scrape(ctx)
+		if err != nil {
+			return err
+		}
+		body = b
+		latencies = append(latencies, took)
+	}
+	r.ScrapeP50, r.ScrapeP99 = percentile(latencies, 50), percentile(latencies, 99)
+	r.ResponseBytes = len(body)
+	for line := range bytes.Lines(body) {
+		if len(line) > 0 && line[0] != '#' {
+			r.Series++
+		}
+	}
+	gz, err := s.gzipSize(ctx)
+	if err != nil {
+		return err
+	}
+	r.ResponseGzipBytes = gz
+	logf("scrapes: p50 %s p99 %s, %d bytes (%d gzip), %d series", r.ScrapeP50, r.ScrapeP99, r.ResponseBytes, gz, r.Series)
+	return nil
+}
+
+// measureReactions cordons nodes and makes pods unready, one at a time,
+// and times from the API server's answer to the end of the first scrape
+// that shows the change, scraping back to back. The figure is therefore
+// what Prometheus would see at best: it includes up to one scrape's
+// duration on top of the watch delay.
+func (r *Result) measureReactions(ctx context.Context, client kubernetes.Interface, s *scraper, c *synth.Cluster, n int, logf func(string, ...any)) error {
+	var cordon, unready []time.Duration
+	for i := range n {
+		node := c.Nodes[(i*7919)%len(c.Nodes)].Name
+		for _, unschedulable := range []bool{true, false} {
+			patch := fmt.Sprintf(`{"spec":{"unschedulable":%t}}`, unschedulable)
+			want := fmt.Sprintf("kube_spread_node_schedulable{node=%q} %d\n", node, map[bool]int{true: 0, false: 1}[unschedulable])
+			took, err := react(ctx, s, want, func() error {
+				_, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("cordon %s: %w", node, err)
+			}
+			cordon = append(cordon, took)
+		}
+	}
+	var deployments []*synth.Service
+	for _, svc := range c.Services {
+		if svc.Deployment != nil && len(svc.Pods) > 0 {
+			deployments = append(deployments, svc)
+		}
+	}
+	for i := range n {
+		svc := deployments[(i*7919)%len(deployments)]
+		pod := svc.Pods[0]
+		for _, ready := range []bool{false, true} {
+			readyReplicas := len(svc.Pods)
+			if !ready {
+				readyReplicas--
+			}
+			want := fmt.Sprintf("kube_spread_replicas_ready{kind=\"Deployment\",name=%q,namespace=%q} %d\n", svc.Deployment.Name, svc.Namespace, readyReplicas)
+			took, err := react(ctx, s, want, func() error { return setPodReady(ctx, client, pod, ready) })
+			if err != nil {
+				return fmt.Errorf("pod %s/%s ready=%t: %w", pod.Namespace, pod.Name, ready, err)
+			}
+			unready = append(unready, took)
+		}
+	}
+	r.CordonP50, r.CordonP99 = percentile(cordon, 50), percentile(cordon, 99)
+	r.UnreadyP50, r.UnreadyP99 = percentile(unready, 50), percentile(unready, 99)
+	logf("reaction: cordon p50 %s p99 %s, unready p50 %s p99 %s (%d each)", r.CordonP50, r.CordonP99, r.UnreadyP50, r.UnreadyP99, len(cordon))
+	return nil
+}
+
+// react applies a change and scrapes until the line want appears. Bounded:
+// a minute, then it fails.
+func react(ctx context.Context, s *scraper, want string, change func() error) (time.Duration, error) {
+	if err := change(); err != nil {
+		return 0, err
+	}
+	accepted := time.Now()
+	deadline := accepted.Add(time.Minute)
+	for time.Now().Before(deadline) {
+		body, _, err := s.scrape(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if bytes.Contains(body, []byte(want)) {
+			return time.Since(accepted), nil
+		}
+	}
+	return 0, fmt.Errorf("%q not in /metrics a minute after the change", strings.TrimSpace(want))
+}
+
+func setPodReady(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, ready bool) error {
+	current, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	current.Status = synth.PodStatus(pod.Status.PodIP, ready)
+	_, err = client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, current, metav1.UpdateOptions{})
+	return err
+}
+
+// measureChurn flips the readiness of pods at cfg.ChurnRate for
+// cfg.ChurnDuration, then sends cfg.Burst flips at once, and reads the
+// exporter's CPU time (utime+stime) around each. Nothing scrapes meanwhile:
+// the figures are the cost of following the watch.
+func (r *Result) measureChurn(ctx context.Context, client kubernetes.Interface, c *synth.Cluster, pid int, cfg Config, logf func(string, ...any)) error {
+	var pods []*corev1.Pod
+	for _, svc := range c.Services {
+		pods = append(pods, svc.Pods...)
+	}
+	// Each pod goes unready on its first flip and ready on its second, so
+	// the cluster ends as it began when the flips are an even number.
+	flips := 0
+	flip := func(ctx context.Context) error {
+		pod := pods[(flips*7919)%len(pods)]
+		ready := (flips/len(pods))%2 == 1
+		flips++
+		return setPodReady(ctx, client, pod, ready)
+	}
+
+	before, err := cpuTime(pid)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.ChurnRate))
+	end := time.Now().Add(cfg.ChurnDuration)
+	for time.Now().Before(end) {
+		<-tick.C
+		if err := flip(ctx); err != nil {
+			tick.Stop()
+			return fmt.Errorf("churn: %w", err)
+		}
+	}
+	tick.Stop()
+	after, err := cpuTime(pid)
+	if err != nil {
+		return err
+	}
+	r.ChurnCPU = after - before
+	logf("churn: %d updates in %s cost the exporter %s of CPU", flips, cfg.ChurnDuration, r.ChurnCPU)
+
+	// The burst: flips prepared up front, sent by all workers at once.
+	type update struct {
+		pod   *corev1.Pod
+		ready bool
+	}
+	burst := make([]update, cfg.Burst)
+	for i := range burst {
+		burst[i] = update{pods[(flips*7919)%len(pods)], (flips/len(pods))%2 == 1}
+		flips++
+	}
+	before = after
+	err = parallel(ctx, len(burst), cfg.Workers, func(ctx context.Context, i int) error {
+		return setPodReady(ctx, client, burst[i].pod, burst[i].ready)
+	})
+	if err != nil {
+		return fmt.Errorf("burst: %w", err)
+	}
+	// The exporter processes the events after the API server answered.
+	time.Sleep(5 * time.Second)
+	if after, err = cpuTime(pid); err != nil {
+		return err
+	}
+	r.BurstCPU = after - before
+	logf("burst: %d updates cost the exporter %s of CPU", cfg.Burst, r.BurstCPU)
+	return nil
+}
+
+// scraper fetches /metrics as Prometheus would without compression, so
+// the latency is the exporter's work and the size the text itself.
+type scraper struct {
+	url    string
+	client *http.Client
+}
+
+func newScraper(base string) *scraper {
+	return &scraper{
+		url:    base + "/metrics",
+		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableCompression: true}},
+	}
+}
+
+func (s *scraper) get(ctx context.Context, encoding string) ([]byte, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	if encoding != "" {
+		req.Header.Set("Accept-Encoding", encoding)
+	}
+	began := time.Now()
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("scrape: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	took := time.Since(began)
+	if err != nil {
+		return nil, 0, fmt.Errorf("scrape: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("scrape: status %s", resp.Status)
+	}
+	if encoding == "gzip" && resp.Header.Get("Content-Encoding") != "gzip" {
+		return nil, 0, fmt.Errorf("scrape: asked for gzip, got %q", resp.Header.Get("Content-Encoding"))
+	}
+	return body, took, nil
+}
+
+func (s *scraper) scrape(ctx context.Context) ([]byte, time.Duration, error) {
+	return s.get(ctx, "")
+}
+
+func (s *scraper) gzipSize(ctx context.Context) (int, error) {
+	body, _, err := s.get(ctx, "gzip")
+	if err != nil {
+		return 0, err
+	}
+	// Check that it is what it claims to be.
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("gzip scrape: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return 0, fmt.Errorf("gzip scrape: %w", err)
+	}
+	return len(body), nil
+}
+
+// heapInUse reads go_memstats_heap_inuse_bytes from a scrape.
+func heapInUse(body []byte) (uint64, error) {
+	for line := range bytes.Lines(body) {
+		if rest, ok := bytes.CutPrefix(line, []byte("go_memstats_heap_inuse_bytes ")); ok {
+			v, err := strconv.ParseFloat(string(bytes.TrimSpace(rest)), 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse go_memstats_heap_inuse_bytes: %w", err)
+			}
+			return uint64(v), nil
+		}
+	}
+	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in /metrics")
+}
+
+// waitReady polls /readyz tightly: the sync time is the figure.
+func waitReady(ctx context.Context, e *exporterproc.Exporter, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		status, _, err := e.Get(ctx, "/readyz")
+		if err == nil && status == http.StatusOK {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("exporter not ready after %s; log:\n%s", timeout, e.Log())
+}
+
+// memory returns VmRSS and VmHWM of a process.
+func memory(pid int) (rss, hwm uint64, err error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read memory of the exporter: %w", err)
+	}
+	for line := range strings.Lines(string(status)) {
+		fields := strings.Fields(line)
+		if len(fields) != 3 || fields[2] != "kB" {
+			continue
+		}
+		kib, _ := strconv.ParseUint(fields[1], 10, 64)
+		switch fields[0] {
+		case "VmRSS:":
+			rss = kib << 10
+		case "VmHWM:":
+			hwm = kib << 10
+		}
+	}
+	if rss == 0 || hwm == 0 {
+		return 0, 0, fmt.Errorf("no VmRSS/VmHWM in /proc/%d/status", pid)
+	}
+	return rss, hwm, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// cpuTime returns utime+stime of a process.
+func cpuTime(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time of the exporter: %w", err)
+	}
+	// The command name, in parentheses, may hold spaces: fields count
+	// from after its closing parenthesis (utime and stime are the 14th and
+	// 15th fields of the whole line).
+	rest := string(stat[bytes.LastIndexByte(stat, ')')+2:])
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseUint(fields[11], 10, 64)
+	stime, err2 := strconv.ParseUint(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %q", pid, rest)
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// helpers are the components of internal/controlplane the harness does not
+// want; /proc/PID/comm holds the first 15 bytes of the name.
+var helpers = []string{"kube-controller", "kube-scheduler", "kwok"}
+
+// stopHelpers kills the controller-manager, the scheduler and kwok, which
+// controlplane.Start started as children of this process. They are found
+// by parent process id and name, and killed by process id. Without them
+// nothing rewrites what the harness loads: no kubelet heartbeats, no node
+// lifecycle controller tainting nodes whose (simulated) kubelet is silent,
+// no ReplicaSet controller creating pods of its own.
+func stopHelpers() error {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return fmt.Errorf("list processes: %w", err)
+	}
+	self := os.Getpid()
+	stopped := map[string]bool{}
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		open, close := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		comm := string(stat[open+1 : close])
+		fields := strings.Fields(string(stat[close+2:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(self) || !slices.Contains(helpers, comm) {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("stop %s (pid %d): %w", comm, pid, err)
+		}
+		stopped[comm] = true
+	}
+	if len(stopped) != len(helpers) {
+		return fmt.Errorf("stop the controller-manager, scheduler and kwok: found only %v among the children of pid %d", stopped, self)
+	}
+	return nil
+}
+
+func percentile(durations []time.Duration, p float64) time.Duration {
+	if len(durations) == 0 {
+		return 0
+	}
+	sorted := slices.Clone(durations)
+	slices.Sort(sorted)
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// repoRoot is the directory of the module's go.mod, where the exporter is
+// built from.
+func repoRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("find the repository: go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("find the repository: not inside a Go module")
+	}
+	return filepath.Dir(gomod), nil
+}

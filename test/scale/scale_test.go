@@ -1,0 +1,51 @@
+package scale
+
+import (
+	"context"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale/synth"
+)
+
+// TestHarnessMeasuresEveryFigure runs the harness at a small size so that
+// it cannot rot between full-size runs. It asserts that every figure was
+// measured, never how good it is: timing depends on the machine.
+func TestHarnessMeasuresEveryFigure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane and loads a cluster")
+	}
+	cfg := DefaultConfig(synth.Size{Nodes: 50, Pods: 1500, Services: 150})
+	cfg.Scrapes, cfg.Reactions = 10, 3
+	cfg.ChurnDuration, cfg.Burst = 5*time.Second, 200
+	cfg.Logf = t.Logf
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	result, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + TableHeader + "\n" + result.Row())
+
+	v := reflect.ValueOf(*result)
+	for i := range v.NumField() {
+		name, field := v.Type().Field(i).Name, v.Field(i)
+		var value float64
+		switch field.Kind() {
+		case reflect.Int, reflect.Int64:
+			value = float64(field.Int())
+		case reflect.Uint64:
+			value = float64(field.Uint())
+		default:
+			continue // Size is the input.
+		}
+		if value <= 0 || math.IsInf(value, 0) || math.IsNaN(value) {
+			t.Errorf("%s = %v, want a measured (positive, finite) figure", name, value)
+		}
+	}
+	if bpp := result.BytesPerPod(); bpp <= 0 || math.IsInf(bpp, 0) {
+		t.Errorf("BytesPerPod = %v", bpp)
+	}
+}
