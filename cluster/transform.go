@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"sync"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -19,7 +21,7 @@ func trim(obj any) (any, error) {
 	case *corev1.Pod:
 		return &corev1.Pod{
 			ObjectMeta: trimMeta(&o.ObjectMeta, false),
-			Spec:       corev1.PodSpec{NodeName: o.Spec.NodeName},
+			Spec:       corev1.PodSpec{NodeName: names.intern(o.Spec.NodeName)},
 			Status:     corev1.PodStatus{Conditions: readyConditionOfPod(o.Status.Conditions)},
 		}, nil
 	case *corev1.Node:
@@ -69,13 +71,12 @@ func trim(obj any) (any, error) {
 func trimMeta(meta *metav1.ObjectMeta, keepMinNodes bool) metav1.ObjectMeta {
 	trimmed := metav1.ObjectMeta{
 		Name:              meta.Name,
-		Namespace:         meta.Namespace,
+		Namespace:         names.intern(meta.Namespace),
 		ResourceVersion:   meta.ResourceVersion,
 		DeletionTimestamp: meta.DeletionTimestamp,
 	}
 	if owner := metav1.GetControllerOfNoCopy(meta); owner != nil {
-		controller := true
-		trimmed.OwnerReferences = []metav1.OwnerReference{{Kind: owner.Kind, Name: owner.Name, Controller: &controller}}
+		trimmed.OwnerReferences = []metav1.OwnerReference{{Kind: names.intern(owner.Kind), Name: names.intern(owner.Name), Controller: &isController}}
 	}
 	if value, ok := meta.Annotations[spread.MinNodesAnnotation]; keepMinNodes && ok {
 		trimmed.Annotations = map[string]string{spread.MinNodesAnnotation: value}
@@ -83,13 +84,63 @@ func trimMeta(meta *metav1.ObjectMeta, keepMinNodes bool) metav1.ObjectMeta {
 	return trimmed
 }
 
+// readyConditionOfPod returns a shared slice for the usual statuses: at
+// 150,000 pods a slice of one PodCondition each would cost 128 bytes per
+// pod. Cached objects are never modified, so sharing is safe.
 func readyConditionOfPod(conditions []corev1.PodCondition) []corev1.PodCondition {
 	for _, c := range conditions {
 		if c.Type == corev1.PodReady {
+			switch c.Status {
+			case corev1.ConditionTrue:
+				return podReadyTrue
+			case corev1.ConditionFalse:
+				return podReadyFalse
+			}
 			return []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
 		}
 	}
 	return nil
+}
+
+var (
+	podReadyTrue  = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	podReadyFalse = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+	// isController is the one Controller flag every trimmed owner
+	// reference points to.
+	isController = true
+)
+
+// names interns the strings that repeat across cached objects (namespaces,
+// node names, owner kinds and names): the decoder gives every object its
+// own copy.
+var names = &internTable{}
+
+// maxInterned bounds the table: node and ReplicaSet names come and go in a
+// long-lived cluster, so it is dropped when full rather than growing for
+// ever. Objects keep their strings either way.
+const maxInterned = 1 << 17
+
+// internTable returns one shared copy of equal strings. Transforms run on
+// the goroutines of several informers at once, hence the lock.
+type internTable struct {
+	mu      sync.Mutex
+	strings map[string]string
+}
+
+func (t *internTable) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if shared, ok := t.strings[s]; ok {
+		return shared
+	}
+	if t.strings == nil || len(t.strings) >= maxInterned {
+		t.strings = make(map[string]string)
+	}
+	t.strings[s] = s
+	return s
 }
 
 func readyConditionOfNode(conditions []corev1.NodeCondition) []corev1.NodeCondition {
