@@ -459,7 +459,7 @@ func TestProbeConfirmsFreshness(t *testing.T) {
 	}
 	// A list/watch error between two probes withholds the confirmation
 	// once, even though the API server answers again.
-	w.resources[0].listWatchErrors.Add(1)
+	w.config.RequestErrors.get("nodes").count.Add(1)
 	last = w.probeOnce(ctx, time.Second, up, last)
 	if f := w.Freshness(); !f.Confirmed.Equal(first.Confirmed) {
 		t.Errorf("after a list/watch error: confirmed moved to %v", f.Confirmed)

@@ -53,6 +53,10 @@ type Config struct {
 	NamespaceInclude, NamespaceExclude *regexp.Regexp
 	// Logger receives informer errors and invalid annotations.
 	Logger *slog.Logger
+	// RequestErrors counts failed lists and watches; wrap the client's
+	// transport with its WrapTransport. Nil counts nothing (tests on a
+	// fake clientset).
+	RequestErrors *RequestErrors
 }
 
 // ResourceStatus tells how fresh the cache of one resource is.
@@ -67,12 +71,11 @@ type ResourceStatus struct {
 	LastUpdate time.Time
 }
 
-// resource is one watched resource and its health counters.
+// resource is one watched resource and when its cache last changed.
 type resource struct {
-	name            string
-	informer        cache.SharedIndexInformer
-	listWatchErrors atomic.Uint64
-	lastUpdate      atomic.Int64 // Unix nanoseconds
+	name       string
+	informer   cache.SharedIndexInformer
+	lastUpdate atomic.Int64 // Unix nanoseconds
 }
 
 // Watcher caches the objects the analysis needs.
@@ -113,6 +116,9 @@ func New(client kubernetes.Interface, config Config) (*Watcher, error) {
 	if config.MaintenanceSelector == nil {
 		config.MaintenanceSelector = labels.Nothing()
 	}
+	if config.RequestErrors == nil {
+		config.RequestErrors = NewRequestErrors(config.Logger)
+	}
 	// No periodic resync: the analysis reads the caches directly, so a
 	// resync would only cost CPU.
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(trim))
@@ -120,9 +126,10 @@ func New(client kubernetes.Interface, config Config) (*Watcher, error) {
 
 	add := func(name string, informer cache.SharedIndexInformer, validate bool) (cache.Indexer, error) {
 		r := &resource{name: name, informer: informer}
+		// RequestErrors counts and logs failed requests; what reaches the
+		// handler (the same failures, and decoding errors) is detail.
 		if err := informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, reflector *cache.Reflector, err error) {
-			r.listWatchErrors.Add(1)
-			config.Logger.Warn("list/watch failed", "resource", name, "err", err)
+			config.Logger.Debug("reflector error", "resource", name, "err", err)
 			cache.DefaultWatchErrorHandler(ctx, reflector, err)
 		}); err != nil {
 			return nil, fmt.Errorf("set watch error handler for %s: %w", name, err)
@@ -189,7 +196,7 @@ func (w *Watcher) Status() []ResourceStatus {
 		status[i] = ResourceStatus{
 			Resource:        r.name,
 			Synced:          r.informer.HasSynced(),
-			ListWatchErrors: r.listWatchErrors.Load(),
+			ListWatchErrors: w.config.RequestErrors.Count(r.name),
 		}
 		if nanos := r.lastUpdate.Load(); nanos != 0 {
 			status[i].LastUpdate = time.Unix(0, nanos)
@@ -319,7 +326,7 @@ func (w *Watcher) probeOnce(ctx context.Context, timeout time.Duration, probe fu
 func (w *Watcher) listWatchErrors() uint64 {
 	var total uint64
 	for _, r := range w.resources {
-		total += r.listWatchErrors.Load()
+		total += w.config.RequestErrors.Count(r.name)
 	}
 	return total
 }

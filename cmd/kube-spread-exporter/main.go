@@ -150,6 +150,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	restConfig.UserAgent = version.ComponentUserAgent(programName)
+	config.RequestErrors = cluster.NewRequestErrors(logger)
+	restConfig.Wrap(config.RequestErrors.WrapTransport)
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: kubernetes client: %v\n", programName, err)
