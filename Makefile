@@ -62,7 +62,7 @@ test: lint tools system-deps
 ## unit: the tests that need no external tool (quick feedback while coding)
 unit:
 	@echo ">> running unit tests"
-	$(GO) test -race -count=1 ./spread/... ./cluster/... ./collector/... ./whatif/... ./internal/check/... ./internal/nagios/... ./cmd/...
+	$(GO) test -race -count=1 ./spread/... ./cluster/... ./collector/... ./whatif/... ./dashboards/... ./internal/check/... ./internal/nagios/... ./cmd/...
 
 ## demo: replay the 2018 mathoid outage on a local control plane
 demo: tools
