@@ -20,7 +20,12 @@ BINARIES := kube-spread-exporter check_kube_spread
 # Icinga 2 to validate the shipped configuration.
 SYSTEM_PACKAGES := nagios-nrpe-server nagios-nrpe-plugin icinga2
 
-.PHONY: all build test unit lint tools system-deps demo clean
+# Sizes of make bench-scale; the full size is NODES=5000 PODS=150000 SERVICES=15000.
+NODES    ?= 50
+PODS     ?= 1500
+SERVICES ?= 150
+
+.PHONY: all build test unit lint tools system-deps demo bench bench-scale fuzz clean
 
 all: lint build test
 
@@ -54,10 +59,11 @@ lint:
 	@echo ">> go vet ./..."
 	$(GO) vet ./...
 
-## test: everything, with the race detector, against the real control plane
+## test: everything, with the race detector, against the real control plane; then a short fuzz
 test: lint tools system-deps
 	@echo ">> running all tests with the race detector"
 	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz
 
 ## unit: the tests that need no external tool (quick feedback while coding)
 unit:
@@ -68,6 +74,27 @@ unit:
 demo: tools
 	@echo ">> replaying the mathoid incident of 2018-07-04"
 	$(GO) run ./cmd/mathoid-replay
+
+# Fuzz targets of the parsers that take outside input, as package:target.
+FUZZ_TARGETS := ./spread/:FuzzParseMinNodes ./whatif/:FuzzHandler ./internal/nagios/:FuzzParseRange ./internal/check/:FuzzRebuild
+FUZZTIME     ?= 10s
+
+## fuzz: run each fuzz target for FUZZTIME (their committed seed corpora run in every go test too)
+fuzz:
+	@for target in $(FUZZ_TARGETS); do \
+		echo ">> fuzzing $${target#*:} in $${target%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${target#*:}$$" -fuzztime $(FUZZTIME) "$${target%%:*}" || exit 1; \
+	done
+
+## bench: the Go benchmarks of the analysis, the snapshot and the collector
+bench:
+	@echo ">> running Go benchmarks"
+	$(GO) test -run '^$$' -bench . -benchmem ./spread/ ./cluster/ ./collector/
+
+## bench-scale: load NODES/PODS/SERVICES into a local control plane, measure the exporter, print a docs/benchmarks.md row
+bench-scale: tools
+	@echo ">> scale harness: $(NODES) nodes, $(PODS) pods, $(SERVICES) services"
+	$(GO) run ./test/scale/scale-harness -nodes=$(NODES) -pods=$(PODS) -services=$(SERVICES)
 
 clean:
 	@echo ">> removing bin/ (the tool cache .cache/ stays; rm -rf .cache to rebuild it)"

@@ -275,3 +275,31 @@ func TestHandler(t *testing.T) {
 		})
 	}
 }
+
+// FuzzHandler sends arbitrary query strings to the what-if API: it must
+// answer 200 or 400 with JSON, never panic or fail otherwise.
+func FuzzHandler(f *testing.F) {
+	for _, seed := range []string{
+		"node=kubernetes2001&node=kubernetes2002", "node=kubernetes2001,kubernetes2003", "selector=maintenance%3Dday-two",
+		"selector=%28", "nodes=x", "node=", "node=%00", "node=a&node=a,,b", "batch=kubernetes2001", "%zz",
+	} {
+		f.Add("/api/v1/whatif", seed)
+		f.Add("/api/v1/whatif/plan", strings.ReplaceAll(seed, "node", "batch"))
+	}
+	handler := NewHandler(&fakeSource{cluster: mathoidDayOne("kubernetes2004")}, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler))
+	f.Fuzz(func(t *testing.T, path, query string) {
+		if path != PathWhatIf && path != PathPlan {
+			path = PathWhatIf
+		}
+		req := httptest.NewRequest("GET", "http://exporter"+path, nil)
+		req.URL.RawQuery = query
+		recorder := httptest.NewRecorder()
+		handler.ServeHTTP(recorder, req)
+		if recorder.Code != 200 && recorder.Code != 400 {
+			t.Errorf("%s?%s: status %d", path, query, recorder.Code)
+		}
+		if !json.Valid(recorder.Body.Bytes()) {
+			t.Errorf("%s?%s: body is not JSON: %q", path, query, recorder.Body.String())
+		}
+	})
+}
