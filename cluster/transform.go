@@ -1,7 +1,7 @@
 package cluster
 
 import (
-	"sync"
+	"unique"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,7 +21,7 @@ func trim(obj any) (any, error) {
 	case *corev1.Pod:
 		return &corev1.Pod{
 			ObjectMeta: trimMeta(&o.ObjectMeta, false),
-			Spec:       corev1.PodSpec{NodeName: names.intern(o.Spec.NodeName)},
+			Spec:       corev1.PodSpec{NodeName: intern(o.Spec.NodeName)},
 			Status:     corev1.PodStatus{Conditions: readyConditionOfPod(o.Status.Conditions)},
 		}, nil
 	case *corev1.Node:
@@ -71,12 +71,12 @@ func trim(obj any) (any, error) {
 func trimMeta(meta *metav1.ObjectMeta, keepMinNodes bool) metav1.ObjectMeta {
 	trimmed := metav1.ObjectMeta{
 		Name:              meta.Name,
-		Namespace:         names.intern(meta.Namespace),
+		Namespace:         intern(meta.Namespace),
 		ResourceVersion:   meta.ResourceVersion,
 		DeletionTimestamp: meta.DeletionTimestamp,
 	}
 	if owner := metav1.GetControllerOfNoCopy(meta); owner != nil {
-		trimmed.OwnerReferences = []metav1.OwnerReference{{Kind: names.intern(owner.Kind), Name: names.intern(owner.Name), Controller: &isController}}
+		trimmed.OwnerReferences = []metav1.OwnerReference{{Kind: intern(owner.Kind), Name: intern(owner.Name), Controller: &isController}}
 	}
 	if value, ok := meta.Annotations[spread.MinNodesAnnotation]; keepMinNodes && ok {
 		trimmed.Annotations = map[string]string{spread.MinNodesAnnotation: value}
@@ -110,37 +110,16 @@ var (
 	isController = true
 )
 
-// names interns the strings that repeat across cached objects (namespaces,
-// node names, owner kinds and names): the decoder gives every object its
-// own copy.
-var names = &internTable{}
-
-// maxInterned bounds the table: node and ReplicaSet names come and go in a
-// long-lived cluster, so it is dropped when full rather than growing for
-// ever. Objects keep their strings either way.
-const maxInterned = 1 << 17
-
-// internTable returns one shared copy of equal strings. Transforms run on
-// the goroutines of several informers at once, hence the lock.
-type internTable struct {
-	mu      sync.Mutex
-	strings map[string]string
-}
-
-func (t *internTable) intern(s string) string {
+// intern returns the canonical copy of a string that repeats across cached
+// objects (namespaces, node names, owner kinds and names): the decoder
+// gives every object its own copy. The standard library's unique package
+// frees canonical copies no object uses any more, so node and ReplicaSet
+// churn cannot grow it.
+func intern(s string) string {
 	if s == "" {
 		return ""
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if shared, ok := t.strings[s]; ok {
-		return shared
-	}
-	if t.strings == nil || len(t.strings) >= maxInterned {
-		t.strings = make(map[string]string)
-	}
-	t.strings[s] = s
-	return s
+	return unique.Make(s).Value()
 }
 
 func readyConditionOfNode(conditions []corev1.NodeCondition) []corev1.NodeCondition {
