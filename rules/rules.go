@@ -77,26 +77,6 @@ func Generate(root string) ([]byte, error) {
 	return PrometheusRule(ruleFile)
 }
 
-// RepoRoot walks up from the working directory to the directory holding
-// go.mod, so that the generator and the tests find the files wherever they
-// are started from.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find repository root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find repository root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 func hasKey(m *yaml.Node, key string) bool {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {

@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -35,7 +36,7 @@ type rule struct {
 
 func root(t *testing.T) string {
 	t.Helper()
-	dir, err := RepoRoot()
+	dir, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -22,6 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 )
 
 // Names of the components, which are also the names of their binaries and
@@ -41,9 +42,6 @@ const KwokStagesFile = "kwok-stages.yaml"
 // BinDirEnv names the environment variable that overrides where the binaries
 // are looked for.
 const BinDirEnv = "KSE_TOOLS_BIN"
-
-// rootModule identifies the repository root when looking for .cache/bin.
-const rootModule = "github.com/kube-spread-exporter/kube-spread-exporter"
 
 const (
 	// serviceCIDR is the service IP range; kubernetesServiceIP is its first
@@ -609,7 +607,7 @@ func findBinDir(dir string) (string, error) {
 		dir = os.Getenv(BinDirEnv)
 	}
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := repo.Root()
 		if err != nil {
 			return "", fmt.Errorf("find the binaries (set %s or Options.BinDir): %w", BinDirEnv, err)
 		}
@@ -631,40 +629,6 @@ func checkBinaries(dir string) error {
 		return fmt.Errorf("control-plane binaries missing in %s (%s): run \"make tools\"", dir, strings.Join(missing, ", "))
 	}
 	return nil
-}
-
-// repoRoot walks up from the working directory to the directory holding the
-// go.mod of the exporter's module; test binaries run in their package's
-// directory, the demo anywhere inside the repository.
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if modulePath(filepath.Join(dir, "go.mod")) == rootModule {
-			return dir, nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("no go.mod of %s above %s", rootModule, wd)
-		}
-	}
-}
-
-// modulePath returns the module path declared in a go.mod file, or "".
-func modulePath(gomod string) string {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(s.Text()), "module "); ok {
-			return strings.Trim(strings.TrimSpace(rest), `"`)
-		}
-	}
-	return ""
 }
 
 func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

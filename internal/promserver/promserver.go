@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 )
 
 // Binary returns the path of the prometheus binary: in $KSE_TOOLS_BIN if
@@ -29,7 +31,7 @@ import (
 func Binary() (string, error) {
 	dir := os.Getenv("KSE_TOOLS_BIN")
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := repo.Root()
 		if err != nil {
 			return "", err
 		}
@@ -40,23 +42,6 @@ func Binary() (string, error) {
 		return "", fmt.Errorf("prometheus not found (%w): run `make tools`", err)
 	}
 	return path, nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find repository root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find repository root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // Server is a running Prometheus.

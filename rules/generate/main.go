@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/rules"
 )
 
@@ -21,7 +22,7 @@ func main() {
 }
 
 func run() error {
-	root, err := rules.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ const (
 func TestMathoidPagesAfterDayTwoCordon(t *testing.T) {
 	ctx := context.Background()
 	root := repoRoot(t)
-	exporter := startExporter(t, root)
+	exporter := startExporter(t)
 
 	prometheus, err := promserver.Start(ctx, t.TempDir(), fmt.Sprintf(`global:
   scrape_interval: %[1]s

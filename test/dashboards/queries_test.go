@@ -2,7 +2,6 @@ package dashboards
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/promserver"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 )
 
 // interval is the scrape and evaluation interval: short, so that the
@@ -111,7 +111,7 @@ func panelQueries(t *testing.T, root string) []query {
 func TestEveryPanelQueryReturnsData(t *testing.T) {
 	ctx := context.Background()
 	root := repoRoot(t)
-	exporter := startExporter(t, root)
+	exporter := startExporter(t)
 	prometheus := startPrometheus(t, exporter)
 
 	client, err := kubernetes.NewForConfig(cp.Config)
@@ -220,47 +220,18 @@ func createSingleHomed(ctx context.Context, client kubernetes.Interface) error {
 // go.mod.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal(errors.New("no go.mod above the working directory"))
-		}
-		dir = parent
-	}
+	return root
 }
 
 // startExporter builds the exporter, runs it against the control plane and
 // waits for its caches to sync. Its log is printed if the test failed.
-func startExporter(t *testing.T, root string) *exporterproc.Exporter {
+func startExporter(t *testing.T) *exporterproc.Exporter {
 	t.Helper()
-	ctx := context.Background()
-	binary, err := exporterproc.Build(ctx, root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := exporterproc.Start(ctx, binary, cp.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("exporter log:\n%s", e.Log())
-		}
-	})
-	if err := e.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return exporterproc.ForTest(t, cp.Kubeconfig)
 }
 
 // startPrometheus runs Prometheus scraping the exporter. A missing binary

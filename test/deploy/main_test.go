@@ -6,17 +6,14 @@
 package deploy
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
 )
 
 // repoRoot is the repository, seen from this package's directory (go test
@@ -25,35 +22,7 @@ var repoRoot = filepath.Join("..", "..")
 
 var cp *controlplane.ControlPlane
 
-func TestMain(m *testing.M) {
-	code := controlplane.RunTests(m, &cp)
-	if binaryDir != "" {
-		_ = os.RemoveAll(binaryDir)
-	}
-	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	binaryDir string
-	binary    string
-	errBuild  error
-)
-
-// exporterBinary builds the exporter once per test run.
-func exporterBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binaryDir, errBuild = os.MkdirTemp("", "kse-deploy-bin-"); errBuild != nil {
-			return
-		}
-		binary, errBuild = exporterproc.Build(context.Background(), repoRoot, binaryDir)
-	})
-	if errBuild != nil {
-		t.Fatal(errBuild)
-	}
-	return binary
-}
+func TestMain(m *testing.M) { os.Exit(controlplane.RunTests(m, &cp)) }
 
 // kubectl returns the path of the kubectl that `make tools` builds next to
 // the control plane. A missing kubectl fails the test: skipping would

@@ -149,13 +149,14 @@ var healthFamilies = map[string]bool{
 	"kube_spread_list_watch_errors_total":             true,
 	"kube_spread_cache_last_update_timestamp_seconds": true,
 	"kube_spread_min_nodes_annotation_errors_total":   true,
+	"kube_spread_api_server_up":                       true,
 }
 
 // forbiddenLogged reports whether the log has the watcher's warning about
 // a forbidden list or watch of the resource.
 func forbiddenLogged(log, resource string) bool {
 	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, `msg="list/watch failed"`) && strings.Contains(line, "resource="+resource) && strings.Contains(line, "forbidden") {
+		if strings.Contains(line, `msg="list/watch failed"`) && strings.Contains(line, "resource="+resource) && strings.Contains(strings.ToLower(line), "forbidden") {
 			return true
 		}
 	}
@@ -306,53 +307,11 @@ func clientFromKubeconfig(t *testing.T, path string) kubernetes.Interface {
 // the caches to sync.
 func startExporter(t *testing.T, kubeconfig string, flags ...string) *exporterproc.Exporter {
 	t.Helper()
-	e, err := exporterproc.Start(context.Background(), exporterBinary(t), kubeconfig, flags...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("exporter log:\n%s", e.Log())
-		}
-	})
-	return e
+	return exporterproc.StartForTest(t, kubeconfig, flags...)
 }
 
-// eventually scrapes the exporter until check passes or a minute is over:
-// changes travel API server, watch, cache, scrape, and are polled for.
-func eventually(t *testing.T, e *exporterproc.Exporter, what string, check func(map[string]*dto.MetricFamily) error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var last error
-	for {
-		metrics, err := e.Scrape(ctx)
-		if err == nil {
-			if last = check(metrics); last == nil {
-				return
-			}
-		} else {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not seen within a minute: %v", what, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// expect fails unless the sample of name with the labels has the value.
-func expect(metrics map[string]*dto.MetricFamily, name string, labels map[string]string, want float64) error {
-	got, ok := exporterproc.Value(metrics, name, labels)
-	if !ok {
-		return fmt.Errorf("%s%v: no sample, want %v", name, labels, want)
-	}
-	if got != want {
-		return fmt.Errorf("%s%v = %v, want %v", name, labels, got, want)
-	}
-	return nil
-}
+// The deploy tests poll /metrics and compare samples with these.
+var (
+	eventually = exporterproc.Eventually
+	expect     = exporterproc.Expect
+)

@@ -27,6 +27,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
 )
 
 // pki is a throw-away CA with a server and a client certificate, as PEM
@@ -237,15 +239,7 @@ basic_auth_users:
 	}
 
 	t.Run("check_kube_spread as the client", func(t *testing.T) {
-		if _, err := os.Stat(filepath.Join(repoRoot, "cmd", "check_kube_spread", "main.go")); err != nil {
-			t.Skipf("cmd/check_kube_spread is not in this tree yet (%v): the check plugin is not tested as a TLS client", err)
-		}
-		check := filepath.Join(t.TempDir(), "check_kube_spread")
-		build := exec.Command("go", "build", "-o", check, "./cmd/check_kube_spread")
-		build.Dir = repoRoot
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build check_kube_spread: %v\n%s", err, out)
-		}
+		check := exporterproc.BuildForTest(t, "check_kube_spread")
 		rightPassword := writeFile(t, t.TempDir(), "password", []byte(password+"\n"))
 		wrongPassword := writeFile(t, t.TempDir(), "wrong", []byte("wrong\n"))
 		withCert := []string{"--tls.cert-file=" + p.clientCert, "--tls.key-file=" + p.clientKey}
@@ -324,7 +318,7 @@ func startTLSExporter(t *testing.T, flags ...string) string {
 	address := listener.Addr().String()
 	listener.Close()
 	var log strings.Builder
-	cmd := exec.Command(exporterBinary(t), append([]string{"--kubeconfig=" + cp.Kubeconfig, "--web.listen-address=" + address}, flags...)...)
+	cmd := exec.Command(exporterproc.BuildForTest(t, "kube-spread-exporter"), append([]string{"--kubeconfig=" + cp.Kubeconfig, "--web.listen-address=" + address}, flags...)...)
 	logWriter := &lockedWriter{w: &log}
 	cmd.Stdout, cmd.Stderr = logWriter, logWriter
 	// The exporter dies with the test process, even on a panic or kill.

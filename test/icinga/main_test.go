@@ -40,19 +40,17 @@ func TestMain(m *testing.M) {
 var repoRoot = filepath.Join("..", "..")
 
 var (
-	buildOnce      sync.Once
-	binaryDir      string
-	exporterBinary string
-	checkBinary    string
-	errBuild       error
+	buildOnce   sync.Once
+	binaryDir   string
+	checkBinary string
+	errBuild    error
 )
 
-// binaries builds the exporter and the check once per test run, into a
-// directory NRPE's unprivileged user can read.
-func binaries(t *testing.T) (exporter, check string) {
+// checkPlugin builds the check once per test run, into a directory NRPE's
+// unprivileged user can read (a test's own temporary directory is not).
+func checkPlugin(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		ctx := context.Background()
 		if binaryDir, errBuild = os.MkdirTemp("", "check-kube-spread-bin-"); errBuild != nil {
 			return
 		}
@@ -60,20 +58,12 @@ func binaries(t *testing.T) (exporter, check string) {
 		if errBuild = os.Chmod(binaryDir, 0o755); errBuild != nil {
 			return
 		}
-		if exporterBinary, errBuild = exporterproc.Build(ctx, repoRoot, binaryDir); errBuild != nil {
-			return
-		}
-		checkBinary = filepath.Join(binaryDir, "check_kube_spread")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", checkBinary, "./cmd/check_kube_spread")
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			errBuild = errors.New("build check_kube_spread: " + err.Error() + "\n" + string(out))
-		}
+		checkBinary, errBuild = exporterproc.BuildCommand(context.Background(), repoRoot, binaryDir, "check_kube_spread")
 	})
 	if errBuild != nil {
 		t.Fatal(errBuild)
 	}
-	return exporterBinary, checkBinary
+	return checkBinary
 }
 
 // requireTool fails the test when a system tool is missing.
@@ -86,24 +76,7 @@ func requireTool(t *testing.T, path string) {
 
 func startExporter(t *testing.T, flags ...string) *exporterproc.Exporter {
 	t.Helper()
-	exporter, _ := binaries(t)
-	ctx := context.Background()
-	e, err := exporterproc.Start(ctx, exporter, cp.Kubeconfig, flags...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("exporter log:\n%s", e.Log())
-		}
-	})
-	if err := e.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return exporterproc.ForTest(t, cp.Kubeconfig, flags...)
 }
 
 func client(t *testing.T) kubernetes.Interface {
@@ -118,8 +91,7 @@ func client(t *testing.T) kubernetes.Interface {
 // runCheck runs the built check and returns its exit code and output.
 func runCheck(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	_, check := binaries(t)
-	return runCommand(t, check, args...)
+	return runCommand(t, checkPlugin(t), args...)
 }
 
 func runCommand(t *testing.T, name string, args ...string) (int, string) {

@@ -29,7 +29,7 @@ const (
 func testNRPE(t *testing.T, metricsURL string) {
 	requireTool(t, nrpeBinary)
 	requireTool(t, checkNRPE)
-	_, check := binaries(t)
+	check := checkPlugin(t)
 
 	shipped, err := os.ReadFile(filepath.Join(repoRoot, "icinga", "nrpe", "kube_spread.cfg"))
 	if err != nil {

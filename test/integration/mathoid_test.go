@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -133,10 +132,7 @@ func askWhatIf(t *testing.T, e *exporterproc.Exporter) {
 
 	// The same question through the check plugin, as a reimage script or
 	// NRPE would ask it: exit 2 naming mathoid, exit 1 for the other batch.
-	checkBinary, err := exporterproc.BuildCommand(ctx, filepath.Join("..", ".."), t.TempDir(), "check_kube_spread")
-	if err != nil {
-		t.Fatal(err)
-	}
+	checkBinary := exporterproc.BuildForTest(t, "check_kube_spread")
 	for _, tc := range []struct {
 		nodes     []string
 		exitCode  int

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,23 +30,7 @@ func TestMain(m *testing.M) { os.Exit(controlplane.RunTests(m, &cp)) }
 
 func startExporter(t *testing.T) *exporterproc.Exporter {
 	t.Helper()
-	binary, err := exporterproc.Build(context.Background(), filepath.Join("..", ".."), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := exporterproc.Start(context.Background(), binary, cp.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("exporter log:\n%s", e.Log())
-		}
-	})
-	return e
+	return exporterproc.StartForTest(t, cp.Kubeconfig)
 }
 
 // eventually polls check until it passes or the deadline is over. The

@@ -21,7 +21,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale/synth"
 )
 
@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	root, err := repoRoot(ctx)
+	root, err := repo.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -577,18 +577,4 @@ func percentile(durations []time.Duration, p float64) time.Duration {
 	slices.Sort(sorted)
 	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-// repoRoot is the directory of the module's go.mod, where the exporter is
-// built from.
-func repoRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("find the repository: go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("find the repository: not inside a Go module")
-	}
-	return filepath.Dir(gomod), nil
 }
