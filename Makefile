@@ -25,7 +25,7 @@ NODES    ?= 50
 PODS     ?= 1500
 SERVICES ?= 150
 
-.PHONY: all build test unit lint tools system-deps demo bench bench-scale fuzz clean
+.PHONY: all build test unit lint tools system-deps demo demo-secure bench bench-scale fuzz clean
 
 all: lint build test
 
@@ -74,6 +74,11 @@ unit:
 demo: tools
 	@echo ">> replaying the mathoid incident of 2018-07-04"
 	$(GO) run ./cmd/mathoid-replay
+
+## demo-secure: the same, with the exporter behind TLS and basic auth
+demo-secure: tools
+	@echo ">> replaying the mathoid incident with a TLS and basic auth exporter"
+	$(GO) run ./cmd/mathoid-replay --secure
 
 # Fuzz targets of the parsers that take outside input, as package:target.
 FUZZ_TARGETS := ./spread/:FuzzParseMinNodes ./whatif/:FuzzHandler ./internal/nagios/:FuzzParseRange ./internal/check/:FuzzRebuild

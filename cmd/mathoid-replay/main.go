@@ -12,8 +12,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,6 +30,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/crypto/bcrypt"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
@@ -38,15 +42,17 @@ import (
 )
 
 func main() {
+	secure := flag.Bool("secure", false, "Serve the exporter with TLS and basic auth (exporter-toolkit's --web.config.file); Prometheus, the what-if questions and the check use them.")
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout); err != nil {
+	if err := run(ctx, os.Stdout, *secure); err != nil {
 		fmt.Fprintf(os.Stderr, "mathoid-replay: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer) error {
+func run(ctx context.Context, out io.Writer, secure bool) error {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 
 	say("== Starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
@@ -71,7 +77,13 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	exporter, err := exporterproc.Start(ctx, binary, cp.Kubeconfig)
+	access, passwordFile := exporterproc.Access{}, ""
+	if secure {
+		if access, passwordFile, err = secureAccess(cp, binDir); err != nil {
+			return err
+		}
+	}
+	exporter, err := exporterproc.StartSecured(ctx, binary, cp.Kubeconfig, access)
 	if err != nil {
 		return err
 	}
@@ -80,6 +92,16 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	say("   exporter at %s/metrics, caches synced", exporter.URL)
+	if secure {
+		say("   TLS with a certificate of the cluster CA, basic auth user %q (web config %s)", access.Username, access.WebConfigFile)
+	}
+	// Every client of the exporter (the check, Prometheus) reaches it the same way.
+	checkFlags := []string{"--url=" + exporter.URL + "/metrics"}
+	scrapeSecurity := ""
+	if secure {
+		checkFlags = append(checkFlags, "--tls.ca-file="+access.CAFile, "--basic-auth.username="+access.Username, "--basic-auth.password-file="+passwordFile)
+		scrapeSecurity = fmt.Sprintf("    scheme: https\n    tls_config:\n      ca_file: %q\n    basic_auth:\n      username: %q\n      password_file: %q\n", access.CAFile, access.Username, passwordFile)
+	}
 	checkBinary, err := exporterproc.BuildCommand(ctx, ".", binDir, "check_kube_spread")
 	if err != nil {
 		return err
@@ -95,7 +117,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	prometheus, err := promserver.Start(ctx, promDir, fmt.Sprintf(prometheusConfig, rules, strings.TrimPrefix(exporter.URL, "http://")))
+	prometheus, err := promserver.Start(ctx, promDir, fmt.Sprintf(prometheusConfig, rules, strings.TrimPrefix(strings.TrimPrefix(exporter.URL, "https://"), "http://"))+scrapeSecurity)
 	if err != nil {
 		return err
 	}
@@ -130,7 +152,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	say("   The same question as a guard a reimage script or NRPE runs:")
-	runCheck(ctx, say, checkBinary, "--url="+exporter.URL+"/metrics", "whatif", "--node=kubernetes2001", "--node=kubernetes2002")
+	runCheck(ctx, say, checkBinary, append(checkFlags, "whatif", "--node=kubernetes2001", "--node=kubernetes2002")...)
 
 	say("\n== 2018-07-04 08:05, kubernetes2001 and kubernetes2002 cordoned together for a parallel reimage")
 	if err := scenario.DayTwo(ctx); err != nil {
@@ -148,7 +170,7 @@ func run(ctx context.Context, out io.Writer) error {
 	say("   the maintenance: replicas_schedulable is 0.")
 
 	say("\n== The Icinga check, as NRPE would run it")
-	runCheck(ctx, say, checkBinary, "--url="+exporter.URL+"/metrics", "services", "--namespace=mathoid")
+	runCheck(ctx, say, checkBinary, append(checkFlags, "services", "--namespace=mathoid")...)
 
 	say("\n== Waiting for Prometheus to page (the alert's for: is 1m)")
 	if err := waitForPage(ctx, say, prometheus, cordoned); err != nil {
@@ -173,9 +195,46 @@ scrape_configs:
       - targets: [%q]
 `
 
+// secureAccess writes a web configuration with TLS (a certificate of the
+// control plane's CA) and basic auth (a random password, bcrypt-hashed as
+// exporter-toolkit wants), and returns how to reach the exporter and the
+// file holding the password for the check and Prometheus.
+func secureAccess(cp *controlplane.ControlPlane, dir string) (exporterproc.Access, string, error) {
+	cert, key, ca, err := cp.IssueServingCert("kube-spread-exporter")
+	if err != nil {
+		return exporterproc.Access{}, "", err
+	}
+	random := make([]byte, 16)
+	if _, err := rand.Read(random); err != nil {
+		return exporterproc.Access{}, "", err
+	}
+	password := hex.EncodeToString(random)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return exporterproc.Access{}, "", fmt.Errorf("hash the demo password: %w", err)
+	}
+	webConfig := filepath.Join(dir, "web-config.yml")
+	content := fmt.Sprintf("tls_server_config:\n  cert_file: %q\n  key_file: %q\nbasic_auth_users:\n  demo: %q\n", cert, key, hash)
+	if err := os.WriteFile(webConfig, []byte(content), 0o600); err != nil {
+		return exporterproc.Access{}, "", err
+	}
+	passwordFile := filepath.Join(dir, "password")
+	if err := os.WriteFile(passwordFile, []byte(password+"\n"), 0o600); err != nil {
+		return exporterproc.Access{}, "", err
+	}
+	return exporterproc.Access{WebConfigFile: webConfig, CAFile: ca, Username: "demo", Password: password}, passwordFile, nil
+}
+
 // runCheck runs check_kube_spread and prints its output and exit code.
 func runCheck(ctx context.Context, say func(string, ...any), binary string, args ...string) {
-	say("   $ check_kube_spread %s", strings.Join(args[1:], " "))
+	shown := args
+	if len(args) > 0 && strings.HasPrefix(args[0], "--url=") {
+		shown = args[1:]
+		for len(shown) > 0 && strings.HasPrefix(shown[0], "--") {
+			shown = shown[1:] // the access flags: the same every time
+		}
+	}
+	say("   $ check_kube_spread %s", strings.Join(shown, " "))
 	out, err := exec.CommandContext(ctx, binary, args...).Output()
 	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
 		say("   %s", line)

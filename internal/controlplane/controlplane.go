@@ -94,6 +94,7 @@ type ControlPlane struct {
 	keepDir    bool // set by RunTests after failed tests, to keep the logs
 	client     kubernetes.Interface
 	httpClient *http.Client // trusts the control plane's CA
+	pki        *pki
 	ports      ports
 	files      files
 
@@ -221,6 +222,7 @@ func (c *ControlPlane) prepare() error {
 	if err != nil {
 		return fmt.Errorf("create CA: %w", err)
 	}
+	c.pki = ca
 	f.ca, f.caKey = ca.caFile(), ca.caKeyFile()
 	if f.saKey, f.saPub, err = ca.serviceAccountKey(); err != nil {
 		return err
@@ -563,6 +565,19 @@ func (c *ControlPlane) StartEtcd(ctx context.Context) error {
 		return fmt.Errorf("wait for kube-apiserver after the etcd restart: %w", err)
 	}
 	return nil
+}
+
+// IssueServingCert issues, from the control plane's CA, a certificate that
+// serves on 127.0.0.1 and localhost, for a component of the tests or the
+// demo that should be reached over TLS (the exporter with a
+// --web.config.file). It returns the certificate, its key, and the CA that
+// verifies it.
+func (c *ControlPlane) IssueServingCert(name string) (certFile, keyFile, caFile string, err error) {
+	cred, err := c.pki.serving(name)
+	if err != nil {
+		return "", "", "", err
+	}
+	return cred.certFile, cred.keyFile, c.pki.caFile(), nil
 }
 
 // LogFile returns the path of a component's log file.

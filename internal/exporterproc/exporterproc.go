@@ -6,11 +6,14 @@ package exporterproc
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -44,27 +47,65 @@ func BuildCommand(ctx context.Context, root, dir, name string) (string, error) {
 
 // Exporter is a running exporter process.
 type Exporter struct {
-	// URL is the base URL, such as http://127.0.0.1:40123.
-	URL string
-	cmd *exec.Cmd
-	log *syncBuffer
+	// URL is the base URL, such as http://127.0.0.1:40123, or https://
+	// when it serves TLS.
+	URL    string
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	client *http.Client
+	access Access
 
 	once    sync.Once
 	stopErr error
 	exited  chan struct{}
 }
 
+// Access says how to reach an exporter secured with a --web.config.file:
+// the CA that verifies its TLS certificate, and basic auth credentials.
+// The zero value is plain HTTP.
+type Access struct {
+	// WebConfigFile is passed to the exporter as --web.config.file.
+	WebConfigFile string
+	// CAFile verifies the exporter's certificate; set, the exporter is
+	// reached over https.
+	CAFile string
+	// Username and Password are sent as basic auth when Username is set.
+	Username, Password string
+}
+
 // Start runs the binary against the kubeconfig on a free loopback port,
 // with the extra flags given, and returns once /healthz answers. It does
 // not wait for the caches to sync: see WaitReady.
 func Start(ctx context.Context, binary, kubeconfig string, flags ...string) (*Exporter, error) {
+	return StartSecured(ctx, binary, kubeconfig, Access{}, flags...)
+}
+
+// StartSecured is Start for an exporter behind TLS and basic auth.
+func StartSecured(ctx context.Context, binary, kubeconfig string, access Access, flags ...string) (*Exporter, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	address := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{"--kubeconfig=" + kubeconfig, "--web.listen-address=" + address, "--log.level=debug"}, flags...)
-	e := &Exporter{URL: "http://" + address, log: &syncBuffer{}, exited: make(chan struct{})}
+	e := &Exporter{URL: "http://" + address, log: &syncBuffer{}, exited: make(chan struct{}), client: http.DefaultClient, access: access}
+	if access.WebConfigFile != "" {
+		args = append(args, "--web.config.file="+access.WebConfigFile)
+	}
+	if access.CAFile != "" {
+		pem, err := os.ReadFile(access.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificate in %s", access.CAFile)
+		}
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots}
+		e.client = &http.Client{Transport: transport}
+		e.URL = "https://" + address
+	}
 	e.cmd = exec.Command(binary, args...)
 	e.cmd.Stdout = e.log
 	e.cmd.Stderr = e.log
@@ -115,7 +156,10 @@ func (e *Exporter) Get(ctx context.Context, path string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if e.access.Username != "" {
+		req.SetBasicAuth(e.access.Username, e.access.Password)
+	}
+	resp, err := e.client.Do(req)
 	if err != nil {
 		return 0, "", err
 	}

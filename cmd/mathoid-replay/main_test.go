@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
+)
+
+// TestDemoSecured runs the whole demo, with the exporter behind TLS and
+// basic auth, and checks that it shows each step's finding: the preflight
+// refusing the day-two batch, the check going CRITICAL, and Prometheus
+// paging, all through the secured endpoint.
+func TestDemoSecured(t *testing.T) {
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root) // the demo runs from the repository, as make demo does
+	var out strings.Builder
+	if err := run(context.Background(), &out, true); err != nil {
+		t.Fatalf("demo failed: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"exporter at https://127.0.0.1:",
+		`basic auth user "demo"`,
+		"the scheduler moved the replicas: kubernetes2001=2 kubernetes2002=2",
+		"GET /api/v1/whatif?node=kubernetes2001&node=kubernetes2002\n   -> verdict no_replicas_left",
+		"CRITICAL - taking down kubernetes2001, kubernetes2002 hurts 2 services",
+		"   Deployment  4      0            2      0                  0.50           2          no_replicas_left",
+		"CRITICAL - 2 critical, 0 warning of 2 services: mathoid/Deployment/mathoid no replica survives maintenance",
+		"FIRING KubeSpreadNoReplicaSurvivesMaintenance (severity critical)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if t.Failed() {
+		os.Stdout.WriteString(out.String())
+	}
+}
