@@ -4,26 +4,23 @@
 package exporterproc
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/childproc"
 )
 
 // Build compiles ./cmd/kube-spread-exporter of the repository at root into
@@ -50,14 +47,9 @@ type Exporter struct {
 	// URL is the base URL, such as http://127.0.0.1:40123, or https://
 	// when it serves TLS.
 	URL    string
-	cmd    *exec.Cmd
-	log    *syncBuffer
+	proc   *childproc.Process
 	client *http.Client
 	access Access
-
-	once    sync.Once
-	stopErr error
-	exited  chan struct{}
 }
 
 // Access says how to reach an exporter secured with a --web.config.file:
@@ -82,13 +74,13 @@ func Start(ctx context.Context, binary, kubeconfig string, flags ...string) (*Ex
 
 // StartSecured is Start for an exporter behind TLS and basic auth.
 func StartSecured(ctx context.Context, binary, kubeconfig string, access Access, flags ...string) (*Exporter, error) {
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	address := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{"--kubeconfig=" + kubeconfig, "--web.listen-address=" + address, "--log.level=debug"}, flags...)
-	e := &Exporter{URL: "http://" + address, log: &syncBuffer{}, exited: make(chan struct{}), client: http.DefaultClient, access: access}
+	e := &Exporter{URL: "http://" + address, client: http.DefaultClient, access: access}
 	if access.WebConfigFile != "" {
 		args = append(args, "--web.config.file="+access.WebConfigFile)
 	}
@@ -106,15 +98,9 @@ func StartSecured(ctx context.Context, binary, kubeconfig string, access Access,
 		e.client = &http.Client{Transport: transport}
 		e.URL = "https://" + address
 	}
-	e.cmd = exec.Command(binary, args...)
-	e.cmd.Stdout = e.log
-	e.cmd.Stderr = e.log
-	// The exporter dies with the test process, even on a panic or kill.
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := e.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", binary, err)
+	if e.proc, err = childproc.Start("kube-spread-exporter", binary, "", args...); err != nil {
+		return nil, err
 	}
-	go func() { _ = e.cmd.Wait(); close(e.exited) }()
 	if err := e.poll(ctx, "/healthz", 30*time.Second); err != nil {
 		_ = e.Stop()
 		return nil, err
@@ -133,7 +119,7 @@ func (e *Exporter) poll(ctx context.Context, path string, timeout time.Duration)
 	var last string
 	for {
 		select {
-		case <-e.exited:
+		case <-e.proc.Exited():
 			return fmt.Errorf("exporter exited while waiting for %s; log:\n%s", path, e.Log())
 		default:
 		}
@@ -187,52 +173,13 @@ func (e *Exporter) Scrape(ctx context.Context) (map[string]*dto.MetricFamily, er
 
 // PID returns the process id of the exporter, for reading its /proc
 // figures (memory, CPU) from a benchmark.
-func (e *Exporter) PID() int { return e.cmd.Process.Pid }
+func (e *Exporter) PID() int { return e.proc.PID() }
 
 // Log returns what the exporter has logged so far.
-func (e *Exporter) Log() string { return e.log.String() }
+func (e *Exporter) Log() string { return e.proc.Output() }
 
-// Stop sends SIGTERM and waits for the process to end (SIGKILL after 10s).
-func (e *Exporter) Stop() error {
-	e.once.Do(func() {
-		_ = e.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-e.exited:
-		case <-time.After(10 * time.Second):
-			_ = e.cmd.Process.Kill()
-			<-e.exited
-			e.stopErr = errors.New("exporter did not stop within 10s of SIGTERM")
-		}
-	})
-	return e.stopErr
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writers and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// Stop sends SIGTERM and waits for the exporter to end (SIGKILL after 10s).
+func (e *Exporter) Stop() error { return e.proc.Stop() }
 
 // Value returns the value of the sample of family name whose labels include
 // all the given pairs, and whether there is one.

@@ -4,24 +4,19 @@
 package promserver
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/common/model"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/childproc"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 )
 
@@ -47,13 +42,8 @@ func Binary() (string, error) {
 // Server is a running Prometheus.
 type Server struct {
 	// URL is the base URL, such as http://127.0.0.1:40123.
-	URL string
-	cmd *exec.Cmd
-	log *syncBuffer
-
-	once    sync.Once
-	stopErr error
-	exited  chan struct{}
+	URL  string
+	proc *childproc.Process
 }
 
 // Start writes configYAML to dir/prometheus.yml and runs Prometheus on it,
@@ -69,27 +59,20 @@ func Start(ctx context.Context, dir, configYAML string) (*Server, error) {
 	if err := os.WriteFile(config, []byte(configYAML), 0o644); err != nil {
 		return nil, fmt.Errorf("write prometheus config: %w", err)
 	}
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	address := fmt.Sprintf("127.0.0.1:%d", port)
-	s := &Server{URL: "http://" + address, log: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary,
+	s := &Server{URL: "http://" + address}
+	if s.proc, err = childproc.Start("prometheus", binary, dir,
 		"--config.file="+config,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+address,
 		"--log.level=info",
-	)
-	s.cmd.Dir = dir
-	s.cmd.Stdout = s.log
-	s.cmd.Stderr = s.log
-	// Prometheus dies with the test process, even on a panic or kill.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", binary, err)
+	); err != nil {
+		return nil, err
 	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	if err := s.waitReady(ctx, time.Minute); err != nil {
 		_ = s.Stop()
 		return nil, err
@@ -103,7 +86,7 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 	var last string
 	for {
 		select {
-		case <-s.exited:
+		case <-s.proc.Exited():
 			return fmt.Errorf("prometheus exited before it was ready; log:\n%s", s.Log())
 		default:
 		}
@@ -200,47 +183,8 @@ func (s *Server) Alerts(ctx context.Context) ([]Alert, error) {
 }
 
 // Log returns what Prometheus has logged so far.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string { return s.proc.Output() }
 
 // Stop sends SIGTERM and waits for Prometheus to end (SIGKILL after 10s).
 // It is safe to call more than once.
-func (s *Server) Stop() error {
-	s.once.Do(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-			s.stopErr = errors.New("prometheus did not stop within 10s of SIGTERM")
-		}
-	})
-	return s.stopErr
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writers and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func (s *Server) Stop() error { return s.proc.Stop() }

@@ -1,0 +1,94 @@
+// Package childproc runs the helper processes of the tests and the demo
+// (the exporter, Prometheus): each dies with the process that started it,
+// even on a panic or a kill, and keeps its output for the test's log.
+package childproc
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Process is a running child process.
+type Process struct {
+	name    string
+	cmd     *exec.Cmd
+	output  syncBuffer
+	exited  chan struct{}
+	once    sync.Once
+	stopErr error
+}
+
+// Start runs binary with args in dir ("" for the current directory).
+// name says what it is, in errors.
+func Start(name, binary, dir string, args ...string) (*Process, error) {
+	p := &Process{name: name, exited: make(chan struct{})}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout = &p.output
+	p.cmd.Stderr = &p.output
+	// The child dies with the test process, even on a panic or kill.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s (%s): %w", name, binary, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	return p, nil
+}
+
+// Exited is closed when the process has ended.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Output returns what the process has written to stdout and stderr so far.
+func (p *Process) Output() string { return p.output.String() }
+
+// PID returns the process id, for reading its /proc figures.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Stop sends SIGTERM and waits for the process to end, with SIGKILL after
+// 10s. It is safe to call more than once.
+func (p *Process) Stop() error {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+			p.stopErr = fmt.Errorf("%s did not stop within 10s of SIGTERM", p.name)
+		}
+	})
+	return p.stopErr
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writers and readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
