@@ -14,11 +14,7 @@ import (
 // refusing the day-two batch, the check going CRITICAL, and Prometheus
 // paging, all through the secured endpoint.
 func TestDemoSecured(t *testing.T) {
-	root, err := repo.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(root) // the demo runs from the repository, as make demo does
+	t.Chdir(repo.RootForTest(t)) // the demo runs from the repository, as make demo does
 	var out strings.Builder
 	if err := run(context.Background(), &out, true); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())

@@ -48,11 +48,7 @@ func StartForTest(t testing.TB, kubeconfig string, flags ...string) *Exporter {
 // first time.
 func BuildForTest(t testing.TB, name string) string {
 	t.Helper()
-	root, err := repo.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	binary, err := BuildCommand(context.Background(), root, t.TempDir(), name)
+	binary, err := BuildCommand(context.Background(), repo.RootForTest(t), t.TempDir(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 )
 
 // Module is the module path of the repository's root go.mod.
@@ -46,4 +47,14 @@ func modulePath(gomod string) string {
 		}
 	}
 	return ""
+}
+
+// RootForTest is Root for tests: it fails the test when there is no root.
+func RootForTest(t testing.TB) string {
+	t.Helper()
+	root, err := Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }

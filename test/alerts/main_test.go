@@ -11,23 +11,11 @@ import (
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 )
 
 var cp *controlplane.ControlPlane
 
 func TestMain(m *testing.M) { os.Exit(controlplane.RunTests(m, &cp)) }
-
-// repoRoot walks up from the working directory to the directory holding
-// go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := repo.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
 
 // startExporter builds the exporter, runs it against the control plane and
 // waits for its caches to sync. It is stopped when the test ends; its log

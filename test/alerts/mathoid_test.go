@@ -14,6 +14,7 @@ import (
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/promserver"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -36,7 +37,7 @@ const (
 // cordon, while all four pods still run.
 func TestMathoidPagesAfterDayTwoCordon(t *testing.T) {
 	ctx := context.Background()
-	root := repoRoot(t)
+	root := repo.RootForTest(t)
 	exporter := startExporter(t)
 
 	prometheus, err := promserver.Start(ctx, t.TempDir(), fmt.Sprintf(`global:

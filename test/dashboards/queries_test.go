@@ -110,7 +110,7 @@ func panelQueries(t *testing.T, root string) []query {
 // the verdict panels must also give the verdicts of that state.
 func TestEveryPanelQueryReturnsData(t *testing.T) {
 	ctx := context.Background()
-	root := repoRoot(t)
+	root := repo.RootForTest(t)
 	exporter := startExporter(t)
 	prometheus := startPrometheus(t, exporter)
 
@@ -214,17 +214,6 @@ func createSingleHomed(ctx context.Context, client kubernetes.Interface) error {
 		return fmt.Errorf("create deployment single-homed: %w", err)
 	}
 	return nil
-}
-
-// repoRoot walks up from the working directory to the directory holding
-// go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := repo.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
 }
 
 // startExporter builds the exporter, runs it against the control plane and
