@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -75,6 +77,19 @@ type Options struct {
 	// Logf, if set, receives progress messages. It may be called from
 	// several goroutines at once.
 	Logf func(format string, args ...any)
+	// APIServerOnly starts etcd and kube-apiserver alone: no
+	// controller-manager, scheduler or kwok, so nothing but the caller
+	// writes to the cluster (no kubelet heartbeats, no node lifecycle,
+	// ReplicaSet or EndpointSlice controller). With no controller-manager
+	// to create ServiceAccounts, Start creates the "default" ServiceAccount
+	// of the "default" namespace itself; other namespaces need theirs
+	// created by the caller before pods are accepted there. Only the etcd
+	// and kube-apiserver binaries are required. For the scale harness.
+	APIServerOnly bool
+	// ExtraArgs are command-line flags appended, per component name
+	// (Etcd, KubeAPIServer, ...), after the ones Start chooses; for a flag
+	// given twice the later one wins. They are kept for the restarts.
+	ExtraArgs map[string][]string
 }
 
 // ControlPlane is a running control plane. Its methods are safe for
@@ -98,6 +113,9 @@ type ControlPlane struct {
 	ports      ports
 	files      files
 
+	apiOnly   bool                // Options.APIServerOnly
+	extraArgs map[string][]string // Options.ExtraArgs
+
 	mu      sync.Mutex
 	procs   map[string]*process
 	stopped bool
@@ -117,8 +135,9 @@ type files struct {
 }
 
 // Start starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler
-// and kwok, and returns once the API server is ready and the "default"
-// ServiceAccount exists (pods are refused before that). On error everything
+// and kwok (only the first two with Options.APIServerOnly), and returns once
+// the API server is ready and the "default" ServiceAccount exists (pods are
+// refused before that). On error everything
 // started so far is stopped again. ctx bounds the start (two minutes if it
 // has no deadline); it does not bound the life of the control plane: call
 // Stop.
@@ -131,14 +150,16 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBinaries(binDir); err != nil {
+	if err := checkBinaries(binDir, opts.APIServerOnly); err != nil {
 		return nil, err
 	}
 	c := &ControlPlane{
-		Dir:    opts.Dir,
-		BinDir: binDir,
-		logf:   opts.Logf,
-		procs:  map[string]*process{},
+		Dir:       opts.Dir,
+		BinDir:    binDir,
+		logf:      opts.Logf,
+		apiOnly:   opts.APIServerOnly,
+		extraArgs: opts.ExtraArgs,
+		procs:     map[string]*process{},
 	}
 	if c.logf == nil {
 		c.logf = func(string, ...any) {}
@@ -168,6 +189,25 @@ func (c *ControlPlane) start(ctx context.Context) error {
 	}
 	if err := c.startComponent(ctx, KubeAPIServer); err != nil {
 		return err
+	}
+	if c.apiOnly {
+		// No controller-manager creates the ServiceAccount the admission
+		// plugin looks up for every pod.
+		c.mu.Lock()
+		apiserver := c.procs[KubeAPIServer]
+		c.mu.Unlock()
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "default"}}
+		err := c.waitFor(ctx, apiserver, "ServiceAccount default/default", func(ctx context.Context) error {
+			_, err := c.client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Create(ctx, sa, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("create the default ServiceAccount: %w", err)
+		}
+		return nil
 	}
 	// The rest depend only on the API server; starting them together saves
 	// a few seconds.
@@ -284,8 +324,14 @@ func (c *ControlPlane) prepare() error {
 	return nil
 }
 
-// args returns the command line of a component.
+// args returns the command line of a component: its own flags, then
+// Options.ExtraArgs.
 func (c *ControlPlane) args(name string) (args, env []string) {
+	args, env = c.defaultArgs(name)
+	return append(args, c.extraArgs[name]...), env
+}
+
+func (c *ControlPlane) defaultArgs(name string) (args, env []string) {
 	f, p := c.files, c.ports
 	local := func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 	switch name {
@@ -633,9 +679,13 @@ func findBinDir(dir string) (string, error) {
 
 // checkBinaries fails, naming the remedy, unless dir holds everything Start
 // runs.
-func checkBinaries(dir string) error {
+func checkBinaries(dir string, apiServerOnly bool) error {
+	needed := []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler, Kwok, KwokStagesFile}
+	if apiServerOnly {
+		needed = needed[:2]
+	}
 	var missing []string
-	for _, name := range []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler, Kwok, KwokStagesFile} {
+	for _, name := range needed {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			missing = append(missing, name)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +188,55 @@ func TestRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(ctx, t, "the ConfigMap after the etcd restart", func() error { return get(ctx) })
+}
+
+// TestAPIServerOnly checks the mode of the scale harness: only etcd and
+// kube-apiserver run, with the extra flags, and pods are accepted in the
+// default namespace at once.
+func TestAPIServerOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	only, err := controlplane.Start(ctx, controlplane.Options{
+		APIServerOnly: true,
+		ExtraArgs:     map[string][]string{controlplane.Etcd: {"--quota-backend-bytes=4294967296"}},
+		Logf:          t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := only.Stop(); err != nil {
+			t.Error(err)
+		}
+		if left := processesMentioning(only.Dir); len(left) > 0 {
+			t.Errorf("processes left behind after Stop:\n%s", strings.Join(left, "\n"))
+		}
+	}()
+
+	running := processesMentioning(only.Dir)
+	if len(running) != 2 {
+		t.Errorf("want etcd and kube-apiserver only, running:\n%s", strings.Join(running, "\n"))
+	}
+	for _, want := range []string{"/etcd ", "/kube-apiserver "} {
+		if !slices.ContainsFunc(running, func(line string) bool { return strings.Contains(line, want) }) {
+			t.Errorf("no %s among:\n%s", strings.Trim(want, "/ "), strings.Join(running, "\n"))
+		}
+	}
+	if !slices.ContainsFunc(running, func(line string) bool { return strings.Contains(line, "--quota-backend-bytes=4294967296") }) {
+		t.Errorf("the extra etcd flag is not on its command line:\n%s", strings.Join(running, "\n"))
+	}
+
+	client := kubernetes.NewForConfigOrDie(only.Config)
+	create(t, func() error {
+		_, err := client.CoreV1().Pods(metav1.NamespaceDefault).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "bound"},
+			Spec: corev1.PodSpec{
+				NodeName:   "nowhere",
+				Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/pause:1"}},
+			},
+		}, metav1.CreateOptions{})
+		return err
+	})
 }
 
 func create(t *testing.T, f func() error) {

@@ -10,6 +10,10 @@
 // listed in EndpointSlices by the real controller-manager. Nothing is pulled
 // or run, so a Node costs next to nothing.
 //
+// Options.APIServerOnly starts etcd and kube-apiserver alone, for the scale
+// harness, which writes every object and status itself; Options.ExtraArgs
+// adds flags to a component's command line.
+//
 // The binaries are built from pinned Go modules by `make tools`
 // (tools/build-all.sh) and found in <repo>/.cache/bin, $KSE_TOOLS_BIN, or
 // Options.BinDir.
