@@ -1,16 +1,24 @@
-// Package collector renders the spread analysis as Prometheus metrics.
+// Package collector publishes the spread analysis as Prometheus metrics.
 //
 // Every scrape takes a snapshot of the informer caches, runs the analysis
-// and emits constant metrics: no series outlives the object it describes,
-// so deleted services and nodes disappear from the next scrape.
+// and writes the figures: no series outlives the object it describes, so
+// deleted services and nodes disappear from the next scrape.
+//
+// The figures of services and nodes are written straight into the text
+// exposition format (exposition.go) rather than built as constant metrics
+// and gathered by a registry. At 150,000 pods that is half a million
+// series, and client_golang's per-series work (label validation, dto
+// messages, sorting, consistency hashing) took seconds and hundreds of
+// megabytes per scrape; kube-state-metrics writes its own exposition for
+// the same reason. The exporter's own metrics (cache health, build, Go and
+// process) stay ordinary collectors in a registry, and Handler merges both
+// into one exposition, family by family in name order, as the registry
+// would.
 package collector
 
 import (
-	"cmp"
 	"errors"
 	"log/slog"
-	"slices"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,18 +47,13 @@ type Options struct {
 	NodeReplicas bool
 }
 
-// Collector is a prometheus.Collector of the spread metrics.
+// Collector publishes the spread figures and the health of the caches. As a
+// prometheus.Collector it emits only the health; the figures reach a scrape
+// through Handler, which writes them itself (see the package comment).
 type Collector struct {
 	source  Source
 	options Options
 	logger  *slog.Logger
-
-	replicasDesired, replicasReady, replicasSchedulable *prometheus.Desc
-	nodes, schedulableNodes, concentration, minNodes    *prometheus.Desc
-	domains, schedulableDomains, nodeReplicas           *prometheus.Desc
-	clusterDomains, clusterSchedulableDomains           *prometheus.Desc
-
-	nodeSchedulable, nodeReason, nodeSingleHomed *prometheus.Desc
 
 	cacheSynced, listWatchErrors, lastUpdate, annotationErrors *prometheus.Desc
 	apiServerUp, cacheConfirmed                                *prometheus.Desc
@@ -58,7 +61,6 @@ type Collector struct {
 
 // New returns a collector reading from source.
 func New(source Source, options Options, logger *slog.Logger) *Collector {
-	service := []string{"namespace", "kind", "name"}
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
 	}
@@ -66,24 +68,6 @@ func New(source Source, options Options, logger *slog.Logger) *Collector {
 		source:  source,
 		options: options,
 		logger:  logger,
-
-		replicasDesired:     desc("replicas_desired", "Replicas the workload asks for (spec.replicas); workloads only.", service...),
-		replicasReady:       desc("replicas_ready", "Ready, not terminating replicas of the service on any node.", service...),
-		replicasSchedulable: desc("replicas_schedulable", "Ready replicas of the service on schedulable nodes: the ones that survive maintenance.", service...),
-		nodes:               desc("nodes", "Distinct nodes holding ready replicas of the service.", service...),
-		schedulableNodes:    desc("schedulable_nodes", "Distinct schedulable nodes holding ready replicas of the service.", service...),
-		concentration:       desc("node_concentration_ratio", "Largest share of the service's ready replicas on one node; 1 means single-homed. Absent when nothing is ready.", service...),
-		minNodes:            desc("min_nodes", "Nodes the service needs: the kube-spread.io/min-nodes annotation or the default, capped at its replicas.", service...),
-		domains:             desc("topology_domains", "Distinct topology domains holding ready replicas of the service.", append(service, "topology_key")...),
-		schedulableDomains:  desc("schedulable_topology_domains", "Distinct topology domains with ready replicas of the service on schedulable nodes.", append(service, "topology_key")...),
-		nodeReplicas:        desc("node_replicas", "Ready replicas of the service on one node.", append(service, "node")...),
-
-		clusterDomains:            desc("cluster_topology_domains", "Distinct topology domains among all nodes of the cluster.", "topology_key"),
-		clusterSchedulableDomains: desc("cluster_schedulable_topology_domains", "Distinct topology domains among schedulable nodes of the cluster.", "topology_key"),
-
-		nodeSchedulable: desc("node_schedulable", "1 if the node keeps its replicas through maintenance, 0 if it is going away.", "node"),
-		nodeReason:      desc("node_unschedulable_reason", "1 for each reason the node is unschedulable.", "node", "reason"),
-		nodeSingleHomed: desc("node_single_homed_services", "Services of the kind with two or more ready replicas, all on this node.", "node", "kind"),
 
 		cacheSynced:      desc("cache_synced", "1 once the informer cache of the resource has synced.", "resource"),
 		listWatchErrors:  desc("list_watch_errors_total", "Failed lists and broken watches of the resource.", "resource"),
@@ -94,13 +78,9 @@ func New(source Source, options Options, logger *slog.Logger) *Collector {
 	}
 }
 
-// Describe sends every descriptor.
+// Describe sends the descriptors of the health metrics.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.replicasDesired, c.replicasReady, c.replicasSchedulable, c.nodes, c.schedulableNodes,
-		c.concentration, c.minNodes, c.domains, c.schedulableDomains, c.nodeReplicas,
-		c.clusterDomains, c.clusterSchedulableDomains,
-		c.nodeSchedulable, c.nodeReason, c.nodeSingleHomed,
 		c.cacheSynced, c.listWatchErrors, c.lastUpdate, c.annotationErrors,
 		c.apiServerUp, c.cacheConfirmed,
 	} {
@@ -108,39 +88,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect emits the health of the caches and, once they have synced, the
-// figures of every service and node. Before the first sync it emits no
-// figures at all: a partial cache would report services as missing or
-// single-homed that are neither.
+// Collect emits the health of the caches.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	c.collectStatus(ch)
-	snapshot, err := c.source.Snapshot()
-	if err != nil {
-		if !errors.Is(err, cluster.ErrCacheNotSynced) {
-			c.logger.Error("snapshot failed", "err", err)
-		}
-		return
-	}
-	report := spread.Analyze(snapshot, c.options.Analysis)
-	for _, i := range expositionOrder(report.Services) {
-		c.collectService(ch, &report.Services[i])
-	}
-	for _, d := range report.Domains {
-		ch <- prometheus.MustNewConstMetric(c.clusterDomains, prometheus.GaugeValue, float64(d.All), d.Key)
-		ch <- prometheus.MustNewConstMetric(c.clusterSchedulableDomains, prometheus.GaugeValue, float64(d.Schedulable), d.Key)
-	}
-	for _, n := range report.Nodes {
-		ch <- prometheus.MustNewConstMetric(c.nodeSchedulable, prometheus.GaugeValue, boolValue(n.Node.Schedulable()), n.Node.Name)
-		for _, reason := range n.Node.Unschedulable {
-			ch <- prometheus.MustNewConstMetric(c.nodeReason, prometheus.GaugeValue, 1, n.Node.Name, string(reason))
-		}
-		for kind, count := range n.SingleHomedServices {
-			ch <- prometheus.MustNewConstMetric(c.nodeSingleHomed, prometheus.GaugeValue, float64(count), n.Node.Name, string(kind))
-		}
-	}
-}
-
-func (c *Collector) collectStatus(ch chan<- prometheus.Metric) {
 	for _, s := range c.source.Status() {
 		ch <- prometheus.MustNewConstMetric(c.cacheSynced, prometheus.GaugeValue, boolValue(s.Synced), s.Resource)
 		ch <- prometheus.MustNewConstMetric(c.listWatchErrors, prometheus.CounterValue, float64(s.ListWatchErrors), s.Resource)
@@ -158,54 +107,18 @@ func (c *Collector) collectStatus(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *Collector) collectService(ch chan<- prometheus.Metric, f *spread.Figures) {
-	s := f.Service
-	labels := []string{s.Namespace, string(s.Kind), s.Name}
-	gauge := func(desc *prometheus.Desc, value int, extra ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(value), append(labels, extra...)...)
-	}
-	if s.DesiredReplicas >= 0 {
-		gauge(c.replicasDesired, s.DesiredReplicas)
-	}
-	gauge(c.replicasReady, f.ReplicasReady)
-	gauge(c.replicasSchedulable, f.ReplicasSchedulable)
-	gauge(c.nodes, f.Nodes)
-	gauge(c.schedulableNodes, f.SchedulableNodes)
-	gauge(c.minNodes, f.MinNodes)
-	if f.ReplicasReady > 0 {
-		ch <- prometheus.MustNewConstMetric(c.concentration, prometheus.GaugeValue, f.ConcentrationRatio, labels...)
-	}
-	for _, d := range f.Domains {
-		gauge(c.domains, d.All, d.Key)
-		gauge(c.schedulableDomains, d.Schedulable, d.Key)
-	}
-	if c.options.NodeReplicas {
-		for _, n := range f.NodeReplicas {
-			gauge(c.nodeReplicas, n.Count, n.Node)
+// report analyses the current snapshot. It returns nil before the caches
+// have synced: a partial cache would report services as missing or
+// single-homed that are neither, so no figure is published at all.
+func (c *Collector) report() *spread.Report {
+	snapshot, err := c.source.Snapshot()
+	if err != nil {
+		if !errors.Is(err, cluster.ErrCacheNotSynced) {
+			c.logger.Error("snapshot failed", "err", err)
 		}
+		return nil
 	}
-}
-
-// expositionOrder returns the indexes of the services in the order the
-// registry sorts each family's metrics: by label values, label names taken
-// alphabetically (kind, name, namespace). The registry sorts every family
-// at every scrape; fed in that order, its sort only confirms it, which at
-// 150,000 pods saves about a third of a scrape's CPU. The report itself
-// stays sorted by namespace, kind and name for its other readers.
-func expositionOrder(services []spread.Figures) []int {
-	order := make([]int, len(services))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(i, j int) int {
-		a, b := services[i].Service, services[j].Service
-		return cmp.Or(
-			strings.Compare(string(a.Kind), string(b.Kind)),
-			strings.Compare(a.Name, b.Name),
-			strings.Compare(a.Namespace, b.Namespace),
-		)
-	})
-	return order
+	return spread.Analyze(snapshot, c.options.Analysis)
 }
 
 func boolValue(b bool) float64 {

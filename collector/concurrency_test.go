@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -102,6 +106,10 @@ func TestConcurrentScrapesDuringUpdates(t *testing.T) {
 	c := New(w, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(c)
+	// Scrapes go through the /metrics handler over HTTP; Go's client asks
+	// for gzip, so the pooled gzip writers are shared by the scrapers.
+	server := httptest.NewServer(NewHandler(registry, c, slog.New(slog.DiscardHandler)))
+	defer server.Close()
 
 	// The fake clientset's watch channels hold 100 events and panic when
 	// full; a real API server has no such limit. Every 40 updates the
@@ -173,9 +181,9 @@ func TestConcurrentScrapesDuringUpdates(t *testing.T) {
 					return
 				default:
 				}
-				families, err := registry.Gather()
+				families, err := scrapeOverHTTP(server.URL)
 				if err != nil {
-					t.Errorf("gather: %v", err)
+					t.Errorf("scrape: %v", err)
 					return
 				}
 				if err := checkConsistent(families); err != nil {
@@ -204,6 +212,23 @@ func TestConcurrentScrapesDuringUpdates(t *testing.T) {
 		t.Fatal("no scrape completed")
 	}
 	t.Logf("%d consistent scrapes and what-if answers during 600 updates", scrapes)
+}
+
+// scrapeOverHTTP fetches and parses one exposition.
+func scrapeOverHTTP(url string) ([]*dto.MetricFamily, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !resp.Uncompressed {
+		return nil, fmt.Errorf("status %s, gzip-compressed %t", resp.Status, resp.Uncompressed)
+	}
+	parsed, err := parseExposition(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Collect(maps.Values(parsed)), nil
 }
 
 // checkConsistent checks the invariants of one scrape.
@@ -302,16 +327,10 @@ func TestSeriesFollowDeletions(t *testing.T) {
 
 // objectSeries counts the series about services and nodes: the self
 // metrics have one series per watched resource, whatever the churn.
-func objectSeries(t *testing.T, c prometheus.Collector) int {
+func objectSeries(t *testing.T, c *Collector) int {
 	t.Helper()
-	registry := prometheus.NewPedanticRegistry()
-	registry.MustRegister(c)
-	families, err := registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	count := 0
-	for _, family := range families {
+	for _, family := range gather(t, c) {
 		for _, m := range family.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "name" || l.GetName() == "node" {
@@ -324,7 +343,7 @@ func objectSeries(t *testing.T, c prometheus.Collector) int {
 	return count
 }
 
-func waitForCount(t *testing.T, c prometheus.Collector, ok func(int) bool, what string) {
+func waitForCount(t *testing.T, c *Collector, ok func(int) bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

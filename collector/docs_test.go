@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	dto "github.com/prometheus/client_model/go"
 
@@ -56,15 +55,8 @@ func documentedMetrics(t *testing.T) map[string]metricDoc {
 // TestDocsMatchCode gathers every metric the exporter can publish and
 // compares names, types and label names with docs/metrics.md, both ways.
 func TestDocsMatchCode(t *testing.T) {
-	registry := prometheus.NewPedanticRegistry()
-	registry.MustRegister(
-		versioncollector.NewCollector(Namespace),
-		New(&fakeSource{cluster: mathoidDayTwo(), status: syncedStatus, freshness: freshSource}, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler)),
-	)
-	families, err := registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := New(&fakeSource{cluster: mathoidDayTwo(), status: syncedStatus, freshness: freshSource}, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+	families := gather(t, c, versioncollector.NewCollector(Namespace))
 	published := make(map[string]metricDoc)
 	for _, family := range families {
 		labelSet := make(map[string]bool)

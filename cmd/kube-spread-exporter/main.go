@@ -28,7 +28,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -253,22 +252,17 @@ func loadRESTConfig(kubeconfig string) (*rest.Config, error) {
 func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger *slog.Logger) http.Handler {
 	analysis := spread.Options{DefaultMinNodes: defaultMinNodes}
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(
-		versioncollector.NewCollector(collector.Namespace),
-		collector.New(watcher, collector.Options{
-			Analysis:     analysis,
-			NodeReplicas: o.nodeReplicas,
-		}, logger),
-	)
+	figures := collector.New(watcher, collector.Options{
+		Analysis:     analysis,
+		NodeReplicas: o.nodeReplicas,
+	}, logger)
+	registry.MustRegister(versioncollector.NewCollector(collector.Namespace), figures)
 	if !o.disableExporterMets {
 		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle(o.telemetryPath, promhttp.HandlerFor(registry, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	mux.Handle(o.telemetryPath, collector.NewHandler(registry, figures, logger))
 	whatIf := whatif.NewHandler(watcher, analysis, logger)
 	mux.Handle(whatif.PathWhatIf, whatIf)
 	mux.Handle(whatif.PathPlan, whatIf)

@@ -50,19 +50,14 @@ var synced = []cluster.ResourceStatus{
 // expose renders the cluster through the exporter's collector, as text.
 func expose(t testing.TB, c *spread.Cluster, status []cluster.ResourceStatus, nodeReplicas bool) []byte {
 	t.Helper()
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collector.New(&fakeSource{cluster: c, status: status},
+	figures := collector.New(&fakeSource{cluster: c, status: status},
 		collector.Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: nodeReplicas},
-		slog.New(slog.DiscardHandler)))
-	families, err := registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+		slog.New(slog.DiscardHandler))
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(figures)
 	var buf bytes.Buffer
-	for _, f := range families {
-		if _, err := expfmt.MetricFamilyToText(&buf, f); err != nil {
-			t.Fatal(err)
-		}
+	if err := collector.NewHandler(registry, figures, slog.New(slog.DiscardHandler)).Write(&buf, expfmt.NewFormat(expfmt.TypeTextPlain)); err != nil {
+		t.Fatal(err)
 	}
 	return buf.Bytes()
 }

@@ -1,0 +1,188 @@
+package collector
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+)
+
+// family is one metric family of the figures: its name, help, and how to
+// write its samples from one analysis. Every family is a gauge.
+type family struct {
+	name, help string
+	// labels are the family's label names in the order they are written:
+	// alphabetical, as the registry sorts them.
+	labels []string
+	write  func(w *textWriter, s *scrape)
+}
+
+// scrape is one analysis and the orders its families are written in.
+type scrape struct {
+	report *spread.Report
+	// services are the figures of every service in the order the registry
+	// sorts samples: by label values, labels taken alphabetically (kind,
+	// name, namespace). The report is sorted by namespace, kind and name
+	// for its other readers.
+	services []*spread.Figures
+	// keys are indexes into report.TopologyKeys, sorted by key.
+	keys []int
+}
+
+func newScrape(report *spread.Report) *scrape {
+	s := &scrape{report: report, services: make([]*spread.Figures, len(report.Services))}
+	for i := range report.Services {
+		s.services[i] = &report.Services[i]
+	}
+	slices.SortFunc(s.services, func(a, b *spread.Figures) int {
+		x, y := a.Service, b.Service
+		return cmp.Or(
+			strings.Compare(string(x.Kind), string(y.Kind)),
+			strings.Compare(x.Name, y.Name),
+			strings.Compare(x.Namespace, y.Namespace),
+		)
+	})
+	s.keys = make([]int, len(report.TopologyKeys))
+	for i := range s.keys {
+		s.keys[i] = i
+	}
+	slices.SortFunc(s.keys, func(a, b int) int { return strings.Compare(report.TopologyKeys[a], report.TopologyKeys[b]) })
+	return s
+}
+
+var serviceLabels = []string{"kind", "name", "namespace"}
+
+// perService is a family with one sample per service, when value says so.
+func perService(name, help string, value func(f *spread.Figures) (float64, bool)) family {
+	return family{name: name, help: help, labels: serviceLabels, write: func(w *textWriter, s *scrape) {
+		for _, f := range s.services {
+			if v, ok := value(f); ok {
+				w.serviceSample(f.Service, "", "", v)
+			}
+		}
+	}}
+}
+
+// perServiceDomain is a family with one sample per service and topology key.
+func perServiceDomain(name, help string, value func(d spread.Domains) int) family {
+	return family{name: name, help: help, labels: append(slices.Clone(serviceLabels), "topology_key"), write: func(w *textWriter, s *scrape) {
+		for _, f := range s.services {
+			for _, k := range s.keys {
+				if k < len(f.Domains) {
+					w.serviceSample(f.Service, "topology_key", f.Domains[k].Key, float64(value(f.Domains[k])))
+				}
+			}
+		}
+	}}
+}
+
+// perClusterDomain is a family with one sample per topology key.
+func perClusterDomain(name, help string, value func(d spread.Domains) int) family {
+	return family{name: name, help: help, labels: []string{"topology_key"}, write: func(w *textWriter, s *scrape) {
+		for _, k := range s.keys {
+			if k < len(s.report.Domains) {
+				d := s.report.Domains[k]
+				w.sample(float64(value(d)), "topology_key", d.Key)
+			}
+		}
+	}}
+}
+
+// figureFamilies returns the families the options ask for, sorted by name
+// as the registry sorts families.
+func figureFamilies(options Options) []family {
+	name := func(n string) string { return Namespace + "_" + n }
+	families := []family{
+		perService(name("replicas_desired"), "Replicas the workload asks for (spec.replicas); workloads only.",
+			func(f *spread.Figures) (float64, bool) {
+				return float64(f.Service.DesiredReplicas), f.Service.DesiredReplicas >= 0
+			}),
+		perService(name("replicas_ready"), "Ready, not terminating replicas of the service on any node.",
+			func(f *spread.Figures) (float64, bool) { return float64(f.ReplicasReady), true }),
+		perService(name("replicas_schedulable"), "Ready replicas of the service on schedulable nodes: the ones that survive maintenance.",
+			func(f *spread.Figures) (float64, bool) { return float64(f.ReplicasSchedulable), true }),
+		perService(name("nodes"), "Distinct nodes holding ready replicas of the service.",
+			func(f *spread.Figures) (float64, bool) { return float64(f.Nodes), true }),
+		perService(name("schedulable_nodes"), "Distinct schedulable nodes holding ready replicas of the service.",
+			func(f *spread.Figures) (float64, bool) { return float64(f.SchedulableNodes), true }),
+		perService(name("node_concentration_ratio"), "Largest share of the service's ready replicas on one node; 1 means single-homed. Absent when nothing is ready.",
+			func(f *spread.Figures) (float64, bool) { return f.ConcentrationRatio, f.ReplicasReady > 0 }),
+		perService(name("min_nodes"), "Nodes the service needs: the kube-spread.io/min-nodes annotation or the default, capped at its replicas.",
+			func(f *spread.Figures) (float64, bool) { return float64(f.MinNodes), true }),
+		perServiceDomain(name("topology_domains"), "Distinct topology domains holding ready replicas of the service.",
+			func(d spread.Domains) int { return d.All }),
+		perServiceDomain(name("schedulable_topology_domains"), "Distinct topology domains with ready replicas of the service on schedulable nodes.",
+			func(d spread.Domains) int { return d.Schedulable }),
+		perClusterDomain(name("cluster_topology_domains"), "Distinct topology domains among all nodes of the cluster.",
+			func(d spread.Domains) int { return d.All }),
+		perClusterDomain(name("cluster_schedulable_topology_domains"), "Distinct topology domains among schedulable nodes of the cluster.",
+			func(d spread.Domains) int { return d.Schedulable }),
+		{
+			name: name("node_schedulable"), help: "1 if the node keeps its replicas through maintenance, 0 if it is going away.",
+			labels: []string{"node"},
+			write: func(w *textWriter, s *scrape) {
+				for _, n := range s.report.Nodes {
+					w.sample(boolValue(n.Node.Schedulable()), "node", n.Node.Name)
+				}
+			},
+		},
+		{
+			name: name("node_unschedulable_reason"), help: "1 for each reason the node is unschedulable.",
+			labels: []string{"node", "reason"},
+			write: func(w *textWriter, s *scrape) {
+				var reasons []string
+				for _, n := range s.report.Nodes {
+					reasons = reasons[:0]
+					for _, r := range n.Node.Unschedulable {
+						reasons = append(reasons, string(r))
+					}
+					slices.Sort(reasons)
+					for _, r := range reasons {
+						w.sample(1, "node", n.Node.Name, "reason", r)
+					}
+				}
+			},
+		},
+		{
+			name: name("node_single_homed_services"), help: "Services of the kind with two or more ready replicas, all on this node.",
+			labels: []string{"kind", "node"},
+			write: func(w *textWriter, s *scrape) {
+				kinds := map[spread.Kind]bool{}
+				for _, n := range s.report.Nodes {
+					for kind := range n.SingleHomedServices {
+						kinds[kind] = true
+					}
+				}
+				for _, kind := range slices.Sorted(func(yield func(spread.Kind) bool) {
+					for k := range kinds {
+						if !yield(k) {
+							return
+						}
+					}
+				}) {
+					for _, n := range s.report.Nodes {
+						if count, ok := n.SingleHomedServices[kind]; ok {
+							w.sample(float64(count), "kind", string(kind), "node", n.Node.Name)
+						}
+					}
+				}
+			},
+		},
+	}
+	if options.NodeReplicas {
+		families = append(families, family{
+			name: name("node_replicas"), help: "Ready replicas of the service on one node.",
+			labels: append(slices.Clone(serviceLabels), "node"),
+			write: func(w *textWriter, s *scrape) {
+				for _, f := range s.services {
+					for _, n := range f.NodeReplicas {
+						w.serviceSample(f.Service, "node", n.Node, float64(n.Count))
+					}
+				}
+			},
+		})
+	}
+	slices.SortFunc(families, func(a, b family) int { return strings.Compare(a.name, b.name) })
+	return families
+}
