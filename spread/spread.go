@@ -9,10 +9,8 @@
 package spread
 
 import (
-	"iter"
-	"maps"
+	"cmp"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -174,9 +172,10 @@ func Analyze(c *Cluster, opts Options) *Report {
 		Services:     make([]Figures, 0, len(c.Services)),
 		Nodes:        make([]NodeFigures, 0, len(c.Nodes)),
 	}
+	a := newAnalyzer(c)
 	singleHomed := make(map[string]map[Kind]int)
 	for _, svc := range c.Services {
-		f := analyzeService(c, svc, opts)
+		f := a.service(svc, opts)
 		if f.SingleHomed() {
 			node := f.NodeReplicas[0].Node
 			if singleHomed[node] == nil {
@@ -186,31 +185,65 @@ func Analyze(c *Cluster, opts Options) *Report {
 		}
 		report.Services = append(report.Services, f)
 	}
-	sort.Slice(report.Services, func(i, j int) bool {
-		a, b := report.Services[i].Service, report.Services[j].Service
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		return a.Name < b.Name
+	slices.SortFunc(report.Services, func(x, y Figures) int {
+		a, b := x.Service, y.Service
+		return cmp.Or(
+			strings.Compare(a.Namespace, b.Namespace),
+			strings.Compare(string(a.Kind), string(b.Kind)),
+			strings.Compare(a.Name, b.Name),
+		)
 	})
 	for _, node := range c.Nodes {
 		report.Nodes = append(report.Nodes, NodeFigures{Node: node, SingleHomedServices: singleHomed[node.Name]})
 	}
-	sort.Slice(report.Nodes, func(i, j int) bool { return report.Nodes[i].Node.Name < report.Nodes[j].Node.Name })
+	slices.SortFunc(report.Nodes, func(x, y NodeFigures) int { return strings.Compare(x.Node.Name, y.Node.Name) })
 
+	all := make([]*Node, 0, len(c.Nodes))
+	for _, node := range c.Nodes {
+		all = append(all, node)
+	}
 	report.Domains = make([]Domains, len(c.TopologyKeys))
 	for i, key := range c.TopologyKeys {
-		report.Domains[i] = countDomains(c, key, i, maps.Keys(c.Nodes))
+		report.Domains[i] = a.domains(key, i, all)
 	}
 	return report
 }
 
-func analyzeService(c *Cluster, svc *Service, opts Options) Figures {
+// analyzer holds what the figures of many services share: the cluster,
+// scratch space, and slabs the per-service slices are cut from. At 150,000
+// pods a map and three slices per service were most of the analysis' time
+// and garbage; a service has a handful of replicas, so sorting a small
+// slice beats hashing.
+type analyzer struct {
+	c *Cluster
+	// names and nodes are scratch: the ready replicas' node names, and the
+	// distinct nodes among them (nil where the cluster has no such node).
+	names []string
+	nodes []*Node
+	// values is scratch for counting distinct topology domains.
+	values []string
+	// nodeCounts and domains are slabs: each service's NodeReplicas and
+	// Domains are cut from them with their capacity capped, so appending
+	// to one cannot overwrite another's.
+	nodeCounts []NodeCount
+	domainSlab []Domains
+}
+
+func newAnalyzer(c *Cluster) *analyzer {
+	replicas := 0
+	for _, svc := range c.Services {
+		replicas += len(svc.Replicas)
+	}
+	return &analyzer{
+		c:          c,
+		nodeCounts: make([]NodeCount, 0, replicas),
+		domainSlab: make([]Domains, 0, len(c.Services)*len(c.TopologyKeys)),
+	}
+}
+
+func (a *analyzer) service(svc *Service, opts Options) Figures {
 	f := Figures{Service: svc}
-	perNode := make(map[string]int, len(svc.Replicas))
+	a.names = a.names[:0]
 	unknownNode := 0
 	for _, r := range svc.Replicas {
 		if !r.Ready {
@@ -223,55 +256,68 @@ func analyzeService(c *Cluster, svc *Service, opts Options) Figures {
 			unknownNode++
 			continue
 		}
-		perNode[r.Node]++
-		if node := c.Nodes[r.Node]; node != nil && node.Schedulable() {
-			f.ReplicasSchedulable++
-		}
+		a.names = append(a.names, r.Node)
 	}
+	slices.Sort(a.names)
 
-	f.NodeReplicas = make([]NodeCount, 0, len(perNode))
+	start := len(a.nodeCounts)
+	a.nodes = a.nodes[:0]
 	largest := 0
 	if unknownNode > 0 {
-		// Each replica on an unknown node is its own share of one.
 		largest = 1
 	}
-	for name, count := range perNode {
-		f.NodeReplicas = append(f.NodeReplicas, NodeCount{Node: name, Count: count})
+	for i := 0; i < len(a.names); {
+		name := a.names[i]
+		count := 1
+		for i+count < len(a.names) && a.names[i+count] == name {
+			count++
+		}
+		i += count
+		a.nodeCounts = append(a.nodeCounts, NodeCount{Node: name, Count: count})
 		largest = max(largest, count)
-		f.Nodes++
-		if node := c.Nodes[name]; node != nil && node.Schedulable() {
+		node := a.c.Nodes[name]
+		a.nodes = append(a.nodes, node)
+		if node != nil && node.Schedulable() {
+			f.ReplicasSchedulable += count
 			f.SchedulableNodes++
 		}
 	}
-	slices.SortFunc(f.NodeReplicas, func(a, b NodeCount) int { return strings.Compare(a.Node, b.Node) })
+	f.NodeReplicas = a.nodeCounts[start:len(a.nodeCounts):len(a.nodeCounts)]
+	f.Nodes = len(f.NodeReplicas)
 	if f.ReplicasReady > 0 {
 		f.ConcentrationRatio = float64(largest) / float64(f.ReplicasReady)
 	}
 
-	f.Domains = make([]Domains, len(c.TopologyKeys))
-	for i, key := range c.TopologyKeys {
-		f.Domains[i] = countDomains(c, key, i, maps.Keys(perNode))
+	start = len(a.domainSlab)
+	for i, key := range a.c.TopologyKeys {
+		a.domainSlab = append(a.domainSlab, a.domains(key, i, a.nodes))
 	}
+	f.Domains = a.domainSlab[start:len(a.domainSlab):len(a.domainSlab)]
 	f.MinNodes = minNodes(svc, opts)
 	return f
 }
 
-// countDomains counts distinct values of the topology key among the named
-// nodes. Nodes without the label belong to no domain.
-func countDomains(c *Cluster, key string, index int, nodeNames iter.Seq[string]) Domains {
-	all := make(map[string]struct{})
-	schedulable := make(map[string]struct{})
-	for name := range nodeNames {
-		node := c.Nodes[name]
-		if node == nil || index >= len(node.Domains) || node.Domains[index] == "" {
-			continue
-		}
-		all[node.Domains[index]] = struct{}{}
-		if node.Schedulable() {
-			schedulable[node.Domains[index]] = struct{}{}
+// domains counts distinct values of the topology key (the index-th of the
+// cluster) among nodes, and among the schedulable ones. Nodes without the
+// label, and names the cluster does not know (nil), belong to no domain.
+func (a *analyzer) domains(key string, index int, nodes []*Node) Domains {
+	a.values = a.values[:0]
+	for _, node := range nodes {
+		if node != nil && index < len(node.Domains) && node.Domains[index] != "" && node.Schedulable() {
+			a.values = append(a.values, node.Domains[index])
 		}
 	}
-	return Domains{Key: key, All: len(all), Schedulable: len(schedulable)}
+	slices.Sort(a.values)
+	a.values = slices.Compact(a.values)
+	schedulable := len(a.values)
+	for _, node := range nodes {
+		if node != nil && index < len(node.Domains) && node.Domains[index] != "" && !node.Schedulable() {
+			a.values = append(a.values, node.Domains[index])
+		}
+	}
+	slices.Sort(a.values)
+	a.values = slices.Compact(a.values)
+	return Domains{Key: key, All: len(a.values), Schedulable: schedulable}
 }
 
 // minNodes is how many nodes a service needs: its annotation or the
