@@ -90,6 +90,9 @@ type Options struct {
 	// (Etcd, KubeAPIServer, ...), after the ones Start chooses; for a flag
 	// given twice the later one wins. They are kept for the restarts.
 	ExtraArgs map[string][]string
+	// ExtraEnv are environment variables (NAME=value) added, per component
+	// name, to the environment a component inherits, such as GOGC.
+	ExtraEnv map[string][]string
 }
 
 // ControlPlane is a running control plane. Its methods are safe for
@@ -115,6 +118,7 @@ type ControlPlane struct {
 
 	apiOnly   bool                // Options.APIServerOnly
 	extraArgs map[string][]string // Options.ExtraArgs
+	extraEnv  map[string][]string // Options.ExtraEnv
 
 	mu      sync.Mutex
 	procs   map[string]*process
@@ -159,6 +163,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		logf:      opts.Logf,
 		apiOnly:   opts.APIServerOnly,
 		extraArgs: opts.ExtraArgs,
+		extraEnv:  opts.ExtraEnv,
 		procs:     map[string]*process{},
 	}
 	if c.logf == nil {
@@ -324,11 +329,12 @@ func (c *ControlPlane) prepare() error {
 	return nil
 }
 
-// args returns the command line of a component: its own flags, then
-// Options.ExtraArgs.
+// args returns the command line of a component, its own flags then
+// Options.ExtraArgs, and the environment it gets on top of this process's,
+// its own variables then Options.ExtraEnv.
 func (c *ControlPlane) args(name string) (args, env []string) {
 	args, env = c.defaultArgs(name)
-	return append(args, c.extraArgs[name]...), env
+	return append(args, c.extraArgs[name]...), append(env, c.extraEnv[name]...)
 }
 
 func (c *ControlPlane) defaultArgs(name string) (args, env []string) {

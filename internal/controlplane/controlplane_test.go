@@ -199,6 +199,7 @@ func TestAPIServerOnly(t *testing.T) {
 	only, err := controlplane.Start(ctx, controlplane.Options{
 		APIServerOnly: true,
 		ExtraArgs:     map[string][]string{controlplane.Etcd: {"--quota-backend-bytes=4294967296"}},
+		ExtraEnv:      map[string][]string{controlplane.KubeAPIServer: {"KSE_TEST_MARKER=apiserver"}},
 		Logf:          t.Logf,
 	})
 	if err != nil {
@@ -224,6 +225,10 @@ func TestAPIServerOnly(t *testing.T) {
 	}
 	if !slices.ContainsFunc(running, func(line string) bool { return strings.Contains(line, "--quota-backend-bytes=4294967296") }) {
 		t.Errorf("the extra etcd flag is not on its command line:\n%s", strings.Join(running, "\n"))
+	}
+
+	if !slices.ContainsFunc(processesWithEnv("KSE_TEST_MARKER=apiserver"), func(line string) bool { return strings.Contains(line, only.Dir) }) {
+		t.Error("the extra environment variable is not in kube-apiserver's environment")
 	}
 
 	client := kubernetes.NewForConfigOrDie(only.Config)
@@ -290,6 +295,22 @@ func processesMentioning(s string) []string {
 		if strings.Contains(line, s) {
 			found = append(found, e.Name()+": "+line)
 		}
+	}
+	return found
+}
+
+// processesWithEnv returns the command lines of the processes whose
+// environment holds the variable v (NAME=value).
+func processesWithEnv(v string) []string {
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !slices.Contains(strings.Split(string(environ), "\x00"), v) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 	return found
 }
