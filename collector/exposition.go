@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"strconv"
 	"strings"
-
-	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
 // textWriter writes samples in the Prometheus text exposition format
@@ -45,16 +43,13 @@ func (w *textWriter) sample(value float64, labels ...string) {
 	w.end(value)
 }
 
-// serviceSample writes a sample labelled with a service and, unless
-// extraName is empty, one more label that sorts after "namespace".
-func (w *textWriter) serviceSample(s *spread.Service, extraName, extraValue string, value float64) {
+// serviceSample writes a sample labelled with a service's label block
+// (see service.labels) and, unless extraName is empty, one more label that
+// sorts after "namespace".
+func (w *textWriter) serviceSample(labels string, extraName, extraValue string, value float64) {
 	w.start()
 	w.WriteByte('{')
-	w.label("kind", string(s.Kind))
-	w.WriteByte(',')
-	w.label("name", s.Name)
-	w.WriteByte(',')
-	w.label("namespace", s.Namespace)
+	w.WriteString(labels)
 	if extraName != "" {
 		w.WriteByte(',')
 		w.label(extraName, extraValue)
@@ -87,6 +82,17 @@ func (w *textWriter) label(name, value string) {
 		w.WriteString(value)
 	}
 	w.WriteByte('"')
+}
+
+// appendLabel is label for a byte slice.
+func appendLabel(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, `="`...)
+	if needsEscaping(value) {
+		value = labelEscaper.Replace(value)
+	}
+	b = append(b, value...)
+	return append(b, '"')
 }
 
 // needsEscaping is strings.ContainsAny(s, "\\\"\n") without building a

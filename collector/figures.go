@@ -25,17 +25,25 @@ type scrape struct {
 	// sorts samples: by label values, labels taken alphabetically (kind,
 	// name, namespace). The report is sorted by namespace, kind and name
 	// for its other readers.
-	services []*spread.Figures
+	services []service
 	// keys are indexes into report.TopologyKeys, sorted by key.
 	keys []int
 }
 
+// service is the figures of one service and its labels as written, which
+// every per-service family repeats: escaped once per scrape rather than
+// once per sample.
+type service struct {
+	*spread.Figures
+	labels string
+}
+
 func newScrape(report *spread.Report) *scrape {
-	s := &scrape{report: report, services: make([]*spread.Figures, len(report.Services))}
+	s := &scrape{report: report, services: make([]service, len(report.Services))}
 	for i := range report.Services {
-		s.services[i] = &report.Services[i]
+		s.services[i].Figures = &report.Services[i]
 	}
-	slices.SortFunc(s.services, func(a, b *spread.Figures) int {
+	slices.SortFunc(s.services, func(a, b service) int {
 		x, y := a.Service, b.Service
 		return cmp.Or(
 			strings.Compare(string(x.Kind), string(y.Kind)),
@@ -43,6 +51,22 @@ func newScrape(report *spread.Report) *scrape {
 			strings.Compare(x.Namespace, y.Namespace),
 		)
 	})
+	// All label blocks live in one string, each service's a slice of it.
+	var labels []byte
+	ends := make([]int, len(s.services))
+	for i, svc := range s.services {
+		labels = appendLabel(labels, "kind", string(svc.Service.Kind))
+		labels = append(labels, ',')
+		labels = appendLabel(labels, "name", svc.Service.Name)
+		labels = append(labels, ',')
+		labels = appendLabel(labels, "namespace", svc.Service.Namespace)
+		ends[i] = len(labels)
+	}
+	all, start := string(labels), 0
+	for i := range s.services {
+		s.services[i].labels = all[start:ends[i]]
+		start = ends[i]
+	}
 	s.keys = make([]int, len(report.TopologyKeys))
 	for i := range s.keys {
 		s.keys[i] = i
@@ -56,9 +80,9 @@ var serviceLabels = []string{"kind", "name", "namespace"}
 // perService is a family with one sample per service, when value says so.
 func perService(name, help string, value func(f *spread.Figures) (float64, bool)) family {
 	return family{name: name, help: help, labels: serviceLabels, write: func(w *textWriter, s *scrape) {
-		for _, f := range s.services {
-			if v, ok := value(f); ok {
-				w.serviceSample(f.Service, "", "", v)
+		for _, svc := range s.services {
+			if v, ok := value(svc.Figures); ok {
+				w.serviceSample(svc.labels, "", "", v)
 			}
 		}
 	}}
@@ -67,10 +91,10 @@ func perService(name, help string, value func(f *spread.Figures) (float64, bool)
 // perServiceDomain is a family with one sample per service and topology key.
 func perServiceDomain(name, help string, value func(d spread.Domains) int) family {
 	return family{name: name, help: help, labels: append(slices.Clone(serviceLabels), "topology_key"), write: func(w *textWriter, s *scrape) {
-		for _, f := range s.services {
+		for _, svc := range s.services {
 			for _, k := range s.keys {
-				if k < len(f.Domains) {
-					w.serviceSample(f.Service, "topology_key", f.Domains[k].Key, float64(value(f.Domains[k])))
+				if k < len(svc.Domains) {
+					w.serviceSample(svc.labels, "topology_key", svc.Domains[k].Key, float64(value(svc.Domains[k])))
 				}
 			}
 		}
@@ -175,9 +199,9 @@ func figureFamilies(options Options) []family {
 			name: name("node_replicas"), help: "Ready replicas of the service on one node.",
 			labels: append(slices.Clone(serviceLabels), "node"),
 			write: func(w *textWriter, s *scrape) {
-				for _, f := range s.services {
-					for _, n := range f.NodeReplicas {
-						w.serviceSample(f.Service, "node", n.Node, float64(n.Count))
+				for _, svc := range s.services {
+					for _, n := range svc.NodeReplicas {
+						w.serviceSample(svc.labels, "node", n.Node, float64(n.Count))
 					}
 				}
 			},
