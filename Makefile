@@ -24,6 +24,8 @@ SYSTEM_PACKAGES := nagios-nrpe-server nagios-nrpe-plugin icinga2
 NODES    ?= 50
 PODS     ?= 1500
 SERVICES ?= 150
+# The commit make bench-scale builds the exporter from (EXPORTER_REV= for the working tree).
+EXPORTER_REV ?= HEAD
 
 .PHONY: all build test unit lint tools system-deps demo demo-secure bench bench-scale fuzz clean
 
@@ -98,8 +100,8 @@ bench:
 
 ## bench-scale: load NODES/PODS/SERVICES into a local control plane, measure the exporter, print a docs/benchmarks.md row
 bench-scale: tools
-	@echo ">> scale harness: $(NODES) nodes, $(PODS) pods, $(SERVICES) services"
-	$(GO) run ./test/scale/scale-harness -nodes=$(NODES) -pods=$(PODS) -services=$(SERVICES)
+	@echo ">> scale harness: $(NODES) nodes, $(PODS) pods, $(SERVICES) services, exporter at $(or $(EXPORTER_REV),the working tree)"
+	$(GO) run ./test/scale/scale-harness -nodes=$(NODES) -pods=$(PODS) -services=$(SERVICES) -exporter.rev=$(EXPORTER_REV)
 
 clean:
 	@echo ">> removing bin/ (the tool cache .cache/ stays; rm -rf .cache to rebuild it)"

@@ -19,9 +19,13 @@ import (
 
 // loaderClient is a client for bulk loading: protobuf is several times
 // cheaper than JSON for the API server to decode, and the client-side rate
-// limit is lifted because the workers bound the concurrency themselves.
-func loaderClient(config *rest.Config) (kubernetes.Interface, error) {
+// limit is lifted because the workers bound the concurrency themselves. It
+// authenticates with token instead of the admin client certificate, which
+// the API server would verify on every request.
+func loaderClient(config *rest.Config, token string) (kubernetes.Interface, error) {
 	config = rest.CopyConfig(config)
+	config.CertData, config.KeyData, config.CertFile, config.KeyFile = nil, nil, "", ""
+	config.BearerToken = token
 	config.ContentType = "application/vnd.kubernetes.protobuf"
 	config.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	config.QPS, config.Burst = -1, 0 // no client-side limit
@@ -105,8 +109,8 @@ func load(ctx context.Context, client kubernetes.Interface, c *synth.Cluster, wo
 		if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, create); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
 		}
-		// The controller-manager, which would create it, is not running,
-		// and the ServiceAccount admission plugin refuses pods without it.
+		// No controller-manager runs to create it, and the ServiceAccount
+		// admission plugin refuses pods without it.
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
 		if _, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, sa, create); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create service account %s/default: %w", ns, err)

@@ -4,28 +4,29 @@
 // it: start-up time and memory, scrape latency and size, how fast a cordon
 // or an unready pod reaches /metrics, and the CPU that pod churn costs.
 //
-// Only etcd and kube-apiserver do work during a run. internal/controlplane
-// always starts the controller-manager, the scheduler and kwok as well; the
-// harness stops them once the API server is ready (see stopHelpers), since
-// at 5,000 nodes kwok's heartbeats and the node lifecycle controller would
-// be the load being measured. Pods are created bound and given their status
-// by the harness, and EndpointSlices are created directly.
+// Only etcd and kube-apiserver run (controlplane.Options.APIServerOnly): at
+// 5,000 nodes kwok's heartbeats and the node lifecycle controller would be
+// the load being measured, and the ReplicaSet controller would create pods
+// of its own. Pods are created bound and given their status by the harness,
+// and EndpointSlices are created directly.
 package scale
 
 import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,19 +55,31 @@ type Config struct {
 	ChurnRate     float64
 	ChurnDuration time.Duration
 	Burst         int
+	// ExporterRev is the git revision the exporter is built from, out of a
+	// clean export of it (git archive), so that a row measures a commit and
+	// not whatever the working tree holds at the time. Empty builds the
+	// working tree.
+	ExporterRev string
 	// Logf receives progress messages.
 	Logf func(format string, args ...any)
 }
 
 // DefaultConfig is the run of `make bench-scale` for a size.
 func DefaultConfig(size synth.Size) Config {
-	return Config{Size: size, Workers: 48, Scrapes: 50, Reactions: 10, ChurnRate: 20, ChurnDuration: 30 * time.Second, Burst: 1000}
+	return Config{
+		Size: size, Workers: 48, Scrapes: 50, Reactions: 10, ChurnRate: 20, ChurnDuration: 30 * time.Second, Burst: 1000,
+		ExporterRev: "HEAD",
+	}
 }
 
 // Result holds the figures of one run. Durations are wall-clock; memory in
 // bytes.
 type Result struct {
 	Size synth.Size
+	// Commit is the abbreviated commit the exporter was built from, with
+	// "+dirty" when it was built from a working tree with uncommitted
+	// changes to Go sources or go.mod.
+	Commit string
 	// Load is how long loading the cluster into the API server took.
 	Load time.Duration
 	// Sync is from starting the exporter process to /readyz answering 200.
@@ -95,21 +108,136 @@ type Result struct {
 func (r *Result) BytesPerPod() float64 { return float64(r.RSSSteady) / float64(r.Size.Pods) }
 
 // TableHeader is the header of the results table in docs/benchmarks.md.
-const TableHeader = "| nodes | pods | services | load | sync | RSS after sync | RSS steady | peak RSS (start-up) | heap in use (after sync / steady) | RSS per pod | scrape p50 / p99 | response plain / gzip | series | cordon p50 / p99 | unready p50 / p99 | CPU: churn / burst |\n" +
-	"| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+const TableHeader = "| commit | nodes | pods | services | load | sync | RSS after sync | RSS steady | peak RSS (start-up) | heap in use (after sync / steady) | RSS per pod | scrape p50 / p99 | response plain / gzip | series | cordon p50 / p99 | unready p50 / p99 | CPU: churn / burst |\n" +
+	"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 
 // Row is the result as a row of that table.
 func (r *Result) Row() string {
 	mib := func(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	secs := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
-	return fmt.Sprintf("| %d | %d | %d | %s | %s | %s | %s | %s | %s / %s | %.0f B | %s / %s ms | %.2f / %.2f MB | %d | %s / %s ms | %s / %s ms | %s / %s |",
-		r.Size.Nodes, r.Size.Pods, r.Size.Services, secs(r.Load), secs(r.Sync),
+	return fmt.Sprintf("| %s | %d | %d | %d | %s | %s | %s | %s | %s | %s / %s | %.0f B | %s / %s ms | %.2f / %.2f MB | %d | %s / %s ms | %s / %s ms | %s / %s |",
+		r.Commit, r.Size.Nodes, r.Size.Pods, r.Size.Services, secs(r.Load), secs(r.Sync),
 		mib(r.RSSAfterSync), mib(r.RSSSteady), mib(r.PeakRSS), mib(r.HeapAfterSync), mib(r.HeapSteady),
 		r.BytesPerPod(), ms(r.ScrapeP50), ms(r.ScrapeP99),
 		float64(r.ResponseBytes)/1e6, float64(r.ResponseGzipBytes)/1e6, r.Series,
 		ms(r.CordonP50), ms(r.CordonP99), ms(r.UnreadyP50), ms(r.UnreadyP99),
 		secs(r.ChurnCPU), secs(r.BurstCPU))
+}
+
+// controlPlaneOptions starts etcd and kube-apiserver alone, sized and
+// tuned for loading a full-size cluster. The cluster is thrown away after
+// the run: etcd already runs with --unsafe-no-fsync there
+// (internal/controlplane does so for every test cluster), which is right
+// for a benchmark cluster and for nothing else.
+//
+// Loading is bound by the API server's CPU (about 2 ms per write, a third
+// of it managed fields; two writes per pod). tokenFile lets the loader
+// authenticate with a bearer token, a map lookup, instead of a client
+// certificate, whose chain the API server verifies on every request (an
+// ECDSA verification, 15% of its CPU while loading). The exporter still
+// uses the admin kubeconfig and its certificate.
+func controlPlaneOptions(dir, tokenFile string, logf func(string, ...any)) controlplane.Options {
+	return controlplane.Options{
+		Dir:           dir,
+		Logf:          logf,
+		APIServerOnly: true,
+		ExtraArgs: map[string][]string{
+			controlplane.Etcd: {
+				// 150,000 pods written twice (create, then status) and
+				// their 15,000 EndpointSlices come close to the default
+				// 2 GiB backend quota before compaction and without
+				// defragmentation; past it etcd refuses every write.
+				"--quota-backend-bytes=" + strconv.Itoa(8<<30),
+			},
+			controlplane.KubeAPIServer: {
+				"--token-auth-file=" + tokenFile,
+				// The harness is the only client besides the exporter:
+				// no fairness to keep, and no in-flight limit to queue
+				// the loader's workers behind. Saves a few percent.
+				"--enable-priority-and-fairness=false",
+				"--max-requests-inflight=0",
+				"--max-mutating-requests-inflight=0",
+			},
+		},
+	}
+}
+
+// loaderToken returns a random bearer token for the loader.
+func loaderToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("loader token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// buildExporter builds the exporter binary into work, from rev or, if rev
+// is empty, from the working tree, and sets *commit to what it was built
+// from.
+func buildExporter(ctx context.Context, root, work, rev string, commit *string) (string, error) {
+	if rev == "" {
+		head, err := git(ctx, root, "rev-parse", "--short", "HEAD")
+		if err != nil {
+			return "", err
+		}
+		status, err := git(ctx, root, "status", "--porcelain", "--", "*.go", "go.mod", "go.sum")
+		if err != nil {
+			return "", err
+		}
+		*commit = head
+		for line := range strings.Lines(status) {
+			if !strings.HasSuffix(strings.TrimSpace(line), "_test.go") {
+				*commit = head + "+dirty"
+				break
+			}
+		}
+		return exporterproc.Build(ctx, root, work)
+	}
+	resolved, err := git(ctx, root, "rev-parse", "--short", "--verify", rev+"^{commit}")
+	if err != nil {
+		return "", err
+	}
+	*commit = resolved
+	src := filepath.Join(work, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		return "", fmt.Errorf("export %s: %w", rev, err)
+	}
+	archive := exec.CommandContext(ctx, "git", "archive", "--format=tar", resolved)
+	archive.Dir = root
+	extract := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	extract.Stdin = pipe
+	var stderr bytes.Buffer
+	archive.Stderr, extract.Stderr = &stderr, &stderr
+	if err := extract.Start(); err != nil {
+		return "", fmt.Errorf("export %s: %w", rev, err)
+	}
+	if err := archive.Run(); err != nil {
+		_ = extract.Wait()
+		return "", fmt.Errorf("export %s: git archive: %w\n%s", rev, err, stderr.Bytes())
+	}
+	if err := extract.Wait(); err != nil {
+		return "", fmt.Errorf("export %s: tar: %w\n%s", rev, err, stderr.Bytes())
+	}
+	return exporterproc.Build(ctx, src, work)
+}
+
+func git(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if exit, ok := err.(*exec.ExitError); ok {
+			stderr = exit.Stderr
+		}
+		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr))
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // Run loads a cluster of cfg.Size into a fresh control plane, runs the
@@ -128,32 +256,35 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("create working directory: %w", err)
 	}
 	defer os.RemoveAll(work)
-	binary, err := exporterproc.Build(ctx, root, work)
+	r := &Result{Size: cfg.Size}
+	binary, err := buildExporter(ctx, root, work, cfg.ExporterRev, &r.Commit)
 	if err != nil {
 		return nil, err
 	}
+	logf("exporter built from %s", r.Commit)
 
-	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: filepath.Join(work, "controlplane"), Logf: logf})
+	token, err := loaderToken()
+	if err != nil {
+		return nil, err
+	}
+	tokenFile := filepath.Join(work, "tokens.csv")
+	if err := os.WriteFile(tokenFile, []byte(token+`,kse-scale-loader,kse-scale-loader,"system:masters"`+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write token file: %w", err)
+	}
+	cp, err := controlplane.Start(ctx, controlPlaneOptions(filepath.Join(work, "controlplane"), tokenFile, logf))
 	if err != nil {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
 	defer func() {
-		// Stop reports the helpers that stopHelpers killed as exited
-		// early; that is expected, so the error is only logged.
 		if err := cp.Stop(); err != nil {
-			first, _, _ := strings.Cut(err.Error(), "\n")
-			logf("stopping the control plane: %s", first)
+			logf("stopping the control plane: %v", err)
 		}
 	}()
-	if err := stopHelpers(); err != nil {
-		return nil, err
-	}
-	client, err := loaderClient(cp.Config)
+	client, err := loaderClient(cp.Config, token)
 	if err != nil {
 		return nil, err
 	}
 
-	r := &Result{Size: cfg.Size}
 	cluster := synth.Generate(cfg.Size)
 	began := time.Now()
 	if err := load(ctx, client, cluster, cfg.Workers, logf); err != nil {
@@ -521,52 +652,6 @@ func cpuTime(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("parse /proc/%d/stat: %q", pid, rest)
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
-}
-
-// helpers are the components of internal/controlplane the harness does not
-// want; /proc/PID/comm holds the first 15 bytes of the name.
-var helpers = []string{"kube-controller", "kube-scheduler", "kwok"}
-
-// stopHelpers kills the controller-manager, the scheduler and kwok, which
-// controlplane.Start started as children of this process. They are found
-// by parent process id and name, and killed by process id. Without them
-// nothing rewrites what the harness loads: no kubelet heartbeats, no node
-// lifecycle controller tainting nodes whose (simulated) kubelet is silent,
-// no ReplicaSet controller creating pods of its own.
-func stopHelpers() error {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return fmt.Errorf("list processes: %w", err)
-	}
-	self := os.Getpid()
-	stopped := map[string]bool{}
-	for _, entry := range entries {
-		pid, err := strconv.Atoi(entry.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		open, close := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		comm := string(stat[open+1 : close])
-		fields := strings.Fields(string(stat[close+2:]))
-		if len(fields) < 2 || fields[1] != strconv.Itoa(self) || !slices.Contains(helpers, comm) {
-			continue
-		}
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			return fmt.Errorf("stop %s (pid %d): %w", comm, pid, err)
-		}
-		stopped[comm] = true
-	}
-	if len(stopped) != len(helpers) {
-		return fmt.Errorf("stop the controller-manager, scheduler and kwok: found only %v among the children of pid %d", stopped, self)
-	}
-	return nil
 }
 
 func percentile(durations []time.Duration, p float64) time.Duration {

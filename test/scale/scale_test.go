@@ -20,6 +20,8 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	cfg := DefaultConfig(synth.Size{Nodes: 50, Pods: 1500, Services: 150})
 	cfg.Scrapes, cfg.Reactions = 10, 3
 	cfg.ChurnDuration, cfg.Burst = 5*time.Second, 200
+	// The code under test, uncommitted changes included.
+	cfg.ExporterRev = ""
 	cfg.Logf = t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -39,11 +41,14 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 		case reflect.Uint64:
 			value = float64(field.Uint())
 		default:
-			continue // Size is the input.
+			continue // Size is the input; Commit is checked below.
 		}
 		if value <= 0 || math.IsInf(value, 0) || math.IsNaN(value) {
 			t.Errorf("%s = %v, want a measured (positive, finite) figure", name, value)
 		}
+	}
+	if result.Commit == "" {
+		t.Error("Commit is empty")
 	}
 	if bpp := result.BytesPerPod(); bpp <= 0 || math.IsInf(bpp, 0) {
 		t.Errorf("BytesPerPod = %v", bpp)

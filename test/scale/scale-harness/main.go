@@ -30,6 +30,7 @@ func main() {
 	flag.Float64Var(&cfg.ChurnRate, "churn.rate", cfg.ChurnRate, "pod status updates per second during the churn")
 	flag.DurationVar(&cfg.ChurnDuration, "churn.duration", cfg.ChurnDuration, "how long the churn lasts")
 	flag.IntVar(&cfg.Burst, "burst", cfg.Burst, "pod status updates sent at once after the churn")
+	flag.StringVar(&cfg.ExporterRev, "exporter.rev", cfg.ExporterRev, "git revision to build the exporter from (empty: the working tree as it is)")
 	flag.Parse()
 	cfg.Size = size
 	if size.Nodes < 1 || size.Services < 1 || size.Pods < size.Services {
