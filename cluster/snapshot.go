@@ -1,17 +1,14 @@
 package cluster
 
 import (
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"slices"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
 // Snapshot turns the cached objects into the input of the analysis. It
-// returns ErrCacheNotSynced until every cache has synced.
+// returns ErrCacheNotSynced until every cache has synced. Every call
+// returns new values: the caller may keep or change them.
 //
 // What counts as a service:
 //   - a Service with a selector; its replicas are its EndpointSlices'
@@ -23,172 +20,247 @@ import (
 // DaemonSets run one pod per node by design, so their spread is the node
 // count and maintenance always takes some of them; Jobs and bare pods are
 // not kept running by anything. None of them is a service here.
+//
+// It runs on every scrape, over every cached pod: it allocates a fixed
+// number of blocks (the nodes, the services and the replicas each in one),
+// not a few per pod, and looks each pod's owner up once, in a map keyed by
+// one string.
 func (w *Watcher) Snapshot() (*spread.Cluster, error) {
 	if !w.Synced() {
 		return nil, ErrCacheNotSynced
 	}
-	c := &spread.Cluster{
-		TopologyKeys: w.config.TopologyKeys,
-		Nodes:        make(map[string]*spread.Node),
-	}
-	for _, obj := range w.nodes.List() {
-		node := obj.(*corev1.Node)
-		domains := make([]string, len(w.config.TopologyKeys))
-		for i, key := range w.config.TopologyKeys {
-			domains[i] = node.Labels[key]
-		}
-		c.Nodes[node.Name] = &spread.Node{Name: node.Name, Domains: domains, Unschedulable: w.unschedulableReasons(node)}
-	}
-
-	// Workloads by kind and namespace/name, so each pod finds its owner.
-	workloads := make(map[spread.Kind]map[objectKey]*spread.Service)
-	addWorkload := func(kind spread.Kind, object metav1.Object, replicas *int32) {
-		if !w.namespaceIncluded(object.GetNamespace()) {
-			return
-		}
-		desired := 1 // The API server defaults spec.replicas to 1.
-		if replicas != nil {
-			desired = int(*replicas)
-		}
-		svc := &spread.Service{
-			Namespace: object.GetNamespace(), Kind: kind, Name: object.GetName(),
-			DesiredReplicas: desired, MinNodes: minNodesOf(object),
-		}
-		if workloads[kind] == nil {
-			workloads[kind] = make(map[objectKey]*spread.Service)
-		}
-		workloads[kind][key(object.GetNamespace(), object.GetName())] = svc
-		c.Services = append(c.Services, svc)
-	}
-	for _, obj := range w.deployments.List() {
-		d := obj.(*appsv1.Deployment)
-		addWorkload(spread.KindDeployment, d, d.Spec.Replicas)
-	}
-	for _, obj := range w.statefulSets.List() {
-		s := obj.(*appsv1.StatefulSet)
-		addWorkload(spread.KindStatefulSet, s, s.Spec.Replicas)
-	}
-	for _, obj := range w.replicationControllers.List() {
-		rc := obj.(*corev1.ReplicationController)
-		if metav1.GetControllerOfNoCopy(rc) == nil {
-			addWorkload(spread.KindReplicationController, rc, rc.Spec.Replicas)
-		}
-	}
-	// A ReplicaSet owned by a Deployment passes its pods on to it: during a
-	// rollout both the old and the new ReplicaSet's pods serve.
-	replicaSetOwners := make(map[objectKey]*spread.Service)
-	for _, obj := range w.replicaSets.List() {
-		rs := obj.(*appsv1.ReplicaSet)
-		owner := metav1.GetControllerOfNoCopy(rs)
-		switch {
-		case owner == nil:
-			addWorkload(spread.KindReplicaSet, rs, rs.Spec.Replicas)
-			replicaSetOwners[key(rs.Namespace, rs.Name)] = workloads[spread.KindReplicaSet][key(rs.Namespace, rs.Name)]
-		case owner.Kind == "Deployment":
-			if d := workloads[spread.KindDeployment][key(rs.Namespace, owner.Name)]; d != nil {
-				replicaSetOwners[key(rs.Namespace, rs.Name)] = d
-			}
-		}
-	}
-	for _, obj := range w.pods.List() {
-		pod := obj.(*corev1.Pod)
-		owner := metav1.GetControllerOfNoCopy(pod)
-		if owner == nil {
-			continue
-		}
-		var svc *spread.Service
-		switch owner.Kind {
-		case "ReplicaSet":
-			svc = replicaSetOwners[key(pod.Namespace, owner.Name)]
-		case "StatefulSet":
-			svc = workloads[spread.KindStatefulSet][key(pod.Namespace, owner.Name)]
-		case "ReplicationController":
-			svc = workloads[spread.KindReplicationController][key(pod.Namespace, owner.Name)]
-		}
-		if svc != nil {
-			svc.Replicas = append(svc.Replicas, spread.Replica{Node: pod.Spec.NodeName, Ready: podReady(pod)})
-		}
-	}
-
-	services := make(map[objectKey]*spread.Service)
-	for _, obj := range w.services.List() {
-		s := obj.(*corev1.Service)
-		if len(s.Spec.Selector) == 0 || !w.namespaceIncluded(s.Namespace) {
-			continue
-		}
-		svc := &spread.Service{Namespace: s.Namespace, Kind: spread.KindService, Name: s.Name, DesiredReplicas: -1, MinNodes: minNodesOf(s)}
-		services[key(s.Namespace, s.Name)] = svc
-		c.Services = append(c.Services, svc)
-	}
-	// A pod appears once per address family in a dual-stack Service, and
-	// may briefly appear in two slices while the controller moves it:
-	// count each endpoint once.
-	seen := make(map[*spread.Service]map[string]struct{})
-	for _, obj := range w.endpointSlices.List() {
-		slice := obj.(*discoveryv1.EndpointSlice)
-		svc := services[key(slice.Namespace, slice.Labels[discoveryv1.LabelServiceName])]
-		if svc == nil {
-			continue
-		}
-		if seen[svc] == nil {
-			seen[svc] = make(map[string]struct{})
-		}
-		for i := range slice.Endpoints {
-			ep := &slice.Endpoints[i]
-			id := endpointID(ep)
-			if _, dup := seen[svc][id]; dup && id != "" {
-				continue
-			}
-			seen[svc][id] = struct{}{}
-			node := ""
-			if ep.NodeName != nil {
-				node = *ep.NodeName
-			}
-			svc.Replicas = append(svc.Replicas, spread.Replica{Node: node, Ready: endpointReady(ep)})
-		}
+	c := &spread.Cluster{TopologyKeys: w.config.TopologyKeys}
+	w.snapshotNodes(c)
+	services, owners, serviceIndex := w.snapshotServices()
+	w.snapshotReplicas(services, owners, serviceIndex)
+	c.Services = make([]*spread.Service, len(services))
+	for i := range services {
+		c.Services[i] = &services[i]
 	}
 	return c, nil
 }
 
-// unschedulableReasons says why a node will not keep its replicas.
-func (w *Watcher) unschedulableReasons(node *corev1.Node) []spread.Reason {
-	var reasons []spread.Reason
-	if node.Spec.Unschedulable {
-		reasons = append(reasons, spread.ReasonCordoned)
+// snapshotServices returns the services of a snapshot, without replicas,
+// and indexes them: owners by the controllers pods name, serviceIndex by
+// the Services' namespace and name.
+func (w *Watcher) snapshotServices() (services []spread.Service, owners podOwners, serviceIndex map[nsName]int32) {
+	included := w.namespaceFilter()
+	deployments, statefulSets := w.deployments.List(), w.statefulSets.List()
+	replicaSets, replicationControllers := w.replicaSets.List(), w.replicationControllers.List()
+	serviceObjs := w.services.List()
+	services = make([]spread.Service, 0, len(deployments)+len(statefulSets)+len(replicaSets)+len(replicationControllers)+len(serviceObjs))
+	add := func(s spread.Service) int32 {
+		services = append(services, s)
+		return int32(len(services) - 1)
 	}
-	ready := false
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			ready = c.Status == corev1.ConditionTrue
+	addWorkload := func(kind spread.Kind, wl *cachedWorkload) int32 {
+		namespace, name := wl.key.split()
+		return add(spread.Service{
+			Namespace: namespace, Kind: kind, Name: name,
+			DesiredReplicas: int(wl.replicas), MinNodes: int(wl.minNodes.value),
+		})
+	}
+
+	// The service each pod owner stands for: a StatefulSet or an unowned
+	// ReplicaSet or ReplicationController for itself, and a ReplicaSet
+	// owned by a Deployment for the Deployment (during a rollout both the
+	// old and the new ReplicaSet's pods serve).
+	owners.init(len(replicaSets), len(statefulSets), len(replicationControllers))
+	deploymentIndex := make(map[nsName]int32, len(deployments))
+	for _, obj := range deployments {
+		d := obj.(*cachedWorkload)
+		if included(d.key) {
+			deploymentIndex[d.key] = addWorkload(spread.KindDeployment, d)
 		}
 	}
-	if !ready {
+	for _, obj := range statefulSets {
+		s := obj.(*cachedWorkload)
+		if included(s.key) {
+			owners.of(kindStatefulSet)[s.key] = addWorkload(spread.KindStatefulSet, s)
+		}
+	}
+	for _, obj := range replicationControllers {
+		rc := obj.(*cachedWorkload)
+		if rc.ownerKind == kindNone && included(rc.key) {
+			owners.of(kindReplicationController)[rc.key] = addWorkload(spread.KindReplicationController, rc)
+		}
+	}
+	for _, obj := range replicaSets {
+		rs := obj.(*cachedWorkload)
+		switch rs.ownerKind {
+		case kindNone:
+			if included(rs.key) {
+				owners.of(kindReplicaSet)[rs.key] = addWorkload(spread.KindReplicaSet, rs)
+			}
+		case kindDeployment:
+			if d, ok := deploymentIndex[rs.owner]; ok {
+				owners.of(kindReplicaSet)[rs.key] = d
+			}
+		}
+	}
+	serviceIndex = make(map[nsName]int32, len(serviceObjs))
+	for _, obj := range serviceObjs {
+		s := obj.(*cachedService)
+		if s.selector && included(s.key) {
+			namespace, name := s.key.split()
+			serviceIndex[s.key] = add(spread.Service{
+				Namespace: namespace, Kind: spread.KindService, Name: name,
+				DesiredReplicas: -1, MinNodes: int(s.minNodes.value),
+			})
+		}
+	}
+	return services, owners, serviceIndex
+}
+
+// snapshotReplicas gives each service its replicas, all in one allocation:
+// a first pass finds the service of each pod and slice and counts, a second
+// fills in.
+func (w *Watcher) snapshotReplicas(services []spread.Service, owners podOwners, serviceIndex map[nsName]int32) {
+	counts := make([]int32, len(services))
+	pods := w.pods.List()
+	podService := make([]int32, len(pods))
+	for i, obj := range pods {
+		p := obj.(*cachedPod)
+		podService[i] = -1
+		if p.ownerKind < kindReplicaSet {
+			continue // no controller, or one whose pods do not count
+		}
+		if s, ok := owners.of(p.ownerKind)[p.owner]; ok {
+			podService[i] = s
+			counts[s]++
+		}
+	}
+	sliceObjs := w.endpointSlices.List()
+	sliceService := make([]int32, len(sliceObjs))
+	slicesPerService := make([]int32, len(services))
+	for i, obj := range sliceObjs {
+		slice := obj.(*cachedEndpointSlice)
+		sliceService[i] = -1
+		if s, ok := serviceIndex[slice.service]; ok {
+			sliceService[i] = s
+			counts[s] += int32(len(slice.endpoints))
+			slicesPerService[s]++
+		}
+	}
+	severalSlices := 0 // endpoints of Services with several slices
+	for i, obj := range sliceObjs {
+		if s := sliceService[i]; s >= 0 && slicesPerService[s] > 1 {
+			severalSlices += len(obj.(*cachedEndpointSlice).endpoints)
+		}
+	}
+	total := 0
+	for _, n := range counts {
+		total += int(n)
+	}
+	replicas := make([]spread.Replica, total)
+	for i, n := range counts {
+		if n > 0 {
+			// Capped, so that appending to one service's replicas never
+			// overwrites the next one's.
+			services[i].Replicas = replicas[:0:n]
+			replicas = replicas[n:]
+		}
+	}
+
+	for i, obj := range pods {
+		if s := podService[i]; s >= 0 {
+			p := obj.(*cachedPod)
+			svc := &services[s]
+			svc.Replicas = append(svc.Replicas, spread.Replica{Node: p.node, Ready: p.ready && !p.terminating})
+		}
+	}
+	// Each slice holds an endpoint once (see endpoints); a Service with
+	// several slices (one per address family, or over 100 endpoints, or a
+	// pod moving) counts each endpoint once across them.
+	seen := make(map[seenKey]struct{}, severalSlices)
+	for i, obj := range sliceObjs {
+		s := sliceService[i]
+		if s < 0 {
+			continue
+		}
+		slice := obj.(*cachedEndpointSlice)
+		svc := &services[s]
+		several := slicesPerService[s] > 1
+		for _, ep := range slice.endpoints {
+			if id := ep.id(); several && id != 0 {
+				key := seenKey{s, id}
+				if _, dup := seen[key]; dup {
+					continue
+				}
+				seen[key] = struct{}{}
+			}
+			svc.Replicas = append(svc.Replicas, spread.Replica{Node: ep.node, Ready: ep.ready()})
+		}
+	}
+}
+
+// snapshotNodes fills in the nodes of a snapshot.
+func (w *Watcher) snapshotNodes(c *spread.Cluster) {
+	objs := w.nodes.List()
+	keys := len(c.TopologyKeys)
+	c.Nodes = make(map[string]*spread.Node, len(objs))
+	nodes := make([]spread.Node, len(objs))
+	domains := make([]string, len(objs)*keys)
+	for i, obj := range objs {
+		n := obj.(*cachedNode)
+		d := domains[i*keys : (i+1)*keys : (i+1)*keys]
+		for j, key := range c.TopologyKeys {
+			d[j] = n.labels.Get(key)
+		}
+		name := n.name.Value()
+		nodes[i] = spread.Node{Name: name, Domains: d, Unschedulable: w.unschedulableReasons(n)}
+		c.Nodes[name] = &nodes[i]
+	}
+}
+
+// unschedulableReasons says why a node will not keep its replicas.
+func (w *Watcher) unschedulableReasons(n *cachedNode) []spread.Reason {
+	var reasons []spread.Reason
+	if n.unschedulable {
+		reasons = append(reasons, spread.ReasonCordoned)
+	}
+	if !n.ready {
 		reasons = append(reasons, spread.ReasonNotReady)
 	}
-	if w.hasMaintenanceTaint(node) {
+	if w.hasMaintenanceTaint(n) {
 		reasons = append(reasons, spread.ReasonMaintenanceTaint)
 	}
-	if w.config.MaintenanceSelector.Matches(labels.Set(node.Labels)) {
+	if w.config.MaintenanceSelector.Matches(&n.labels) {
 		reasons = append(reasons, spread.ReasonMaintenanceLabel)
 	}
-	if node.DeletionTimestamp != nil {
+	if n.deleting {
 		reasons = append(reasons, spread.ReasonDeleting)
 	}
 	return reasons
 }
 
-func (w *Watcher) hasMaintenanceTaint(node *corev1.Node) bool {
-	for _, taint := range node.Spec.Taints {
-		if taint.Effect != corev1.TaintEffectNoSchedule && taint.Effect != corev1.TaintEffectNoExecute {
-			continue
-		}
-		for _, maintenanceKey := range w.config.MaintenanceTaints {
-			if taint.Key == maintenanceKey {
-				return true
-			}
+func (w *Watcher) hasMaintenanceTaint(n *cachedNode) bool {
+	for _, taint := range n.taints {
+		if slices.Contains(w.config.MaintenanceTaints, taint) {
+			return true
 		}
 	}
 	return false
+}
+
+// namespaceFilter returns whether the namespace of an object is included,
+// remembering the answer for each namespace through one snapshot: a
+// regular expression per object would cost more than the rest of the
+// snapshot.
+func (w *Watcher) namespaceFilter() func(nsName) bool {
+	if w.config.NamespaceInclude == nil && w.config.NamespaceExclude == nil {
+		return func(nsName) bool { return true }
+	}
+	known := make(map[string]bool)
+	return func(key nsName) bool {
+		namespace := key.namespace()
+		included, ok := known[namespace]
+		if !ok {
+			included = w.namespaceIncluded(namespace)
+			known[namespace] = included
+		}
+		return included
+	}
 }
 
 func (w *Watcher) namespaceIncluded(namespace string) bool {
@@ -198,55 +270,21 @@ func (w *Watcher) namespaceIncluded(namespace string) bool {
 	return w.config.NamespaceExclude == nil || !w.config.NamespaceExclude.MatchString(namespace)
 }
 
-// podReady: the pod's Ready condition is True and it is not terminating.
-func podReady(pod *corev1.Pod) bool {
-	if pod.DeletionTimestamp != nil {
-		return false
-	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+// podOwners maps the controllers pods may name to the service each stands
+// for, one map per kind: a string key takes the map's fast path.
+type podOwners [3]map[nsName]int32
+
+func (o *podOwners) init(replicaSets, statefulSets, replicationControllers int) {
+	o[kindReplicaSet-kindReplicaSet] = make(map[nsName]int32, replicaSets)
+	o[kindStatefulSet-kindReplicaSet] = make(map[nsName]int32, statefulSets)
+	o[kindReplicationController-kindReplicaSet] = make(map[nsName]int32, replicationControllers)
 }
 
-// endpointReady: ready and not terminating. The API says a missing ready
-// condition means ready.
-func endpointReady(ep *discoveryv1.Endpoint) bool {
-	if ep.Conditions.Terminating != nil && *ep.Conditions.Terminating {
-		return false
-	}
-	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
+// of returns the map of a kind from kindReplicaSet on.
+func (o *podOwners) of(k kind) map[nsName]int32 { return o[k-kindReplicaSet] }
+
+// seenKey is an endpoint of a service, for counting it once.
+type seenKey struct {
+	service int32
+	id      uint64
 }
-
-// endpointID identifies the pod behind an endpoint across slices.
-func endpointID(ep *discoveryv1.Endpoint) string {
-	if ep.TargetRef != nil {
-		return ep.TargetRef.Kind + "/" + ep.TargetRef.Name
-	}
-	if len(ep.Addresses) > 0 {
-		return ep.Addresses[0]
-	}
-	return ""
-}
-
-// minNodesOf returns a valid min-nodes annotation, or 0 for the default.
-// Invalid values were already reported when the object arrived.
-func minNodesOf(object metav1.Object) int {
-	value, ok := object.GetAnnotations()[spread.MinNodesAnnotation]
-	if !ok {
-		return 0
-	}
-	n, err := spread.ParseMinNodes(value)
-	if err != nil {
-		return 0
-	}
-	return n
-}
-
-// objectKey identifies a namespaced object; a struct key costs no
-// allocation per pod, unlike a joined string.
-type objectKey struct{ namespace, name string }
-
-func key(namespace, name string) objectKey { return objectKey{namespace, name} }

@@ -1,144 +1,237 @@
 package cluster
 
 import (
+	"hash/maphash"
+	"slices"
 	"unique"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
-// trim keeps only the fields the analysis reads. It runs on every object the
-// informers receive, before it is cached: at 150,000 pods the bytes kept per
-// pod decide whether the exporter fits in a small container. It returns a
-// new object (the informer may hand the same object to other consumers in
-// later client-go versions) and is idempotent, as client-go requires.
+// trim is the informers' transform: it turns every object they receive
+// into the compact type the cache keeps (objects.go), before it is stored.
+// At 150,000 pods the bytes kept per pod decide whether the exporter fits
+// in a small container.
+//
+// What client-go asks of a transform, checked against its code (v0.37):
+//   - It must be idempotent. With the watch-list client, the reflector
+//     stores the streamed objects in a temporary store that applies the
+//     transform, then hands them to the FIFO's Replace, which applies it
+//     again: a compact object comes back as it is.
+//   - It never modifies the object it is given and returns a new one: the
+//     object may be shared with other consumers.
+//   - Tombstones: the FIFOs do not transform a cache.DeletedFinalStateUnknown
+//     (its object came from the store, so is compact already); should one
+//     arrive anyway, its object is trimmed and the tombstone kept, so a
+//     delete handler never meets an API struct.
+//
+// Objects of any other type pass unchanged.
 func trim(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		return &corev1.Pod{
-			ObjectMeta: trimMeta(&o.ObjectMeta, false),
-			Spec:       corev1.PodSpec{NodeName: intern(o.Spec.NodeName)},
-			Status:     corev1.PodStatus{Conditions: readyConditionOfPod(o.Status.Conditions)},
-		}, nil
-	case *corev1.Node:
-		meta := trimMeta(&o.ObjectMeta, false)
-		// Labels stay whole: the maintenance selector may name any label.
-		meta.Labels = o.Labels
-		return &corev1.Node{
-			ObjectMeta: meta,
-			Spec:       corev1.NodeSpec{Unschedulable: o.Spec.Unschedulable, Taints: schedulingTaints(o.Spec.Taints)},
-			Status:     corev1.NodeStatus{Conditions: readyConditionOfNode(o.Status.Conditions)},
-		}, nil
-	case *corev1.Service:
-		return &corev1.Service{
-			ObjectMeta: trimMeta(&o.ObjectMeta, true),
-			Spec:       corev1.ServiceSpec{Selector: o.Spec.Selector},
-		}, nil
-	case *discoveryv1.EndpointSlice:
-		meta := trimMeta(&o.ObjectMeta, false)
-		if name, ok := o.Labels[discoveryv1.LabelServiceName]; ok {
-			meta.Labels = map[string]string{discoveryv1.LabelServiceName: name}
+		p := &cachedPod{
+			name:            o.Name,
+			node:            intern(o.Spec.NodeName),
+			resourceVersion: parseResourceVersion(o.ResourceVersion),
+			terminating:     o.DeletionTimestamp != nil,
 		}
-		endpoints := make([]discoveryv1.Endpoint, len(o.Endpoints))
-		for i, ep := range o.Endpoints {
-			endpoints[i] = discoveryv1.Endpoint{Conditions: ep.Conditions, NodeName: ep.NodeName}
-			if ep.TargetRef != nil {
-				endpoints[i].TargetRef = &corev1.ObjectReference{Kind: ep.TargetRef.Kind, Name: ep.TargetRef.Name}
-			} else if len(ep.Addresses) > 0 {
-				endpoints[i].Addresses = []string{ep.Addresses[0]}
+		var ownerName string
+		p.ownerKind, ownerName = controllerOf(&o.ObjectMeta, kindReplicaSet, kindStatefulSet, kindReplicationController)
+		p.owner = nsName(intern(string(makeNSName(o.Namespace, ownerName))))
+		for _, c := range o.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				p.ready = c.Status == corev1.ConditionTrue
+				break
 			}
 		}
-		return &discoveryv1.EndpointSlice{ObjectMeta: meta, AddressType: o.AddressType, Endpoints: endpoints}, nil
+		return p, nil
 	case *appsv1.Deployment:
-		return &appsv1.Deployment{ObjectMeta: trimMeta(&o.ObjectMeta, true), Spec: appsv1.DeploymentSpec{Replicas: o.Spec.Replicas}}, nil
+		return newWorkload(&o.ObjectMeta, o.Spec.Replicas), nil
 	case *appsv1.StatefulSet:
-		return &appsv1.StatefulSet{ObjectMeta: trimMeta(&o.ObjectMeta, true), Spec: appsv1.StatefulSetSpec{Replicas: o.Spec.Replicas}}, nil
+		return newWorkload(&o.ObjectMeta, o.Spec.Replicas), nil
 	case *appsv1.ReplicaSet:
-		return &appsv1.ReplicaSet{ObjectMeta: trimMeta(&o.ObjectMeta, true), Spec: appsv1.ReplicaSetSpec{Replicas: o.Spec.Replicas}}, nil
+		return newWorkload(&o.ObjectMeta, o.Spec.Replicas), nil
 	case *corev1.ReplicationController:
-		return &corev1.ReplicationController{ObjectMeta: trimMeta(&o.ObjectMeta, true), Spec: corev1.ReplicationControllerSpec{Replicas: o.Spec.Replicas}}, nil
+		return newWorkload(&o.ObjectMeta, o.Spec.Replicas), nil
+	case *corev1.Service:
+		return &cachedService{
+			key:             makeNSName(o.Namespace, o.Name),
+			minNodes:        minNodesOf(&o.ObjectMeta),
+			resourceVersion: parseResourceVersion(o.ResourceVersion),
+			selector:        len(o.Spec.Selector) > 0,
+		}, nil
+	case *discoveryv1.EndpointSlice:
+		return &cachedEndpointSlice{
+			key:             makeNSName(o.Namespace, o.Name),
+			service:         nsName(intern(string(makeNSName(o.Namespace, o.Labels[discoveryv1.LabelServiceName])))),
+			endpoints:       endpoints(o.Endpoints),
+			resourceVersion: parseResourceVersion(o.ResourceVersion),
+		}, nil
+	case *corev1.Node:
+		n := &cachedNode{
+			name:            unique.Make(o.Name),
+			labels:          makeNodeLabels(o.Labels),
+			resourceVersion: parseResourceVersion(o.ResourceVersion),
+			unschedulable:   o.Spec.Unschedulable,
+			deleting:        o.DeletionTimestamp != nil,
+		}
+		for _, t := range o.Spec.Taints {
+			// PreferNoSchedule keeps no pod away.
+			if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
+				n.taints = append(n.taints, intern(t.Key))
+			}
+		}
+		for _, c := range o.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				n.ready = c.Status == corev1.ConditionTrue
+				break
+			}
+		}
+		return n, nil
+	case cache.DeletedFinalStateUnknown:
+		if o.Obj != nil {
+			trimmed, err := trim(o.Obj)
+			if err != nil {
+				return nil, err
+			}
+			o.Obj = trimmed
+		}
+		return o, nil
 	}
-	// Tombstones and anything unexpected pass unchanged.
 	return obj, nil
 }
 
-// trimMeta keeps the identity, deletion mark and controller reference of an
-// object and, for services and workloads, the min-nodes annotation.
-func trimMeta(meta *metav1.ObjectMeta, keepMinNodes bool) metav1.ObjectMeta {
-	trimmed := metav1.ObjectMeta{
-		Name:              meta.Name,
-		Namespace:         intern(meta.Namespace),
-		ResourceVersion:   meta.ResourceVersion,
-		DeletionTimestamp: meta.DeletionTimestamp,
+func newWorkload(meta *metav1.ObjectMeta, replicas *int32) *cachedWorkload {
+	w := &cachedWorkload{
+		key:             makeNSName(meta.Namespace, meta.Name),
+		minNodes:        minNodesOf(meta),
+		replicas:        1, // The API server defaults spec.replicas to 1.
+		resourceVersion: parseResourceVersion(meta.ResourceVersion),
 	}
-	if owner := metav1.GetControllerOfNoCopy(meta); owner != nil {
-		trimmed.OwnerReferences = []metav1.OwnerReference{{Kind: intern(owner.Kind), Name: intern(owner.Name), Controller: &isController}}
+	if replicas != nil {
+		w.replicas = *replicas
 	}
-	if value, ok := meta.Annotations[spread.MinNodesAnnotation]; keepMinNodes && ok {
-		trimmed.Annotations = map[string]string{spread.MinNodesAnnotation: value}
+	var ownerName string
+	if w.ownerKind, ownerName = controllerOf(meta, kindDeployment); ownerName != "" {
+		w.owner = nsName(intern(string(makeNSName(meta.Namespace, ownerName))))
 	}
-	return trimmed
+	return w
 }
 
-// readyConditionOfPod returns a shared slice for the usual statuses: at
-// 150,000 pods a slice of one PodCondition each would cost 128 bytes per
-// pod. Cached objects are never modified, so sharing is safe.
-func readyConditionOfPod(conditions []corev1.PodCondition) []corev1.PodCondition {
-	for _, c := range conditions {
-		if c.Type == corev1.PodReady {
-			switch c.Status {
-			case corev1.ConditionTrue:
-				return podReadyTrue
-			case corev1.ConditionFalse:
-				return podReadyFalse
+// controllerOf returns the kind of an object's controller and, when it is
+// one of the named kinds, its name.
+func controllerOf(meta *metav1.ObjectMeta, named ...kind) (kind, string) {
+	owner := metav1.GetControllerOfNoCopy(meta)
+	if owner == nil {
+		return kindNone, ""
+	}
+	k := kindOf(owner.Kind)
+	if !slices.Contains(named, k) {
+		return k, ""
+	}
+	return k, owner.Name
+}
+
+func minNodesOf(meta *metav1.ObjectMeta) minNodes {
+	value, ok := meta.Annotations[spread.MinNodesAnnotation]
+	if !ok {
+		return minNodes{}
+	}
+	m := minNodes{raw: new(intern(value))}
+	// Invalid values are reported by the event handler and count as
+	// absent.
+	if n, err := spread.ParseMinNodes(value); err == nil {
+		m.value = int32(n)
+	}
+	return m
+}
+
+// endpoints keeps, for each endpoint, its node, readiness and identity.
+// An endpoint whose identity an earlier one of the slice has is left out,
+// so that the snapshot need not look for duplicates within a slice.
+func endpoints(eps []discoveryv1.Endpoint) []cachedEndpoint {
+	if len(eps) == 0 {
+		return nil
+	}
+	kept := make([]cachedEndpoint, 0, len(eps))
+	var seen map[uint64]struct{}
+	if len(eps) > 1 {
+		seen = make(map[uint64]struct{}, len(eps))
+	}
+	for i := range eps {
+		ep := &eps[i]
+		id := endpointID(ep)
+		if id != 0 && seen != nil {
+			if _, dup := seen[id]; dup {
+				continue
 			}
-			return []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+			seen[id] = struct{}{}
 		}
+		e := cachedEndpoint{bits: id << 1}
+		if endpointReady(ep) {
+			e.bits |= 1
+		}
+		if ep.NodeName != nil {
+			e.node = intern(*ep.NodeName)
+		}
+		kept = append(kept, e)
 	}
-	return nil
+	return slices.Clip(kept)
 }
 
-var (
-	podReadyTrue  = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	podReadyFalse = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
-	// isController is the one Controller flag every trimmed owner
-	// reference points to.
-	isController = true
-)
+// endpointReady: ready and not terminating. The API says a missing ready
+// condition means ready.
+func endpointReady(ep *discoveryv1.Endpoint) bool {
+	if ep.Conditions.Terminating != nil && *ep.Conditions.Terminating {
+		return false
+	}
+	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
+}
+
+var endpointSeed = maphash.MakeSeed()
+
+// endpointID identifies the pod behind an endpoint across slices: a pod
+// appears once per address family in a dual-stack Service, and may briefly
+// appear in two slices while the controller moves it. It hashes the target
+// reference's kind and name, or else the first address, to 63 bits rather
+// than keep the string (8 bytes instead of 16 and a copy of the name): two
+// endpoints of a Service with 100,000 of them share a hash with a
+// probability of 5 in 10 billion, and a collision undercounts by one
+// replica. It returns 0 when nothing identifies the endpoint.
+func endpointID(ep *discoveryv1.Endpoint) uint64 {
+	var h maphash.Hash
+	h.SetSeed(endpointSeed)
+	switch {
+	case ep.TargetRef != nil:
+		h.WriteString(ep.TargetRef.Kind)
+		h.WriteByte('/')
+		h.WriteString(ep.TargetRef.Name)
+	case len(ep.Addresses) > 0:
+		h.WriteString(ep.Addresses[0])
+	default:
+		return 0
+	}
+	return max(h.Sum64()>>1, 1)
+}
 
 // intern returns the canonical copy of a string that repeats across cached
-// objects (namespaces, node names, owner kinds and names): the decoder
-// gives every object its own copy. The standard library's unique package
-// frees canonical copies no object uses any more, so node and ReplicaSet
-// churn cannot grow it.
+// objects (node names, owners, taint keys): the decoder gives every object
+// its own copy. The standard library's unique package frees a canonical
+// copy at the first garbage collection after no unique.Handle refers to it
+// any more (intern's callers keep the string, not the handle), so its table
+// stays small whatever the churn; strings interned between two collections
+// share their bytes, which covers the pods of one ReplicaSet in a list,
+// where they come one after the other. A cached node holds a handle to its
+// name, so the pods and endpoints on it always share the node's copy.
 func intern(s string) string {
 	if s == "" {
 		return ""
 	}
 	return unique.Make(s).Value()
-}
-
-func readyConditionOfNode(conditions []corev1.NodeCondition) []corev1.NodeCondition {
-	for _, c := range conditions {
-		if c.Type == corev1.NodeReady {
-			return []corev1.NodeCondition{{Type: c.Type, Status: c.Status}}
-		}
-	}
-	return nil
-}
-
-// schedulingTaints keeps the taints that can take a node out of service;
-// PreferNoSchedule does not keep pods away.
-func schedulingTaints(taints []corev1.Taint) []corev1.Taint {
-	var kept []corev1.Taint
-	for _, t := range taints {
-		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
-			kept = append(kept, corev1.Taint{Key: t.Key, Effect: t.Effect})
-		}
-	}
-	return kept
 }

@@ -17,10 +17,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
+	appsinformers "k8s.io/client-go/informers/apps/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
@@ -109,6 +116,12 @@ type Freshness struct {
 
 // New builds a Watcher on one SharedInformerFactory. Call Start to begin
 // watching.
+//
+// The informers cache the compact types of objects.go, not API objects
+// (see trim): nothing may ask the factory for a lister, whose typed
+// accessors would fail on them. They have no indexes either: the factory's
+// informers index objects by namespace, at a cost per object, for listers
+// that nobody here uses.
 func New(client kubernetes.Interface, config Config) (*Watcher, error) {
 	if config.Logger == nil {
 		config.Logger = slog.New(slog.DiscardHandler)
@@ -140,22 +153,34 @@ func New(client kubernetes.Interface, config Config) (*Watcher, error) {
 		w.resources = append(w.resources, r)
 		return informer.GetIndexer(), nil
 	}
+	// informer returns the factory's informer for a type, built without
+	// indexes. The factory still applies the transform to it.
+	type newInformer func(kubernetes.Interface, string, time.Duration, cache.Indexers) cache.SharedIndexInformer
+	informer := func(example runtime.Object, newFunc newInformer) cache.SharedIndexInformer {
+		return factory.InformerFor(example, func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+			return newFunc(client, metav1.NamespaceAll, resync, cache.Indexers{})
+		})
+	}
+	clusterScoped := func(newFunc func(kubernetes.Interface, time.Duration, cache.Indexers) cache.SharedIndexInformer) newInformer {
+		return func(client kubernetes.Interface, _ string, resync time.Duration, indexers cache.Indexers) cache.SharedIndexInformer {
+			return newFunc(client, resync, indexers)
+		}
+	}
 	var err error
-	core, apps := factory.Core().V1(), factory.Apps().V1()
 	for _, step := range []struct {
 		indexer  *cache.Indexer
 		name     string
 		informer cache.SharedIndexInformer
 		validate bool
 	}{
-		{&w.nodes, "nodes", core.Nodes().Informer(), false},
-		{&w.pods, "pods", core.Pods().Informer(), false},
-		{&w.services, "services", core.Services().Informer(), true},
-		{&w.endpointSlices, "endpointslices", factory.Discovery().V1().EndpointSlices().Informer(), false},
-		{&w.deployments, "deployments", apps.Deployments().Informer(), true},
-		{&w.statefulSets, "statefulsets", apps.StatefulSets().Informer(), true},
-		{&w.replicaSets, "replicasets", apps.ReplicaSets().Informer(), true},
-		{&w.replicationControllers, "replicationcontrollers", core.ReplicationControllers().Informer(), true},
+		{&w.nodes, "nodes", informer(&corev1.Node{}, clusterScoped(coreinformers.NewNodeInformer)), false},
+		{&w.pods, "pods", informer(&corev1.Pod{}, coreinformers.NewPodInformer), false},
+		{&w.services, "services", informer(&corev1.Service{}, coreinformers.NewServiceInformer), true},
+		{&w.endpointSlices, "endpointslices", informer(&discoveryv1.EndpointSlice{}, discoveryinformers.NewEndpointSliceInformer), false},
+		{&w.deployments, "deployments", informer(&appsv1.Deployment{}, appsinformers.NewDeploymentInformer), true},
+		{&w.statefulSets, "statefulsets", informer(&appsv1.StatefulSet{}, appsinformers.NewStatefulSetInformer), true},
+		{&w.replicaSets, "replicasets", informer(&appsv1.ReplicaSet{}, appsinformers.NewReplicaSetInformer), true},
+		{&w.replicationControllers, "replicationcontrollers", informer(&corev1.ReplicationController{}, coreinformers.NewReplicationControllerInformer), true},
 	} {
 		if *step.indexer, err = add(step.name, step.informer, step.validate); err != nil {
 			return nil, err
@@ -240,17 +265,13 @@ func (w *Watcher) eventHandler(r *resource, validate bool) cache.ResourceEventHa
 	}
 }
 
-// minNodesAnnotation returns the min-nodes annotation of an object.
+// minNodesAnnotation returns the min-nodes annotation of a cached Service
+// or workload.
 func minNodesAnnotation(obj any) (string, bool) {
-	if obj == nil {
-		return "", false
+	if o, ok := obj.(interface{ minNodesAnnotation() (string, bool) }); ok {
+		return o.minNodesAnnotation()
 	}
-	object, err := meta.Accessor(obj)
-	if err != nil {
-		return "", false
-	}
-	value, ok := object.GetAnnotations()[spread.MinNodesAnnotation]
-	return value, ok
+	return "", false
 }
 
 // NodesMatching returns the sorted names of the cached nodes that a label
@@ -262,9 +283,9 @@ func (w *Watcher) NodesMatching(selector string) ([]string, error) {
 	}
 	var names []string
 	for _, obj := range w.nodes.List() {
-		node := obj.(*corev1.Node)
-		if parsed.Matches(labels.Set(node.Labels)) {
-			names = append(names, node.Name)
+		n := obj.(*cachedNode)
+		if parsed.Matches(&n.labels) {
+			names = append(names, n.name.Value())
 		}
 	}
 	slices.Sort(names)
