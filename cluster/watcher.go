@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,7 @@ type ResourceStatus struct {
 type resource struct {
 	name       string
 	informer   cache.SharedIndexInformer
+	handler    cache.ResourceEventHandlerRegistration
 	lastUpdate atomic.Int64 // Unix nanoseconds
 }
 
@@ -95,6 +97,12 @@ type Watcher struct {
 	deployments, statefulSets, replicaSets, replicationControllers cache.Indexer
 
 	invalidAnnotations atomic.Uint64
+
+	// generation counts the changes the caches applied; countSync counts
+	// the end of the first sync and syncCounted says it has.
+	generation  atomic.Uint64
+	countSync   sync.Once
+	syncCounted atomic.Bool
 
 	// Set by RunProbe: whether the last probe reached the API server, and
 	// when the caches were last confirmed fresh (Unix nanoseconds).
@@ -147,7 +155,8 @@ func New(client kubernetes.Interface, config Config) (*Watcher, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("set watch error handler for %s: %w", name, err)
 		}
-		if _, err := informer.AddEventHandler(w.eventHandler(r, validate)); err != nil {
+		var err error
+		if r.handler, err = informer.AddEventHandler(w.eventHandler(r, validate)); err != nil {
 			return nil, fmt.Errorf("add event handler for %s: %w", name, err)
 		}
 		w.resources = append(w.resources, r)
@@ -194,12 +203,14 @@ func (w *Watcher) Start(ctx context.Context) {
 	w.factory.Start(ctx.Done())
 }
 
-// WaitForSync blocks until every cache has synced or ctx is done, and
-// reports whether they all synced.
+// WaitForSync blocks until every cache has synced and the event handler
+// has seen every object of the first lists (so that InvalidAnnotations and
+// Generation count them), or until ctx is done, and reports whether they
+// all synced.
 func (w *Watcher) WaitForSync(ctx context.Context) bool {
 	synced := make([]cache.InformerSynced, len(w.resources))
 	for i, r := range w.resources {
-		synced[i] = r.informer.HasSynced
+		synced[i] = r.handler.HasSynced
 	}
 	return cache.WaitForCacheSync(ctx.Done(), synced...)
 }
@@ -208,6 +219,17 @@ func (w *Watcher) WaitForSync(ctx context.Context) bool {
 func (w *Watcher) Synced() bool {
 	for _, r := range w.resources {
 		if !r.informer.HasSynced() {
+			return false
+		}
+	}
+	return true
+}
+
+// handlersSynced reports whether every cache has synced and the event
+// handler has seen every object of the first lists.
+func (w *Watcher) handlersSynced() bool {
+	for _, r := range w.resources {
+		if !r.handler.HasSynced() {
 			return false
 		}
 	}
@@ -234,10 +256,47 @@ func (w *Watcher) Status() []ResourceStatus {
 // annotations seen since start (each new or changed value once).
 func (w *Watcher) InvalidAnnotations() uint64 { return w.invalidAnnotations.Load() }
 
-// eventHandler records when a cache changes and, for services and
-// workloads, reports invalid min-nodes annotations once per new value.
+// Generation counts the changes the caches have applied: it grows after
+// every add, update and delete any informer stores, and once when the first
+// sync is seen complete. While it stays the same, Snapshot returns the same
+// content, so a caller may keep what it built from a snapshot until the
+// generation moves.
+//
+// Ordering: client-go calls the event handler that counts a change after
+// the change is in the store, so a caller that reads Generation before
+// Snapshot sees in the snapshot at least every change counted up to the
+// value it read (and maybe later ones, which the next Generation counts,
+// so at worst the caller builds the same content twice).
+//
+// Sync: Snapshot fails until every cache has synced, which no event
+// signals (an empty cluster syncs without any). The first Generation call
+// that finds every cache synced and every object of the first lists
+// counted adds one, so a value read before then is never read again after
+// it: a caller never keeps ErrCacheNotSynced, or a snapshot built while
+// the first lists were still being counted, past the sync.
+//
+// Generation covers Snapshot and NodesMatching, which read the caches
+// only; Status, Freshness and InvalidAnnotations change on their own.
+func (w *Watcher) Generation() uint64 {
+	if !w.syncCounted.Load() && w.handlersSynced() {
+		// Once, not a compare-and-swap: a concurrent call must not return
+		// before the count.
+		w.countSync.Do(func() {
+			w.generation.Add(1)
+			w.syncCounted.Store(true)
+		})
+	}
+	return w.generation.Load()
+}
+
+// eventHandler counts each change for Generation, records when a cache
+// changes and, for services and workloads, reports invalid min-nodes
+// annotations once per new value.
 func (w *Watcher) eventHandler(r *resource, validate bool) cache.ResourceEventHandler {
-	touch := func() { r.lastUpdate.Store(time.Now().UnixNano()) }
+	changed := func() {
+		r.lastUpdate.Store(time.Now().UnixNano())
+		w.generation.Add(1)
+	}
 	check := func(old, obj any) {
 		if !validate {
 			return
@@ -257,11 +316,11 @@ func (w *Watcher) eventHandler(r *resource, validate bool) cache.ResourceEventHa
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { touch(); check(nil, obj) },
-		UpdateFunc: func(old, obj any) { touch(); check(old, obj) },
+		AddFunc:    func(obj any) { check(nil, obj); changed() },
+		UpdateFunc: func(old, obj any) { check(old, obj); changed() },
 		// A delete may arrive as a cache.DeletedFinalStateUnknown tombstone
 		// when the watch missed it; nothing here needs the object itself.
-		DeleteFunc: func(any) { touch() },
+		DeleteFunc: func(any) { changed() },
 	}
 }
 
