@@ -86,6 +86,9 @@ func retry(ctx context.Context, f func() error) error {
 	return err
 }
 
+// progressEvery is how often load reports how far a step is.
+const progressEvery = 30 * time.Second
+
 // load creates every object of the synthetic cluster. Pods are created
 // bound (spec.nodeName set), so no scheduler is involved, and their status
 // is then written through the status subresource as a kubelet would: the
@@ -97,7 +100,31 @@ func load(ctx context.Context, client kubernetes.Interface, c *synth.Cluster, wo
 	update := metav1.UpdateOptions{}
 	step := func(what string, n int, job func(ctx context.Context, i int) error) error {
 		began := time.Now()
-		if err := parallel(ctx, n, workers, job); err != nil {
+		// At full size the pods take minutes: say how far they are.
+		var done atomic.Int64
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			tick := time.NewTicker(progressEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					d, elapsed := done.Load(), time.Since(began)
+					logf("... %d of %d %s in %s (%.0f/s)", d, n, what, elapsed.Round(time.Second), float64(d)/elapsed.Seconds())
+				}
+			}
+		}()
+		err := parallel(ctx, n, workers, func(ctx context.Context, i int) error {
+			err := job(ctx, i)
+			if err == nil {
+				done.Add(1)
+			}
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("load %s: %w", what, err)
 		}
 		elapsed := time.Since(began)
