@@ -26,6 +26,9 @@ PODS     ?= 1500
 SERVICES ?= 150
 # The commit make bench-scale builds the exporter from (EXPORTER_REV= for the working tree).
 EXPORTER_REV ?= HEAD
+# The exporter command lines make bench-scale measures on the same cluster, separated by ';':
+# by default with its defaults, then without kube_spread_node_replicas.
+EXPORTER_FLAGS ?= ; --no-collector.node-replicas
 
 .PHONY: all build test unit lint tools system-deps demo demo-secure bench bench-scale fuzz clean
 
@@ -101,7 +104,7 @@ bench:
 ## bench-scale: load NODES/PODS/SERVICES into a local control plane, measure the exporter, print a docs/benchmarks.md row
 bench-scale: tools
 	@echo ">> scale harness: $(NODES) nodes, $(PODS) pods, $(SERVICES) services, exporter at $(or $(EXPORTER_REV),the working tree)"
-	$(GO) run ./test/scale/scale-harness -nodes=$(NODES) -pods=$(PODS) -services=$(SERVICES) -exporter.rev=$(EXPORTER_REV)
+	$(GO) run ./test/scale/scale-harness -nodes=$(NODES) -pods=$(PODS) -services=$(SERVICES) -exporter.rev=$(EXPORTER_REV) -exporter.flags='$(EXPORTER_FLAGS)'
 
 clean:
 	@echo ">> removing bin/ (the tool cache .cache/ stays; rm -rf .cache to rebuild it)"

@@ -60,6 +60,10 @@ type Config struct {
 	// not whatever the working tree holds at the time. Empty builds the
 	// working tree.
 	ExporterRev string
+	// Exporters are the exporter's command lines to measure, one after
+	// the other on the same loaded cluster: each is a list of flags. None
+	// measures the exporter with its defaults.
+	Exporters [][]string
 	// Logf receives progress messages.
 	Logf func(format string, args ...any)
 }
@@ -80,6 +84,8 @@ type Result struct {
 	// "+dirty" when it was built from a working tree with uncommitted
 	// changes to Go sources or go.mod.
 	Commit string
+	// Flags are the exporter's flags for this run.
+	Flags []string
 	// Load is how long loading the cluster into the API server took.
 	Load time.Duration
 	// Sync is from starting the exporter process to /readyz answering 200.
@@ -89,8 +95,10 @@ type Result struct {
 	RSSAfterSync, HeapAfterSync, PeakRSS uint64
 	// RSSSteady and HeapSteady are taken after the scrapes and the churn.
 	RSSSteady, HeapSteady uint64
-	// ScrapeP50 and ScrapeP99 are over Config.Scrapes uncompressed scrapes.
-	ScrapeP50, ScrapeP99 time.Duration
+	// ScrapeP50 and ScrapeP99 are over Config.Scrapes uncompressed scrapes,
+	// GzipP50 and GzipP99 over as many scrapes asking for gzip, as
+	// Prometheus does.
+	ScrapeP50, ScrapeP99, GzipP50, GzipP99 time.Duration
 	// ResponseBytes and ResponseGzipBytes are the size of one scrape's body.
 	ResponseBytes, ResponseGzipBytes int
 	// Series counts the samples of one scrape.
@@ -108,18 +116,22 @@ type Result struct {
 func (r *Result) BytesPerPod() float64 { return float64(r.RSSSteady) / float64(r.Size.Pods) }
 
 // TableHeader is the header of the results table in docs/benchmarks.md.
-const TableHeader = "| commit | nodes | pods | services | load | sync | RSS after sync | RSS steady | peak RSS (start-up) | heap in use (after sync / steady) | RSS per pod | scrape p50 / p99 | response plain / gzip | series | cordon p50 / p99 | unready p50 / p99 | CPU: churn / burst |\n" +
-	"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+const TableHeader = "| commit | exporter flags | nodes | pods | services | load | sync | RSS after sync | RSS steady | peak RSS (start-up) | heap in use (after sync / steady) | RSS per pod | scrape p50 / p99 | gzip scrape p50 / p99 | response plain / gzip | series | cordon p50 / p99 | unready p50 / p99 | CPU: churn / burst |\n" +
+	"| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 
 // Row is the result as a row of that table.
 func (r *Result) Row() string {
 	mib := func(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	secs := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
-	return fmt.Sprintf("| %s | %d | %d | %d | %s | %s | %s | %s | %s | %s / %s | %.0f B | %s / %s ms | %.2f / %.2f MB | %d | %s / %s ms | %s / %s ms | %s / %s |",
-		r.Commit, r.Size.Nodes, r.Size.Pods, r.Size.Services, secs(r.Load), secs(r.Sync),
+	flags := "(defaults)"
+	if len(r.Flags) > 0 {
+		flags = "`" + strings.Join(r.Flags, " ") + "`"
+	}
+	return fmt.Sprintf("| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s / %s | %.0f B | %s / %s ms | %s / %s ms | %.2f / %.2f MB | %d | %s / %s ms | %s / %s ms | %s / %s |",
+		r.Commit, flags, r.Size.Nodes, r.Size.Pods, r.Size.Services, secs(r.Load), secs(r.Sync),
 		mib(r.RSSAfterSync), mib(r.RSSSteady), mib(r.PeakRSS), mib(r.HeapAfterSync), mib(r.HeapSteady),
-		r.BytesPerPod(), ms(r.ScrapeP50), ms(r.ScrapeP99),
+		r.BytesPerPod(), ms(r.ScrapeP50), ms(r.ScrapeP99), ms(r.GzipP50), ms(r.GzipP99),
 		float64(r.ResponseBytes)/1e6, float64(r.ResponseGzipBytes)/1e6, r.Series,
 		ms(r.CordonP50), ms(r.CordonP99), ms(r.UnreadyP50), ms(r.UnreadyP99),
 		secs(r.ChurnCPU), secs(r.BurstCPU))
@@ -240,9 +252,9 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// Run loads a cluster of cfg.Size into a fresh control plane, runs the
-// exporter against it and measures it.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
+// Run loads a cluster of cfg.Size into a fresh control plane, then runs
+// and measures the exporter against it once per cfg.Exporters.
+func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 	logf := cfg.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -256,12 +268,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("create working directory: %w", err)
 	}
 	defer os.RemoveAll(work)
-	r := &Result{Size: cfg.Size}
-	binary, err := buildExporter(ctx, root, work, cfg.ExporterRev, &r.Commit)
+	var commit string
+	binary, err := buildExporter(ctx, root, work, cfg.ExporterRev, &commit)
 	if err != nil {
 		return nil, err
 	}
-	logf("exporter built from %s", r.Commit)
+	logf("exporter built from %s", commit)
 
 	token, err := loaderToken()
 	if err != nil {
@@ -290,54 +302,73 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := load(ctx, client, cluster, cfg.Workers, logf); err != nil {
 		return nil, err
 	}
-	r.Load = time.Since(began)
-	logf("loaded %s in %s", cfg.Size, r.Load.Round(time.Second))
+	loaded := time.Since(began)
+	logf("loaded %s in %s", cfg.Size, loaded.Round(time.Second))
 
-	began = time.Now()
-	exporter, err := exporterproc.Start(ctx, binary, cp.Kubeconfig)
+	exporters := cfg.Exporters
+	if len(exporters) == 0 {
+		exporters = [][]string{nil}
+	}
+	var results []*Result
+	for _, flags := range exporters {
+		r := &Result{Size: cfg.Size, Commit: commit, Flags: flags, Load: loaded}
+		logf("exporter flags: %q", flags)
+		if err := r.measure(ctx, cfg, binary, cp.Kubeconfig, client, cluster, logf); err != nil {
+			return results, err
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// measure starts the exporter with r.Flags and takes every figure but the
+// load.
+func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig string, client kubernetes.Interface, cluster *synth.Cluster, logf func(string, ...any)) error {
+	began := time.Now()
+	exporter, err := exporterproc.Start(ctx, binary, kubeconfig, r.Flags...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer exporter.Stop()
 	pid := exporter.PID()
 	if err := waitReady(ctx, exporter, 15*time.Minute); err != nil {
-		return nil, err
+		return err
 	}
 	r.Sync = time.Since(began)
 	if r.RSSAfterSync, r.PeakRSS, err = memory(pid); err != nil {
-		return nil, err
+		return err
 	}
 	scraper := newScraper(exporter.URL)
 	body, _, err := scraper.scrape(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if r.HeapAfterSync, err = heapInUse(body); err != nil {
-		return nil, err
+		return err
 	}
 	logf("synced in %s: RSS %d MiB, peak %d MiB", r.Sync.Round(time.Millisecond), r.RSSAfterSync>>20, r.PeakRSS>>20)
 
 	if err := r.measureScrapes(ctx, scraper, cfg.Scrapes, logf); err != nil {
-		return nil, err
+		return err
 	}
 	if err := r.measureReactions(ctx, client, scraper, cluster, cfg.Reactions, logf); err != nil {
-		return nil, err
+		return err
 	}
 	if err := r.measureChurn(ctx, client, cluster, pid, cfg, logf); err != nil {
-		return nil, err
+		return err
 	}
 	// Steady state: after scrapes and churn, and one more scrape, as a
 	// Prometheus-scraped exporter spends its life.
 	if body, _, err = scraper.scrape(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if r.HeapSteady, err = heapInUse(body); err != nil {
-		return nil, err
+		return err
 	}
 	if r.RSSSteady, _, err = memory(pid); err != nil {
-		return nil, err
+		return err
 	}
-	return r, nil
+	return nil
 }
 
 func (r *Result) measureScrapes(ctx context.Context, s *scraper, n int, logf func(string, ...any)) error {
@@ -352,6 +383,15 @@ func (r *Result) measureScrapes(ctx context.Context, s *scraper, n int, logf fun
 		latencies = append(latencies, took)
 	}
 	r.ScrapeP50, r.ScrapeP99 = percentile(latencies, 50), percentile(latencies, 99)
+	latencies = latencies[:0]
+	for range n {
+		_, took, err := s.get(ctx, "gzip")
+		if err != nil {
+			return err
+		}
+		latencies = append(latencies, took)
+	}
+	r.GzipP50, r.GzipP99 = percentile(latencies, 50), percentile(latencies, 99)
 	r.ResponseBytes = len(body)
 	for line := range bytes.Lines(body) {
 		if len(line) > 0 && line[0] != '#' {
@@ -363,7 +403,7 @@ func (r *Result) measureScrapes(ctx context.Context, s *scraper, n int, logf fun
 		return err
 	}
 	r.ResponseGzipBytes = gz
-	logf("scrapes: p50 %s p99 %s, %d bytes (%d gzip), %d series", r.ScrapeP50, r.ScrapeP99, r.ResponseBytes, gz, r.Series)
+	logf("scrapes: p50 %s p99 %s, gzip p50 %s p99 %s, %d bytes (%d gzip), %d series", r.ScrapeP50, r.ScrapeP99, r.GzipP50, r.GzipP99, r.ResponseBytes, gz, r.Series)
 	return nil
 }
 
@@ -456,13 +496,17 @@ func (r *Result) measureChurn(ctx context.Context, client kubernetes.Interface, 
 	for _, svc := range c.Services {
 		pods = append(pods, svc.Pods...)
 	}
-	// Each pod goes unready on its first flip and ready on its second, so
-	// the cluster ends as it began when the flips are an even number.
+	// Each pod goes unready on its first flip and ready on its second.
 	flips := 0
+	// unready holds the pods the flips left unready, made ready again at
+	// the end so that the next exporter measured finds the cluster as the
+	// first did.
+	unready := map[*corev1.Pod]bool{}
 	flip := func(ctx context.Context) error {
 		pod := pods[(flips*7919)%len(pods)]
 		ready := (flips/len(pods))%2 == 1
 		flips++
+		unready[pod] = !ready
 		return setPodReady(ctx, client, pod, ready)
 	}
 
@@ -495,6 +539,7 @@ func (r *Result) measureChurn(ctx context.Context, client kubernetes.Interface, 
 	burst := make([]update, cfg.Burst)
 	for i := range burst {
 		burst[i] = update{pods[(flips*7919)%len(pods)], (flips/len(pods))%2 == 1}
+		unready[burst[i].pod] = !burst[i].ready
 		flips++
 	}
 	before = after
@@ -511,6 +556,19 @@ func (r *Result) measureChurn(ctx context.Context, client kubernetes.Interface, 
 	}
 	r.BurstCPU = after - before
 	logf("burst: %d updates cost the exporter %s of CPU", cfg.Burst, r.BurstCPU)
+
+	var restore []*corev1.Pod
+	for pod, isUnready := range unready {
+		if isUnready {
+			restore = append(restore, pod)
+		}
+	}
+	err = parallel(ctx, len(restore), cfg.Workers, func(ctx context.Context, i int) error {
+		return setPodReady(ctx, client, restore[i], true)
+	})
+	if err != nil {
+		return fmt.Errorf("make the churned pods ready again: %w", err)
+	}
 	return nil
 }
 

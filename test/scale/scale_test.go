@@ -25,12 +25,26 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	cfg.Logf = t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	result, err := Run(ctx, cfg)
+	// Two exporters on the same cluster, as a full-size run compares them.
+	cfg.Exporters = [][]string{nil, {"--no-collector.node-replicas"}}
+	results, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Log("\n" + TableHeader + "\n" + result.Row())
+	if len(results) != 2 {
+		t.Fatalf("%d results for 2 exporters", len(results))
+	}
+	for _, result := range results {
+		t.Log("\n" + TableHeader + "\n" + result.Row())
+		checkMeasured(t, result)
+	}
+	if with, without := results[0].Series, results[1].Series; without >= with {
+		t.Errorf("%d series without node_replicas, %d with: the flags did not reach the exporter", without, with)
+	}
+}
 
+func checkMeasured(t *testing.T, result *Result) {
+	t.Helper()
 	v := reflect.ValueOf(*result)
 	for i := range v.NumField() {
 		name, field := v.Type().Field(i).Name, v.Field(i)
@@ -41,7 +55,7 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 		case reflect.Uint64:
 			value = float64(field.Uint())
 		default:
-			continue // Size is the input; Commit is checked below.
+			continue // Size and Flags are the input; Commit is checked below.
 		}
 		if value <= 0 || math.IsInf(value, 0) || math.IsNaN(value) {
 			t.Errorf("%s = %v, want a measured (positive, finite) figure", name, value)

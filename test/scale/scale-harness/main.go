@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,8 +32,12 @@ func main() {
 	flag.DurationVar(&cfg.ChurnDuration, "churn.duration", cfg.ChurnDuration, "how long the churn lasts")
 	flag.IntVar(&cfg.Burst, "burst", cfg.Burst, "pod status updates sent at once after the churn")
 	flag.StringVar(&cfg.ExporterRev, "exporter.rev", cfg.ExporterRev, "git revision to build the exporter from (empty: the working tree as it is)")
+	exporters := flag.String("exporter.flags", "", "the exporter's flags, space-separated; several runs on the same cluster separated by ';' (\"; --no-collector.node-replicas\" measures the defaults, then without node_replicas)")
 	flag.Parse()
 	cfg.Size = size
+	for _, variant := range strings.Split(*exporters, ";") {
+		cfg.Exporters = append(cfg.Exporters, strings.Fields(variant))
+	}
 	if size.Nodes < 1 || size.Services < 1 || size.Pods < size.Services {
 		fmt.Fprintln(os.Stderr, "scale-harness: need at least one node, one service and one pod per service")
 		os.Exit(2)
@@ -44,11 +49,16 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	result, err := scale.Run(ctx, cfg)
+	results, err := scale.Run(ctx, cfg)
+	// The rows measured before a failure are still worth printing.
+	if len(results) > 0 {
+		fmt.Println(scale.TableHeader)
+		for _, r := range results {
+			fmt.Println(r.Row())
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "scale-harness: %v\n", err)
 		os.Exit(1)
 	}
-	fmt.Println(scale.TableHeader)
-	fmt.Println(result.Row())
 }
