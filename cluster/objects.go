@@ -28,8 +28,8 @@ import (
 //     versions are equal only to handlers that asked for resyncs, which
 //     ours did not.
 //
-// They are runtime.Objects too, for the mutation and consistency detectors
-// that client-go runs when environment variables ask for them.
+// They are runtime.Objects too, which client-go's cache mutation detector
+// (KUBE_CACHE_MUTATION_DETECTOR) wants in order to deep-copy them.
 //
 // Cached objects are never modified: Snapshot only reads them, and the
 // transform builds a new one for every object it receives.
@@ -92,10 +92,12 @@ type cachedEndpointSlice struct {
 	resourceVersion resourceVersion
 }
 
-// cachedEndpoint is one endpoint of a slice, 24 bytes.
+// cachedEndpoint is one endpoint of a slice, 16 bytes.
 type cachedEndpoint struct {
-	// node is the endpoint's nodeName; "" when unset.
-	node string
+	// node is the endpoint's nodeName, the zero handle when unset. A
+	// handle is half a string header, and the cached node of that name
+	// keeps the canonical copy alive anyway.
+	node unique.Handle[string]
 	// bits holds in its upper 63 bits a hash of what identifies the pod
 	// behind the endpoint across slices (see endpointID), 0 when nothing
 	// does, and in its lowest whether the endpoint is ready (see
@@ -106,13 +108,21 @@ type cachedEndpoint struct {
 func (e cachedEndpoint) id() uint64  { return e.bits >> 1 }
 func (e cachedEndpoint) ready() bool { return e.bits&1 != 0 }
 
+// nodeName returns the endpoint's node, "" when unset.
+func (e cachedEndpoint) nodeName() string {
+	if e.node == (unique.Handle[string]{}) {
+		return ""
+	}
+	return e.node.Value()
+}
+
 // cachedNode is a cached Node.
 type cachedNode struct {
 	readOnlyMeta
 	// name is the node's name. A handle, unlike the strings intern
-	// returns, keeps the canonical copy alive: the pods and endpoints on
-	// the node, which intern its name, share this copy for as long as the
-	// node exists.
+	// returns, keeps the canonical copy alive: the pods on the node, which
+	// intern its name, and its endpoints, which hold a handle too, share
+	// this copy for as long as the node exists.
 	name unique.Handle[string]
 	// labels are all the node's labels: the maintenance selector and
 	// NodesMatching may name any.

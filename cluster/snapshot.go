@@ -189,7 +189,7 @@ func (w *Watcher) snapshotReplicas(services []spread.Service, owners podOwners, 
 				}
 				seen[key] = struct{}{}
 			}
-			svc.Replicas = append(svc.Replicas, spread.Replica{Node: ep.node, Ready: ep.ready()})
+			svc.Replicas = append(svc.Replicas, spread.Replica{Node: ep.nodeName(), Ready: ep.ready()})
 		}
 	}
 }

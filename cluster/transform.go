@@ -178,7 +178,7 @@ func endpoints(eps []discoveryv1.Endpoint) []cachedEndpoint {
 			e.bits |= 1
 		}
 		if ep.NodeName != nil {
-			e.node = intern(*ep.NodeName)
+			e.node = unique.Make(*ep.NodeName)
 		}
 		kept = append(kept, e)
 	}
@@ -228,7 +228,7 @@ func endpointID(ep *discoveryv1.Endpoint) uint64 {
 // stays small whatever the churn; strings interned between two collections
 // share their bytes, which covers the pods of one ReplicaSet in a list,
 // where they come one after the other. A cached node holds a handle to its
-// name, so the pods and endpoints on it always share the node's copy.
+// name, so the pods on it always share the node's copy.
 func intern(s string) string {
 	if s == "" {
 		return ""

@@ -149,7 +149,7 @@ func TestTrimEndpointSlice(t *testing.T) {
 	}
 	var eps []string
 	for _, ep := range got.endpoints {
-		eps = append(eps, strings.Join([]string{ep.node, map[bool]string{true: "ready", false: "unready"}[ep.ready()], map[bool]string{true: "id", false: "no-id"}[ep.id() != 0]}, ":"))
+		eps = append(eps, strings.Join([]string{ep.nodeName(), map[bool]string{true: "ready", false: "unready"}[ep.ready()], map[bool]string{true: "id", false: "no-id"}[ep.id() != 0]}, ":"))
 	}
 	want := []string{"a:ready:id", "b:unready:id", ":unready:id", "c:ready:id", ":ready:no-id"}
 	if !reflect.DeepEqual(eps, want) {
