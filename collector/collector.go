@@ -19,6 +19,7 @@ package collector
 import (
 	"errors"
 	"log/slog"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -36,6 +37,9 @@ type Source interface {
 	Status() []cluster.ResourceStatus
 	InvalidAnnotations() uint64
 	Freshness() cluster.Freshness
+	// Generation changes whenever Snapshot's content may have: the
+	// collector analyses again only then (see cluster.Watcher.Generation).
+	Generation() uint64
 }
 
 // Options tune what the collector publishes.
@@ -54,6 +58,13 @@ type Collector struct {
 	source  Source
 	options Options
 	logger  *slog.Logger
+
+	// last is the analysis of the caches at generation lastGeneration,
+	// nil before the first one. mu makes concurrent scrapes (two
+	// Prometheus servers, say) wait for one analysis and share it.
+	mu             sync.Mutex
+	last           *scrape
+	lastGeneration uint64
 
 	cacheSynced, listWatchErrors, lastUpdate, annotationErrors *prometheus.Desc
 	apiServerUp, cacheConfirmed                                *prometheus.Desc
@@ -107,18 +118,31 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// report analyses the current snapshot. It returns nil before the caches
-// have synced: a partial cache would report services as missing or
-// single-homed that are neither, so no figure is published at all.
-func (c *Collector) report() *spread.Report {
+// analysis returns the analysis of the caches as they are, reusing the
+// last one while the caches have not changed since. It returns nil before
+// the caches have synced: a partial cache would report services as missing
+// or single-homed that are neither, so no figure is published at all.
+//
+// Reuse is what saves work between changes, and it is only as good as
+// Generation's promise: read before the snapshot, the generation can only
+// be older than what the snapshot holds, never newer.
+func (c *Collector) analysis() *scrape {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	generation := c.source.Generation()
+	if c.last != nil && generation == c.lastGeneration {
+		return c.last
+	}
 	snapshot, err := c.source.Snapshot()
 	if err != nil {
 		if !errors.Is(err, cluster.ErrCacheNotSynced) {
 			c.logger.Error("snapshot failed", "err", err)
 		}
+		c.last = nil
 		return nil
 	}
-	return spread.Analyze(snapshot, c.options.Analysis)
+	c.last, c.lastGeneration = newScrape(spread.Analyze(snapshot, c.options.Analysis)), generation
+	return c.last
 }
 
 func boolValue(b bool) float64 {

@@ -39,44 +39,63 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// everyScrapeChanged is a watcher whose caches seem to change between any
+// two scrapes, as in a busy cluster: every scrape analyses again.
+type everyScrapeChanged struct {
+	*cluster.Watcher
+	generation uint64
+}
+
+func (e *everyScrapeChanged) Generation() uint64 { e.generation++; return e.generation }
+
 // BenchmarkScrape is one whole scrape as the /metrics handler serves it,
-// uncompressed: the snapshot of the caches, the analysis, the exporter's
-// own metrics through the registry and the text exposition of both. The
+// uncompressed: the exporter's own metrics through the registry and the
+// text exposition of the figures. "changed" scrapes a cluster that changed
+// since the scrape before (snapshot and analysis included, as in a busy
+// cluster), "unchanged" one that did not (the analysis is reused). The
 // caches hold a synthetic cluster fed through a fake clientset.
 func BenchmarkScrape(b *testing.B) {
 	for _, pods := range benchmarkSizes {
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
-			var objs []runtime.Object
-			for _, obj := range synth.Generate(synth.ForPods(pods)).Objects() {
-				objs = append(objs, obj.(runtime.Object))
+		var objs []runtime.Object
+		for _, obj := range synth.Generate(synth.ForPods(pods)).Objects() {
+			objs = append(objs, obj.(runtime.Object))
+		}
+		w, err := cluster.New(fake.NewSimpleClientset(objs...), cluster.Config{TopologyKeys: []string{synth.ZoneKey}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		w.Start(ctx)
+		if !w.WaitForSync(ctx) {
+			b.Fatal("caches did not sync")
+		}
+		for _, changed := range []bool{true, false} {
+			name := fmt.Sprintf("pods=%d/unchanged", pods)
+			var source Source = w
+			if changed {
+				name = fmt.Sprintf("pods=%d/changed", pods)
+				source = &everyScrapeChanged{Watcher: w}
 			}
-			w, err := cluster.New(fake.NewSimpleClientset(objs...), cluster.Config{TopologyKeys: []string{synth.ZoneKey}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			w.Start(ctx)
-			if !w.WaitForSync(ctx) {
-				b.Fatal("caches did not sync")
-			}
-			c := New(w, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
-			registry := prometheus.NewRegistry()
-			registry.MustRegister(c)
-			handler := NewHandler(registry, c, slog.New(slog.DiscardHandler))
-			format := expfmt.NewFormat(expfmt.TypeTextPlain)
+			b.Run(name, func(b *testing.B) {
+				c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+				registry := prometheus.NewRegistry()
+				registry.MustRegister(c)
+				handler := NewHandler(registry, c, slog.New(slog.DiscardHandler))
+				format := expfmt.NewFormat(expfmt.TypeTextPlain)
 
-			var out *countingWriter
-			b.ReportAllocs()
-			for b.Loop() {
-				out = &countingWriter{}
-				if err := handler.Write(out, format); err != nil {
-					b.Fatal(err)
+				var out *countingWriter
+				b.ReportAllocs()
+				for b.Loop() {
+					out = &countingWriter{}
+					if err := handler.Write(out, format); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(out.bytes), "response-bytes")
-			b.ReportMetric(float64(out.samples), "series")
-		})
+				b.ReportMetric(float64(out.bytes), "response-bytes")
+				b.ReportMetric(float64(out.samples), "series")
+			})
+		}
+		cancel()
 	}
 }
 

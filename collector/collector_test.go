@@ -39,6 +39,9 @@ func (f *fakeSource) Status() []cluster.ResourceStatus   { return f.status }
 func (f *fakeSource) InvalidAnnotations() uint64         { return 3 }
 func (f *fakeSource) Freshness() cluster.Freshness       { return f.freshness }
 
+// Generation never changes: the snapshot is fixed.
+func (f *fakeSource) Generation() uint64 { return 1 }
+
 var freshSource = cluster.Freshness{Probed: true, APIServerUp: true, Confirmed: time.Unix(1530688010, 0)}
 
 var syncedStatus = []cluster.ResourceStatus{
@@ -177,4 +180,53 @@ func firstDifference(want, got string) string {
 func parseExposition(r io.Reader) (map[string]*dto.MetricFamily, error) {
 	parser := expfmt.NewTextParser(model.LegacyValidation)
 	return parser.TextToMetricFamilies(r)
+}
+
+// countingSource counts snapshots and lets the test move the generation.
+type countingSource struct {
+	fakeSource
+	generation, snapshots int
+}
+
+func (c *countingSource) Generation() uint64 { return uint64(c.generation) }
+func (c *countingSource) Snapshot() (*spread.Cluster, error) {
+	c.snapshots++
+	return c.fakeSource.Snapshot()
+}
+
+// TestAnalysisFollowsGeneration: scrapes reuse the analysis while the
+// caches are unchanged and analyse again when they change; a failed
+// snapshot is never reused.
+func TestAnalysisFollowsGeneration(t *testing.T) {
+	source := &countingSource{fakeSource: fakeSource{err: cluster.ErrCacheNotSynced, status: syncedStatus}}
+	c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+	series := func() int {
+		count := 0
+		for _, f := range gather(t, c) {
+			if strings.HasPrefix(f.GetName(), "kube_spread_replicas_ready") {
+				count += len(f.GetMetric())
+			}
+		}
+		return count
+	}
+	steps := []struct {
+		name            string
+		change          func()
+		snapshots, want int
+	}{
+		{name: "not synced", change: func() {}, snapshots: 1, want: 0},
+		{name: "synced, same generation: the failure is not reused", change: func() { source.err, source.cluster = nil, mathoidDayTwo() }, snapshots: 2, want: 4},
+		{name: "unchanged", change: func() {}, snapshots: 2, want: 4},
+		{name: "unchanged again", change: func() { source.cluster = &spread.Cluster{} }, snapshots: 2, want: 4},
+		{name: "changed", change: func() { source.generation++ }, snapshots: 3, want: 0},
+	}
+	for _, step := range steps {
+		step.change()
+		if got := series(); got != step.want {
+			t.Errorf("%s: %d replicas_ready series, want %d", step.name, got, step.want)
+		}
+		if source.snapshots != step.snapshots {
+			t.Errorf("%s: %d snapshots so far, want %d", step.name, source.snapshots, step.snapshots)
+		}
+	}
 }

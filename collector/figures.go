@@ -18,7 +18,8 @@ type family struct {
 	write  func(w *textWriter, s *scrape)
 }
 
-// scrape is one analysis and the orders its families are written in.
+// scrape is one analysis and the orders its families are written in. It
+// is read by every scrape until the caches change, so nothing may modify it.
 type scrape struct {
 	report *spread.Report
 	// services are the figures of every service in the order the registry

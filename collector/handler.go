@@ -78,9 +78,9 @@ func (h *Handler) Write(w io.Writer, format expfmt.Format) error {
 		h.logger.Error("gathering the exporter's own metrics failed; serving what was gathered", "err", err)
 	}
 	var figures []family
-	var s *scrape
-	if report := h.collector.report(); report != nil {
-		figures, s = h.families, newScrape(report)
+	s := h.collector.analysis()
+	if s != nil {
+		figures = h.families
 	}
 
 	buffered := bufio.NewWriterSize(w, 64<<10)

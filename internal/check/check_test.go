@@ -38,6 +38,7 @@ func (s *fakeSource) Snapshot() (*spread.Cluster, error) {
 }
 func (s *fakeSource) Status() []cluster.ResourceStatus { return s.status }
 func (s *fakeSource) InvalidAnnotations() uint64       { return 0 }
+func (s *fakeSource) Generation() uint64               { return 1 }
 func (s *fakeSource) Freshness() cluster.Freshness {
 	return cluster.Freshness{Probed: true, APIServerUp: true, Confirmed: time.Unix(1530688000, 0)}
 }
