@@ -95,10 +95,12 @@ type Result struct {
 	RSSAfterSync, HeapAfterSync, PeakRSS uint64
 	// RSSSteady and HeapSteady are taken after the scrapes and the churn.
 	RSSSteady, HeapSteady uint64
-	// ScrapeP50 and ScrapeP99 are over Config.Scrapes uncompressed scrapes,
-	// GzipP50 and GzipP99 over as many scrapes asking for gzip, as
-	// Prometheus does.
+	// ScrapeP50 and ScrapeP99 are over Config.Scrapes uncompressed scrapes
+	// of a quiet cluster, GzipP50 and GzipP99 over as many asking for gzip,
+	// as Prometheus does. ChangedScrapeP50 and ChangedScrapeP99 are over as
+	// many gzip scrapes that each find the cluster changed.
 	ScrapeP50, ScrapeP99, GzipP50, GzipP99 time.Duration
+	ChangedScrapeP50, ChangedScrapeP99     time.Duration
 	// ResponseBytes and ResponseGzipBytes are the size of one scrape's body.
 	ResponseBytes, ResponseGzipBytes int
 	// Series counts the samples of one scrape.
@@ -116,8 +118,8 @@ type Result struct {
 func (r *Result) BytesPerPod() float64 { return float64(r.RSSSteady) / float64(r.Size.Pods) }
 
 // TableHeader is the header of the results table in docs/benchmarks.md.
-const TableHeader = "| commit | exporter flags | nodes | pods | services | load | sync | RSS after sync | RSS steady | peak RSS (start-up) | heap in use (after sync / steady) | RSS per pod | scrape p50 / p99 | gzip scrape p50 / p99 | response plain / gzip | series | cordon p50 / p99 | unready p50 / p99 | CPU: churn / burst |\n" +
-	"| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+const TableHeader = "| commit | exporter flags | nodes | pods | services | load | sync | RSS after sync | RSS steady | peak RSS (start-up) | heap in use (after sync / steady) | RSS per pod | scrape p50 / p99 | gzip scrape p50 / p99 | gzip scrape after a change p50 / p99 | response plain / gzip | series | cordon p50 / p99 | unready p50 / p99 | CPU: churn / burst |\n" +
+	"| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 
 // Row is the result as a row of that table.
 func (r *Result) Row() string {
@@ -128,10 +130,10 @@ func (r *Result) Row() string {
 	if len(r.Flags) > 0 {
 		flags = "`" + strings.Join(r.Flags, " ") + "`"
 	}
-	return fmt.Sprintf("| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s / %s | %.0f B | %s / %s ms | %s / %s ms | %.2f / %.2f MB | %d | %s / %s ms | %s / %s ms | %s / %s |",
+	return fmt.Sprintf("| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s / %s | %.0f B | %s / %s ms | %s / %s ms | %s / %s ms | %.2f / %.2f MB | %d | %s / %s ms | %s / %s ms | %s / %s |",
 		r.Commit, flags, r.Size.Nodes, r.Size.Pods, r.Size.Services, secs(r.Load), secs(r.Sync),
 		mib(r.RSSAfterSync), mib(r.RSSSteady), mib(r.PeakRSS), mib(r.HeapAfterSync), mib(r.HeapSteady),
-		r.BytesPerPod(), ms(r.ScrapeP50), ms(r.ScrapeP99), ms(r.GzipP50), ms(r.GzipP99),
+		r.BytesPerPod(), ms(r.ScrapeP50), ms(r.ScrapeP99), ms(r.GzipP50), ms(r.GzipP99), ms(r.ChangedScrapeP50), ms(r.ChangedScrapeP99),
 		float64(r.ResponseBytes)/1e6, float64(r.ResponseGzipBytes)/1e6, r.Series,
 		ms(r.CordonP50), ms(r.CordonP99), ms(r.UnreadyP50), ms(r.UnreadyP99),
 		secs(r.ChurnCPU), secs(r.BurstCPU))
@@ -351,6 +353,9 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig str
 	if err := r.measureScrapes(ctx, scraper, cfg.Scrapes, logf); err != nil {
 		return err
 	}
+	if err := r.measureChangedScrapes(ctx, client, cluster, scraper, cfg, logf); err != nil {
+		return err
+	}
 	if err := r.measureReactions(ctx, client, scraper, cluster, cfg.Reactions, logf); err != nil {
 		return err
 	}
@@ -487,49 +492,123 @@ func setPodReady(ctx context.Context, client kubernetes.Interface, pod *corev1.P
 	return err
 }
 
+// churner flips the readiness of the cluster's pods, one pod after the
+// other: each goes unready on its first flip and ready on its second.
+type churner struct {
+	client kubernetes.Interface
+	pods   []*corev1.Pod
+	flips  int
+	// unready holds the pods the flips left unready, for restore.
+	unready map[*corev1.Pod]bool
+}
+
+func newChurner(client kubernetes.Interface, c *synth.Cluster) *churner {
+	ch := &churner{client: client, unready: map[*corev1.Pod]bool{}}
+	for _, svc := range c.Services {
+		ch.pods = append(ch.pods, svc.Pods...)
+	}
+	return ch
+}
+
+// next returns the next flip and counts it.
+func (ch *churner) next() (*corev1.Pod, bool) {
+	pod := ch.pods[(ch.flips*7919)%len(ch.pods)]
+	ready := (ch.flips/len(ch.pods))%2 == 1
+	ch.flips++
+	ch.unready[pod] = !ready
+	return pod, ready
+}
+
+// steady flips pods at rate per second until stop is closed or a flip
+// fails. Ticks a slow API server cannot keep up with are dropped.
+func (ch *churner) steady(ctx context.Context, rate float64, stop <-chan struct{}) error {
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			pod, ready := ch.next()
+			if err := setPodReady(ctx, ch.client, pod, ready); err != nil {
+				return fmt.Errorf("churn: %w", err)
+			}
+		}
+	}
+}
+
+// restore makes the pods the flips left unready ready again, so that the
+// next measurement finds the cluster as the first did.
+func (ch *churner) restore(ctx context.Context, workers int) error {
+	var restore []*corev1.Pod
+	for pod, isUnready := range ch.unready {
+		if isUnready {
+			restore = append(restore, pod)
+		}
+	}
+	clear(ch.unready)
+	err := parallel(ctx, len(restore), workers, func(ctx context.Context, i int) error {
+		return setPodReady(ctx, ch.client, restore[i], true)
+	})
+	if err != nil {
+		return fmt.Errorf("make the churned pods ready again: %w", err)
+	}
+	return nil
+}
+
+// measureChangedScrapes times scrapes that find the cluster changed, as
+// every scrape of a busy cluster does: before each, one pod flips its
+// readiness and the harness waits changeSettle for the watch to deliver
+// it (not timed), so the exporter analyses the caches again instead of
+// reusing the last analysis. The scrapes ask for gzip, as Prometheus does.
+func (r *Result) measureChangedScrapes(ctx context.Context, client kubernetes.Interface, c *synth.Cluster, s *scraper, cfg Config, logf func(string, ...any)) error {
+	ch := newChurner(client, c)
+	var latencies []time.Duration
+	for range cfg.Scrapes {
+		pod, ready := ch.next()
+		if err := setPodReady(ctx, client, pod, ready); err != nil {
+			return fmt.Errorf("change before a scrape: %w", err)
+		}
+		time.Sleep(changeSettle)
+		_, took, err := s.get(ctx, "gzip")
+		if err != nil {
+			return err
+		}
+		latencies = append(latencies, took)
+	}
+	r.ChangedScrapeP50, r.ChangedScrapeP99 = percentile(latencies, 50), percentile(latencies, 99)
+	logf("scrapes after a change: p50 %s p99 %s (%d scrapes)", r.ChangedScrapeP50, r.ChangedScrapeP99, len(latencies))
+	return ch.restore(ctx, cfg.Workers)
+}
+
+// changeSettle is how long measureChangedScrapes lets the watch deliver a
+// change: the reactions show it takes milliseconds.
+const changeSettle = 200 * time.Millisecond
+
 // measureChurn flips the readiness of pods at cfg.ChurnRate for
 // cfg.ChurnDuration, then sends cfg.Burst flips at once, and reads the
 // exporter's CPU time (utime+stime) around each. Nothing scrapes meanwhile:
 // the figures are the cost of following the watch.
 func (r *Result) measureChurn(ctx context.Context, client kubernetes.Interface, c *synth.Cluster, pid int, cfg Config, logf func(string, ...any)) error {
-	var pods []*corev1.Pod
-	for _, svc := range c.Services {
-		pods = append(pods, svc.Pods...)
-	}
-	// Each pod goes unready on its first flip and ready on its second.
-	flips := 0
-	// unready holds the pods the flips left unready, made ready again at
-	// the end so that the next exporter measured finds the cluster as the
-	// first did.
-	unready := map[*corev1.Pod]bool{}
-	flip := func(ctx context.Context) error {
-		pod := pods[(flips*7919)%len(pods)]
-		ready := (flips/len(pods))%2 == 1
-		flips++
-		unready[pod] = !ready
-		return setPodReady(ctx, client, pod, ready)
-	}
-
+	ch := newChurner(client, c)
 	before, err := cpuTime(pid)
 	if err != nil {
 		return err
 	}
-	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.ChurnRate))
-	end := time.Now().Add(cfg.ChurnDuration)
-	for time.Now().Before(end) {
-		<-tick.C
-		if err := flip(ctx); err != nil {
-			tick.Stop()
-			return fmt.Errorf("churn: %w", err)
-		}
+	stop := make(chan struct{})
+	timer := time.AfterFunc(cfg.ChurnDuration, func() { close(stop) })
+	defer timer.Stop()
+	if err := ch.steady(ctx, cfg.ChurnRate, stop); err != nil {
+		return err
 	}
-	tick.Stop()
 	after, err := cpuTime(pid)
 	if err != nil {
 		return err
 	}
 	r.ChurnCPU = after - before
-	logf("churn: %d updates in %s cost the exporter %s of CPU", flips, cfg.ChurnDuration, r.ChurnCPU)
+	logf("churn: %d updates in %s cost the exporter %s of CPU", ch.flips, cfg.ChurnDuration, r.ChurnCPU)
 
 	// The burst: flips prepared up front, sent by all workers at once.
 	type update struct {
@@ -538,9 +617,7 @@ func (r *Result) measureChurn(ctx context.Context, client kubernetes.Interface, 
 	}
 	burst := make([]update, cfg.Burst)
 	for i := range burst {
-		burst[i] = update{pods[(flips*7919)%len(pods)], (flips/len(pods))%2 == 1}
-		unready[burst[i].pod] = !burst[i].ready
-		flips++
+		burst[i].pod, burst[i].ready = ch.next()
 	}
 	before = after
 	err = parallel(ctx, len(burst), cfg.Workers, func(ctx context.Context, i int) error {
@@ -556,20 +633,7 @@ func (r *Result) measureChurn(ctx context.Context, client kubernetes.Interface, 
 	}
 	r.BurstCPU = after - before
 	logf("burst: %d updates cost the exporter %s of CPU", cfg.Burst, r.BurstCPU)
-
-	var restore []*corev1.Pod
-	for pod, isUnready := range unready {
-		if isUnready {
-			restore = append(restore, pod)
-		}
-	}
-	err = parallel(ctx, len(restore), cfg.Workers, func(ctx context.Context, i int) error {
-		return setPodReady(ctx, client, restore[i], true)
-	})
-	if err != nil {
-		return fmt.Errorf("make the churned pods ready again: %w", err)
-	}
-	return nil
+	return ch.restore(ctx, cfg.Workers)
 }
 
 // scraper fetches /metrics as Prometheus would without compression, so
