@@ -27,8 +27,8 @@ SERVICES ?= 150
 # The commit make bench-scale builds the exporter from (EXPORTER_REV= for the working tree).
 EXPORTER_REV ?= HEAD
 # The exporter command lines make bench-scale measures on the same cluster, separated by ';':
-# by default with its defaults, then without kube_spread_node_replicas.
-EXPORTER_FLAGS ?= ; --no-collector.node-replicas
+# by default with its defaults, without kube_spread_node_replicas, and that with GOGC=50.
+EXPORTER_FLAGS ?= ; --no-collector.node-replicas; GOGC=50 --no-collector.node-replicas
 
 .PHONY: all build test unit lint tools system-deps demo demo-secure bench bench-scale fuzz clean
 

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -26,9 +27,18 @@ type Process struct {
 // Start runs binary with args in dir ("" for the current directory).
 // name says what it is, in errors.
 func Start(name, binary, dir string, args ...string) (*Process, error) {
+	return StartWithEnv(name, binary, dir, nil, args...)
+}
+
+// StartWithEnv is Start with env (NAME=value) added to the environment
+// the process inherits.
+func StartWithEnv(name, binary, dir string, env []string, args ...string) (*Process, error) {
 	p := &Process{name: name, exited: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Dir = dir
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout = &p.output
 	p.cmd.Stderr = &p.output
 	// The child dies with the test process, even on a panic or kill.

@@ -63,6 +63,9 @@ type Access struct {
 	CAFile string
 	// Username and Password are sent as basic auth when Username is set.
 	Username, Password string
+	// Env (NAME=value) is added to the exporter's environment, for the
+	// Go runtime's settings such as GOGC.
+	Env []string
 }
 
 // Start runs the binary against the kubeconfig on a free loopback port,
@@ -98,7 +101,7 @@ func StartSecured(ctx context.Context, binary, kubeconfig string, access Access,
 		e.client = &http.Client{Transport: transport}
 		e.URL = "https://" + address
 	}
-	if e.proc, err = childproc.Start("kube-spread-exporter", binary, "", args...); err != nil {
+	if e.proc, err = childproc.StartWithEnv("kube-spread-exporter", binary, "", access.Env, args...); err != nil {
 		return nil, err
 	}
 	if err := e.poll(ctx, "/healthz", 30*time.Second); err != nil {

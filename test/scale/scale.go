@@ -61,7 +61,8 @@ type Config struct {
 	// working tree.
 	ExporterRev string
 	// Exporters are the exporter's command lines to measure, one after
-	// the other on the same loaded cluster: each is a list of flags. None
+	// the other on the same loaded cluster: each is a list of flags,
+	// optionally after environment variables (GOGC=50 --flag). None
 	// measures the exporter with its defaults.
 	Exporters [][]string
 	// Logf receives progress messages.
@@ -323,11 +324,24 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 	return results, nil
 }
 
+// splitEnv splits a command line into its leading NAME=value words, the
+// environment (GOGC=50), and the rest, the flags.
+func splitEnv(words []string) (env, flags []string) {
+	for i, word := range words {
+		if strings.HasPrefix(word, "-") || !strings.Contains(word, "=") {
+			return env, words[i:]
+		}
+		env = append(env, word)
+	}
+	return env, nil
+}
+
 // measure starts the exporter with r.Flags and takes every figure but the
 // load.
 func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig string, client kubernetes.Interface, cluster *synth.Cluster, logf func(string, ...any)) error {
 	began := time.Now()
-	exporter, err := exporterproc.Start(ctx, binary, kubeconfig, r.Flags...)
+	env, flags := splitEnv(r.Flags)
+	exporter, err := exporterproc.StartSecured(ctx, binary, kubeconfig, exporterproc.Access{Env: env}, flags...)
 	if err != nil {
 		return err
 	}

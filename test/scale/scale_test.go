@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	// Two exporters on the same cluster, as a full-size run compares them.
-	cfg.Exporters = [][]string{nil, {"--no-collector.node-replicas"}}
+	cfg.Exporters = [][]string{nil, {"GOGC=50", "--no-collector.node-replicas"}}
 	results, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -66,5 +67,22 @@ func checkMeasured(t *testing.T, result *Result) {
 	}
 	if bpp := result.BytesPerPod(); bpp <= 0 || math.IsInf(bpp, 0) {
 		t.Errorf("BytesPerPod = %v", bpp)
+	}
+}
+
+func TestSplitEnv(t *testing.T) {
+	tests := []struct {
+		words, env, flags []string
+	}{
+		{},
+		{words: []string{"--a", "--b=c"}, flags: []string{"--a", "--b=c"}},
+		{words: []string{"GOGC=50"}, env: []string{"GOGC=50"}},
+		{words: []string{"GOGC=50", "GOMEMLIMIT=1GiB", "--a=b", "X=1"}, env: []string{"GOGC=50", "GOMEMLIMIT=1GiB"}, flags: []string{"--a=b", "X=1"}},
+	}
+	for _, tc := range tests {
+		env, flags := splitEnv(tc.words)
+		if !slices.Equal(env, tc.env) || !slices.Equal(flags, tc.flags) {
+			t.Errorf("splitEnv(%q) = %q, %q; want %q, %q", tc.words, env, flags, tc.env, tc.flags)
+		}
 	}
 }

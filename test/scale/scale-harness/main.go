@@ -32,7 +32,7 @@ func main() {
 	flag.DurationVar(&cfg.ChurnDuration, "churn.duration", cfg.ChurnDuration, "how long the churn lasts")
 	flag.IntVar(&cfg.Burst, "burst", cfg.Burst, "pod status updates sent at once after the churn")
 	flag.StringVar(&cfg.ExporterRev, "exporter.rev", cfg.ExporterRev, "git revision to build the exporter from (empty: the working tree as it is)")
-	exporters := flag.String("exporter.flags", "", "the exporter's flags, space-separated; several runs on the same cluster separated by ';' (\"; --no-collector.node-replicas\" measures the defaults, then without node_replicas)")
+	exporters := flag.String("exporter.flags", "", "the exporter's flags, space-separated, after any NAME=value environment variables; several runs on the same cluster separated by ';' (\"; GOGC=50 --no-collector.node-replicas\" measures the defaults, then without node_replicas and with GOGC=50)")
 	flag.Parse()
 	cfg.Size = size
 	for _, variant := range strings.Split(*exporters, ";") {
