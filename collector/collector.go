@@ -1,8 +1,9 @@
 // Package collector publishes the spread analysis as Prometheus metrics.
 //
-// Every scrape takes a snapshot of the informer caches, runs the analysis
-// and writes the figures: no series outlives the object it describes, so
-// deleted services and nodes disappear from the next scrape.
+// A scrape writes the analysis of the informer caches as they are: it is
+// redone from a fresh snapshot whenever the caches changed since the last
+// one, so no series outlives the object it describes and deleted services
+// and nodes disappear from the next scrape.
 //
 // The figures of services and nodes are written straight into the text
 // exposition format (exposition.go) rather than built as constant metrics
