@@ -17,7 +17,8 @@ type textWriter struct {
 	*bufio.Writer
 	family  *family
 	pending bool
-	number  []byte
+	// number and scratch are reused buffers for a value and a label.
+	number, scratch []byte
 }
 
 // begin starts a family; its header is written with its first sample.
@@ -74,17 +75,11 @@ func (w *textWriter) start() {
 }
 
 func (w *textWriter) label(name, value string) {
-	w.WriteString(name)
-	w.WriteString(`="`)
-	if needsEscaping(value) {
-		labelEscaper.WriteString(w, value)
-	} else {
-		w.WriteString(value)
-	}
-	w.WriteByte('"')
+	w.scratch = appendLabel(w.scratch[:0], name, value)
+	w.Write(w.scratch)
 }
 
-// appendLabel is label for a byte slice.
+// appendLabel appends name="value", the value escaped.
 func appendLabel(b []byte, name, value string) []byte {
 	b = append(b, name...)
 	b = append(b, `="`...)

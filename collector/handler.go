@@ -87,6 +87,8 @@ func (h *Handler) Write(w io.Writer, format expfmt.Format) error {
 	encoder := expfmt.NewEncoder(buffered, format)
 	text := &textWriter{Writer: buffered}
 	next := 0
+	// writeFiguresBefore writes the figure families that sort before name;
+	// "" stands for the end, after every name.
 	writeFiguresBefore := func(name string) {
 		for ; next < len(figures) && (name == "" || figures[next].name < name); next++ {
 			text.begin(&figures[next])

@@ -632,11 +632,6 @@ func (c *ControlPlane) IssueServingCert(name string) (certFile, keyFile, caFile 
 	return cred.certFile, cred.keyFile, c.pki.caFile(), nil
 }
 
-// LogFile returns the path of a component's log file.
-func (c *ControlPlane) LogFile(component string) string {
-	return filepath.Join(c.Dir, "logs", component+".log")
-}
-
 func writeKubeconfig(path, host string, caPEM []byte, cred *credential) error {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["kse"] = &clientcmdapi.Cluster{Server: host, CertificateAuthorityData: caPEM}
