@@ -15,9 +15,6 @@ import (
 // it cannot rot between full-size runs. It asserts that every figure was
 // measured, never how good it is: timing depends on the machine.
 func TestHarnessMeasuresEveryFigure(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane and loads a cluster")
-	}
 	cfg := DefaultConfig(synth.Size{Nodes: 50, Pods: 1500, Services: 150})
 	cfg.Scrapes, cfg.Reactions = 10, 3
 	cfg.ChurnDuration, cfg.Burst = 5*time.Second, 200
