@@ -59,13 +59,16 @@ func FetchWhatIf(ctx context.Context, src Source, nodes, selectors []string) (*w
 // can use the check as a guard: CRITICAL (exit 2) when a service would be
 // left with no ready replica, WARNING (exit 1) when one would end up on
 // fewer nodes than it needs (single-homed included), OK otherwise. Only the
-// services the asked nodes make worse count; trouble that exists already
-// is listed but does not change the state.
+// services that taking the asked nodes down makes worse count (blocking),
+// whether or not those nodes are cordoned already; trouble elsewhere is
+// listed but does not change the state.
 func WhatIf(answer *whatif.Answer) *nagios.Result {
 	counts := map[spread.Verdict]int{}
 	var worse []whatif.Service
 	for _, s := range answer.Services {
-		if s.Verdict.Worse(s.VerdictNow) {
+		// An exporter before "blocking" existed answers without
+		// verdict_elsewhere: judge as it did, against the verdict now.
+		if s.Blocking || (answer.VerdictElsewhere == "" && s.Verdict.Worse(s.VerdictNow)) {
 			counts[s.Verdict]++
 			worse = append(worse, s)
 		}
@@ -100,7 +103,7 @@ func WhatIf(answer *whatif.Answer) *nagios.Result {
 		if s.Verdict == spread.VerdictNoReplicasLeft {
 			detailState = nagios.Critical
 		}
-		result.Details = append(result.Details, fmt.Sprintf("%s %s/%s/%s: %s; %d ready replicas on %d nodes now, %d on %d after, min_nodes %d",
+		result.Details = append(result.Details, fmt.Sprintf("%s %s/%s/%s: %s; %d ready replicas on %d schedulable nodes now, %d on %d after, min_nodes %d",
 			detailState, s.Namespace, s.Kind, s.Name, verdictText(s.Verdict), s.Now.Replicas, s.Now.Nodes, s.After.Replicas, s.After.Nodes, s.MinNodes))
 	}
 	for _, n := range answer.AlreadyUnschedulable {
@@ -110,8 +113,8 @@ func WhatIf(answer *whatif.Answer) *nagios.Result {
 		}
 		result.Details = append(result.Details, fmt.Sprintf("counted as gone already: %s (%s)", n.Name, strings.Join(reasons, ", ")))
 	}
-	if answer.VerdictNow != spread.VerdictOK {
-		result.Details = append(result.Details, fmt.Sprintf("before these nodes go, the worst service verdict is already %s: see the services check", answer.VerdictNow))
+	if answer.VerdictElsewhere != spread.VerdictOK && answer.VerdictElsewhere != "" {
+		result.Details = append(result.Details, fmt.Sprintf("whatever these nodes do, some service is %s: see the services check", answer.VerdictElsewhere))
 	}
 	return result
 }
