@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -21,7 +22,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -97,6 +97,7 @@ type Watcher struct {
 	deployments, statefulSets, replicaSets, replicationControllers cache.Indexer
 
 	invalidAnnotations atomic.Uint64
+	annotationErrors   annotationErrors
 
 	// generation counts the changes the caches applied; countSync counts
 	// the end of the first sync and syncCounted says it has.
@@ -253,7 +254,8 @@ func (w *Watcher) Status() []ResourceStatus {
 }
 
 // InvalidAnnotations counts the invalid kube-spread.io/min-nodes
-// annotations seen since start (each new or changed value once).
+// annotations seen since start: each distinct (service, value) once, only
+// for objects that are services, only in watched namespaces.
 func (w *Watcher) InvalidAnnotations() uint64 { return w.invalidAnnotations.Load() }
 
 // Generation counts the changes the caches have applied: it grows after
@@ -301,36 +303,107 @@ func (w *Watcher) eventHandler(r *resource, validate bool) cache.ResourceEventHa
 		if !validate {
 			return
 		}
-		value, ok := minNodesAnnotation(obj)
+		o, ok := obj.(annotated)
 		if !ok {
 			return
 		}
-		if oldValue, had := minNodesAnnotation(old); had && oldValue == value {
+		key, isService := o.serviceKey(r.name)
+		value, has := o.minNodesAnnotation()
+		if !has || !isService || !w.namespaceIncluded(key.namespace()) {
 			return
 		}
-		if _, err := spread.ParseMinNodes(value); err != nil {
+		if before, ok := old.(annotated); ok {
+			if oldValue, had := before.minNodesAnnotation(); had && oldValue == value {
+				return
+			}
+		}
+		if _, err := spread.ParseMinNodes(value); err != nil && w.annotationErrors.first(r.name, key, value) {
 			w.invalidAnnotations.Add(1)
-			object, _ := meta.Accessor(obj)
+			namespace, name := key.split()
 			w.config.Logger.Warn("invalid annotation, using the default min nodes",
-				"resource", r.name, "namespace", object.GetNamespace(), "name", object.GetName(), "err", err)
+				"resource", r.name, "namespace", namespace, "name", name, "err", err)
+		}
+	}
+	forget := func(obj any) {
+		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tombstone.Obj
+		}
+		if o, ok := obj.(annotated); validate && ok {
+			key, _ := o.serviceKey(r.name)
+			w.annotationErrors.forget(r.name, key)
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { check(nil, obj); changed() },
 		UpdateFunc: func(old, obj any) { check(old, obj); changed() },
 		// A delete may arrive as a cache.DeletedFinalStateUnknown tombstone
-		// when the watch missed it; nothing here needs the object itself.
-		DeleteFunc: func(any) { changed() },
+		// when the watch missed it.
+		DeleteFunc: func(obj any) { forget(obj); changed() },
 	}
 }
 
-// minNodesAnnotation returns the min-nodes annotation of a cached Service
-// or workload.
-func minNodesAnnotation(obj any) (string, bool) {
-	if o, ok := obj.(interface{ minNodesAnnotation() (string, bool) }); ok {
-		return o.minNodesAnnotation()
+// annotated is a cached Service or workload: it may carry the min-nodes
+// annotation.
+type annotated interface {
+	minNodesAnnotation() (string, bool)
+	// serviceKey returns the object's namespace and name, and whether the
+	// snapshot makes a service of it (resource is its plural name).
+	serviceKey(resource string) (nsName, bool)
+}
+
+// serviceKey: Deployments and StatefulSets are services; a ReplicaSet or
+// ReplicationController only when no controller owns it. Kubernetes copies
+// a Deployment's annotations onto its ReplicaSets, so without this each
+// bad value would count twice.
+func (wl *cachedWorkload) serviceKey(resource string) (nsName, bool) {
+	switch resource {
+	case "deployments", "statefulsets":
+		return wl.key, true
 	}
-	return "", false
+	return wl.key, wl.ownerKind == kindNone
+}
+
+// serviceKey: a Service without a selector points outside the cluster's
+// scheduling and is not a service here.
+func (s *cachedService) serviceKey(string) (nsName, bool) { return s.key, s.selector }
+
+// annotationErrors remembers the invalid min-nodes values reported, per
+// service, so each distinct (service, value) is counted and logged once
+// however often it is set, copied or resynced. A value is remembered by
+// its hash: a 10,000-byte annotation costs 8 bytes here.
+type annotationErrors struct {
+	mu   sync.Mutex
+	seen map[annotatedObject][]uint64
+}
+
+type annotatedObject struct {
+	resource string
+	key      nsName
+}
+
+// first records the (service, value) pair and reports whether it is new.
+func (a *annotationErrors) first(resource string, key nsName, value string) bool {
+	hash := fnv.New64a()
+	_, _ = hash.Write([]byte(value))
+	sum, object := hash.Sum64(), annotatedObject{resource: resource, key: key}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if slices.Contains(a.seen[object], sum) {
+		return false
+	}
+	if a.seen == nil {
+		a.seen = make(map[annotatedObject][]uint64)
+	}
+	a.seen[object] = append(a.seen[object], sum)
+	return true
+}
+
+// forget drops what was recorded for a deleted object, so the record
+// holds only objects that exist.
+func (a *annotationErrors) forget(resource string, key nsName) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.seen, annotatedObject{resource: resource, key: key})
 }
 
 // NodesMatching returns the sorted names of the cached nodes that a label

@@ -217,7 +217,7 @@ func Analyze(c *Cluster, opts Options) *Report {
 type analyzer struct {
 	c *Cluster
 	// names and nodes are scratch: the ready replicas' node names, and the
-	// distinct nodes among them (nil where the cluster has no such node).
+	// distinct nodes among them that the cluster has.
 	names []string
 	nodes []*Node
 	// values is scratch for counting distinct topology domains.
@@ -273,11 +273,18 @@ func (a *analyzer) service(svc *Service, opts Options) Figures {
 			count++
 		}
 		i += count
+		node := a.c.Nodes[name]
+		if node == nil {
+			// The node is gone (deleted; its pods linger until the pod
+			// garbage collector removes them) or never was: a replica on
+			// a node that does not exist is on no node.
+			largest = max(largest, 1)
+			continue
+		}
 		a.nodeCounts = append(a.nodeCounts, NodeCount{Node: name, Count: count})
 		largest = max(largest, count)
-		node := a.c.Nodes[name]
 		a.nodes = append(a.nodes, node)
-		if node != nil && node.Schedulable() {
+		if node.Schedulable() {
 			f.ReplicasSchedulable += count
 			f.SchedulableNodes++
 		}

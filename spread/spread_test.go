@@ -2,6 +2,8 @@ package spread
 
 import (
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -108,13 +110,16 @@ func TestAnalyzeService(t *testing.T) {
 			verdict: VerdictSingleHomed,
 		},
 		{
-			name:    "ready endpoint on an unknown node counts as ready, on no node",
+			// "gone" is a deleted node whose pods the garbage collector has
+			// not removed yet: they are on no node, not on a node that
+			// does not exist.
+			name:    "ready replicas on an unknown or deleted node count as ready, on no node",
 			nodes:   nodes("a"),
-			service: &Service{Namespace: "ns", Kind: KindService, Name: "web", DesiredReplicas: -1, Replicas: ready("a", "", "gone")},
+			service: &Service{Namespace: "ns", Kind: KindService, Name: "web", DesiredReplicas: -1, Replicas: ready("a", "", "gone", "gone")},
 			want: Figures{
-				ReplicasReady: 3, ReplicasSchedulable: 1, Nodes: 2, SchedulableNodes: 1,
-				ConcentrationRatio: 1.0 / 3, Domains: []Domains{{Key: "zone", All: 1, Schedulable: 1}}, MinNodes: 2,
-				NodeReplicas: []NodeCount{{"a", 1}, {"gone", 1}},
+				ReplicasReady: 4, ReplicasSchedulable: 1, Nodes: 1, SchedulableNodes: 1,
+				ConcentrationRatio: 1.0 / 4, Domains: []Domains{{Key: "zone", All: 1, Schedulable: 1}}, MinNodes: 2,
+				NodeReplicas: []NodeCount{{"a", 1}},
 			},
 			verdict: VerdictBelowMinNodes,
 		},
@@ -231,8 +236,8 @@ func TestParseMinNodes(t *testing.T) {
 		wantErr string
 	}{
 		{value: "3", want: 3},
-		{value: " 2 ", want: 2},
 		{value: "1", want: 1},
+		{value: "007", want: 7},
 		{value: "100000", want: 100000},
 		{value: "0", wantErr: `annotation kube-spread.io/min-nodes="0": must be from 1 to 100000`},
 		{value: "-2", wantErr: `annotation kube-spread.io/min-nodes="-2": must be from 1 to 100000`},
@@ -240,7 +245,13 @@ func TestParseMinNodes(t *testing.T) {
 		{value: "three", wantErr: `annotation kube-spread.io/min-nodes="three": not a whole number`},
 		{value: "", wantErr: `annotation kube-spread.io/min-nodes="": not a whole number`},
 		{value: "2.5", wantErr: `annotation kube-spread.io/min-nodes="2.5": not a whole number`},
-		{value: "99999999999999999999", wantErr: `annotation kube-spread.io/min-nodes="99999999999999999999": not a whole number`},
+		{value: "99999999999999999999", wantErr: `annotation kube-spread.io/min-nodes="99999999999999999999": must be from 1 to 100000`},
+		// The docs say a whole number: nothing else is taken for one.
+		{value: " 3", wantErr: `annotation kube-spread.io/min-nodes=" 3": not a whole number`},
+		{value: "3 ", wantErr: `annotation kube-spread.io/min-nodes="3 ": not a whole number`},
+		{value: "+3", wantErr: `annotation kube-spread.io/min-nodes="+3": not a whole number`},
+		{value: "３", wantErr: `annotation kube-spread.io/min-nodes="３": not a whole number`},
+		{value: strings.Repeat("x", 10000), wantErr: `annotation kube-spread.io/min-nodes="` + strings.Repeat("x", 64) + `"... (10000 bytes): not a whole number`},
 	}
 	for _, tc := range tests {
 		got, err := ParseMinNodes(tc.value)
@@ -257,13 +268,17 @@ func TestParseMinNodes(t *testing.T) {
 }
 
 func FuzzParseMinNodes(f *testing.F) {
-	for _, seed := range []string{"2", " 3 ", "0", "-1", "abc", "1e3", "100001", "\x00"} {
+	for _, seed := range []string{"2", " 3 ", "007", "+3", "0", "-1", "abc", "1e3", "100001", "\x00"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
 		n, err := ParseMinNodes(value)
-		if err == nil && (n < 1 || n > maxMinNodes) {
-			t.Errorf("ParseMinNodes(%q) = %d without error, out of range", value, n)
+		if err == nil && (n < 1 || n > maxMinNodes || strconv.Itoa(n) != strings.TrimLeft(value, "0")) {
+			t.Errorf("ParseMinNodes(%q) = %d without error: not the whole number it spells", value, n)
+		}
+		// 64 bytes of value, each quoted in at most 4, and the message.
+		if err != nil && len(err.Error()) > 400 {
+			t.Errorf("ParseMinNodes(%q): error of %d bytes", value, len(err.Error()))
 		}
 	})
 }

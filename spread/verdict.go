@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Verdict sums up whether a service's spread survives maintenance.
@@ -58,14 +59,33 @@ const MinNodesAnnotation = "kube-spread.io/min-nodes"
 const maxMinNodes = 100000
 
 // ParseMinNodes parses the value of the kube-spread.io/min-nodes
-// annotation: a whole number from 1 to 100000, surrounding spaces allowed.
+// annotation: a whole number from 1 to 100000, in decimal digits and
+// nothing else (no sign, no spaces), as docs/metrics.md says. The error
+// quotes at most the first 64 bytes of the value: it goes to the log.
 func ParseMinNodes(value string) (int, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(value))
-	if err != nil {
-		return 0, fmt.Errorf("annotation %s=%q: not a whole number", MinNodesAnnotation, value)
+	// A minus sign is let through to Atoi for the clearer range error.
+	if digits := strings.TrimPrefix(value, "-"); digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, fmt.Errorf("annotation %s=%s: not a whole number", MinNodesAnnotation, quoteShort(value))
 	}
-	if n < 1 || n > maxMinNodes {
-		return 0, fmt.Errorf("annotation %s=%q: must be from 1 to %d", MinNodesAnnotation, value, maxMinNodes)
+	n, err := strconv.Atoi(value)
+	if err != nil || n < 1 || n > maxMinNodes {
+		// Atoi fails here only on a number too large for an int.
+		return 0, fmt.Errorf("annotation %s=%s: must be from 1 to %d", MinNodesAnnotation, quoteShort(value), maxMinNodes)
 	}
 	return n, nil
+}
+
+// quoteShort quotes a value for a log line, cut to 64 bytes on a rune
+// boundary with its full length said: a 10,000-byte annotation must not
+// make a 10,000-byte log line.
+func quoteShort(value string) string {
+	const limit = 64
+	if len(value) <= limit {
+		return strconv.Quote(value)
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(value[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(value[:cut]), len(value))
 }

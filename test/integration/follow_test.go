@@ -110,12 +110,47 @@ func TestExporterFollowsClusterChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, e, "deletion of follow-a removes its series", func(m map[string]*dto.MetricFamily) error {
+		if err := absent(m, "kube_spread_node_schedulable", map[string]string{"node": "follow-a"}); err != nil {
+			return err
+		}
+		// The pods on follow-a linger until the pod garbage collector
+		// removes them, a minute or so later; the scrape that no longer
+		// has the node must not count replicas on it either.
+		if err := errors.Join(
+			absent(m, "kube_spread_node_replicas", map[string]string{"node": "follow-a"}),
+			nodesMatchNodeReplicas(m, web),
+		); err != nil {
+			t.Errorf("the scrape without node follow-a: %v", err)
+		}
 		return errors.Join(
-			absent(m, "kube_spread_node_schedulable", map[string]string{"node": "follow-a"}),
 			absent(m, "kube_spread_node_unschedulable_reason", map[string]string{"node": "follow-a"}),
 			expect(m, "kube_spread_node_schedulable", map[string]string{"node": "follow-b"}, 0),
 		)
 	})
+}
+
+// nodesMatchNodeReplicas checks that kube_spread_nodes of a service counts
+// the nodes of its kube_spread_node_replicas series: every node that holds
+// a replica, and only nodes that exist.
+func nodesMatchNodeReplicas(m map[string]*dto.MetricFamily, labels map[string]string) error {
+	perNode := 0
+	for _, metric := range m["kube_spread_node_replicas"].GetMetric() {
+		if matches(metric, labels) && metric.GetGauge().GetValue() > 0 {
+			perNode++
+		}
+	}
+	return expect(m, "kube_spread_nodes", labels, float64(perNode))
+}
+
+// matches reports whether a sample has every one of the labels.
+func matches(metric *dto.Metric, labels map[string]string) bool {
+	found := 0
+	for _, pair := range metric.GetLabel() {
+		if value, ok := labels[pair.GetName()]; ok && value == pair.GetValue() {
+			found++
+		}
+	}
+	return found == len(labels)
 }
 
 // matchAPI computes the figures of the workload from the API server's pods
