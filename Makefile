@@ -89,12 +89,24 @@ demo-secure: tools
 # Fuzz targets of the parsers that take outside input, as package:target.
 FUZZ_TARGETS := ./spread/:FuzzParseMinNodes ./whatif/:FuzzHandler ./internal/nagios/:FuzzParseRange ./internal/check/:FuzzRebuild
 FUZZTIME     ?= 10s
+# A target that runs fewer inputs than this in FUZZTIME does not fuzz: the
+# run fails. Minimising each new interesting input is capped at a number
+# of runs, not Go's default minute, so that it cannot eat the whole time.
+FUZZ_MIN_EXECS ?= 1000
 
-## fuzz: run each fuzz target for FUZZTIME (their committed seed corpora run in every go test too)
+## fuzz: run each fuzz target for FUZZTIME and fail one that runs fewer than FUZZ_MIN_EXECS inputs (their seed corpora run in every go test too)
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
-		echo ">> fuzzing $${target#*:} in $${target%%:*} for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${target#*:}$$" -fuzztime $(FUZZTIME) "$${target%%:*}" || exit 1; \
+		name=$${target#*:}; pkg=$${target%%:*}; \
+		echo ">> fuzzing $$name in $$pkg for $(FUZZTIME)"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x "$$pkg" 2>&1); status=$$?; \
+		echo "$$out" | grep -v '^fuzz: elapsed: .*gathering' | tail -4; \
+		[ $$status -eq 0 ] || { echo "$$out" >&2; exit 1; }; \
+		execs=$$(echo "$$out" | sed -n 's/^fuzz: elapsed: .*, execs: \([0-9]*\) .*/\1/p' | tail -1); \
+		if [ -z "$$execs" ] || [ "$$execs" -lt $(FUZZ_MIN_EXECS) ]; then \
+			echo "!! $$name ran $${execs:-no} inputs in $(FUZZTIME), fewer than FUZZ_MIN_EXECS=$(FUZZ_MIN_EXECS): it does not fuzz" >&2; exit 1; \
+		fi; \
+		echo ">> $$name: $$execs inputs"; \
 	done
 
 ## bench: the Go benchmarks of the analysis, the snapshot and the collector
