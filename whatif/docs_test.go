@@ -1,0 +1,41 @@
+package whatif
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
+)
+
+// TestDocsNameEveryField: every JSON field of the answers is a documented
+// contract in docs/whatif.md.
+func TestDocsNameEveryField(t *testing.T) {
+	docs, err := os.ReadFile(filepath.Join(repo.RootForTest(t), "docs", "whatif.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Words inside code spans: `verdict`, `services[].now`, `{name, reasons}`.
+	documented := map[string]bool{}
+	for i, span := range strings.Split(string(docs), "`") {
+		if i%2 == 1 {
+			for _, word := range strings.FieldsFunc(span, func(r rune) bool { return !(r == '_' || 'a' <= r && r <= 'z') }) {
+				documented[word] = true
+			}
+		}
+	}
+	for _, v := range []any{Answer{}, NodeState{}, Service{}, Figures{}, Plan{}, Batch{}, UnsafeService{}} {
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if !documented[name] {
+				t.Errorf("%s.%s: field %q is not in docs/whatif.md", typ.Name(), typ.Field(i).Name, name)
+			}
+		}
+	}
+}
