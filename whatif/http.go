@@ -48,13 +48,11 @@ const (
 	// only match nodes that exist.
 	MaxNodesPerRequest = 10000
 	// MaxBodyBytes bounds a POST body: 10,000 names of the longest a node
-	// may have (253 bytes) fit, with room for JSON.
+	// may have (253 bytes) fit, with room for JSON. A GET's query is bound
+	// by the HTTP server's limit on request headers, 1 MiB, past which Go
+	// answers 431 in plain text before any handler runs: large questions
+	// are POSTed.
 	MaxBodyBytes = 4 << 20
-	// MaxHeaderBytes is what the exporter's HTTP server accepts as request
-	// line and headers, so that a GET naming MaxNodesPerRequest long names
-	// reaches the handler and gets a JSON answer. Beyond it Go's server
-	// answers 431 in plain text before any handler runs.
-	MaxHeaderBytes = 4 << 20
 	// maxBatches bounds the batches of a plan.
 	maxBatches = 1000
 )
@@ -112,28 +110,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API path %s", r.URL.Path)
 		return
 	}
-	var q question
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		if err := q.fromQuery(r.URL.Path, r.URL.Query()); err != nil {
-			writeError(w, http.StatusBadRequest, "%v", err)
-			return
-		}
-	case http.MethodPost:
-		if status, err := q.fromBody(w, r); err != nil {
-			writeError(w, status, "%v", err)
-			return
-		}
-	default:
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		writeError(w, http.StatusMethodNotAllowed, "method %s not allowed, use GET or POST", r.Method)
 		return
 	}
-	if err := q.check(r.URL.Path); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-
+	// The slot is taken before the question is parsed: parsing 10,000
+	// names is most of what a large question costs.
 	timer := time.NewTimer(slotWait)
 	defer timer.Stop()
 	select {
@@ -146,6 +129,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "too many what-if questions at once, retry later")
 		return
 	}
+	var q question
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if err := q.fromQuery(r.URL.Path, r.URL.Query()); err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	default:
+		if status, err := q.fromBody(w, r); err != nil {
+			writeError(w, status, "%v", err)
+			return
+		}
+	}
+	if err := q.check(r.URL.Path); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+
 	base, ok := h.baseline(w)
 	if !ok {
 		return

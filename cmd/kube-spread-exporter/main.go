@@ -178,9 +178,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	// MaxHeaderBytes lets a GET what-if naming the documented maximum of
-	// nodes reach the handler, which answers in JSON (whatif.MaxHeaderBytes).
-	server := &http.Server{Handler: o.handler(watcher, defaultMinNodes, logger), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: whatif.MaxHeaderBytes}
+	// MaxHeaderBytes stays Go's default of 1 MiB: the server reads a request
+	// line and headers before any handler can bound the work, and a burst
+	// of 4 MiB queries took the exporter from 45 to 430 MiB resident.
+	// Large what-ifs are POSTed (docs/whatif.md#limits).
+	server := &http.Server{Handler: o.handler(watcher, defaultMinNodes, logger), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
