@@ -289,7 +289,7 @@ func preflight(ctx context.Context, say func(string, ...any), exporter *exporter
 		}
 		say("   -> verdict %s", answer.Verdict)
 		for _, s := range answer.Services {
-			if s.Verdict.Worse(s.VerdictNow) {
+			if s.Blocking {
 				say("      %s/%s/%s: %d replicas on %d nodes now, %d on %d after: %s",
 					s.Namespace, s.Kind, s.Name, s.Now.Replicas, s.Now.Nodes, s.After.Replicas, s.After.Nodes, s.Verdict)
 			}
