@@ -168,6 +168,8 @@ func run(ctx context.Context, out io.Writer, secure bool) error {
 	}
 	say("   All four pods are still running, and the exporter already reports that none of them survives")
 	say("   the maintenance: replicas_schedulable is 0.")
+	say("   Tooling that cordons first and asks second (kubectl drain does) gets the same refusal:")
+	runCheck(ctx, say, checkBinary, append(checkFlags, "whatif", "--node=kubernetes2001", "--node=kubernetes2002")...)
 
 	say("\n== The Icinga check, as NRPE would run it")
 	runCheck(ctx, say, checkBinary, append(checkFlags, "services", "--namespace=mathoid")...)
