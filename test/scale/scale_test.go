@@ -62,6 +62,16 @@ func checkMeasured(t *testing.T, result *Result) {
 	if result.Commit == "" {
 		t.Error("Commit is empty")
 	}
+	// A service check and the health check, each through the API and
+	// through /metrics.
+	if len(result.Checks) != 4 {
+		t.Errorf("%d check costs, want 4: %+v", len(result.Checks), result.Checks)
+	}
+	for _, c := range result.Checks {
+		if c.WallP50 <= 0 || c.PeakRSS == 0 || c.ExporterCPU < 0 {
+			t.Errorf("check cost not measured: %+v", c)
+		}
+	}
 	if bpp := result.BytesPerPod(); bpp <= 0 || math.IsInf(bpp, 0) {
 		t.Errorf("BytesPerPod = %v", bpp)
 	}
