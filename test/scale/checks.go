@@ -1,10 +1,11 @@
 package scale
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -106,23 +107,75 @@ func (r *Result) measureChecks(ctx context.Context, e *exporterproc.Exporter, cl
 // runCheck runs the check once and returns its wall time and peak RSS.
 // Its state does not matter here, only that it reached one: an UNKNOWN
 // (exit 3) means it measured a failure, which is an error.
+//
+// The peak is VmHWM of the check's own memory, read when it exits: the
+// process is traced (ptrace) and stopped at its exit, before its memory
+// is released. getrusage's ru_maxrss cannot tell: it keeps the high-water
+// mark of the harness's memory, which the child shared until its exec.
 func (r *Result) runCheck(ctx context.Context, args []string) (time.Duration, uint64, error) {
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, r.checkBinary, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	what := "check_kube_spread " + strings.Join(args, " ")
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	out, err := os.CreateTemp("", "kse-check-output-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+
+	// Every ptrace request must come from the thread that started the
+	// tracee.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cmd := exec.Command(r.checkBinary, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true}
 	began := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, fmt.Errorf("run %s: %w", what, err)
+	}
+	pid := cmd.Process.Pid
+	var status syscall.WaitStatus
+	// The first stop is the exec's SIGTRAP.
+	if _, err := syscall.Wait4(pid, &status, 0, nil); err != nil {
+		return 0, 0, fmt.Errorf("run %s: wait for exec: %w", what, err)
+	}
+	if err := syscall.PtraceSetOptions(pid, syscall.PTRACE_O_TRACEEXIT); err != nil {
+		_ = cmd.Process.Kill()
+		return 0, 0, fmt.Errorf("run %s: trace: %w", what, err)
+	}
+	var hwm uint64
+	signal := 0
+	for {
+		if err := syscall.PtraceCont(pid, signal); err != nil {
+			return 0, 0, fmt.Errorf("run %s: continue: %w", what, err)
+		}
+		if _, err := syscall.Wait4(pid, &status, syscall.WALL, nil); err != nil {
+			return 0, 0, fmt.Errorf("run %s: wait: %w", what, err)
+		}
+		if status.Exited() || status.Signaled() {
+			break
+		}
+		signal = 0
+		switch {
+		case status.TrapCause() == syscall.PTRACE_EVENT_EXIT:
+			if _, hwm, err = memory(pid); err != nil {
+				return 0, 0, err
+			}
+		case status.StopSignal() != syscall.SIGTRAP:
+			// Signals the check gets (the Go runtime's SIGURG) go on.
+			signal = int(status.StopSignal())
+		}
+	}
 	wall := time.Since(began)
-	if cmd.ProcessState == nil {
-		return 0, 0, fmt.Errorf("run check_kube_spread %s: %w", strings.Join(args, " "), err)
+	_ = cmd.Process.Release() // reaped above; frees the process handle
+	if code := status.ExitStatus(); code < 0 || code > 2 {
+		text, _ := os.ReadFile(out.Name())
+		return 0, 0, fmt.Errorf("%s: exit %d: %s", what, code, text)
 	}
-	if code := cmd.ProcessState.ExitCode(); code < 0 || code > 2 {
-		return 0, 0, fmt.Errorf("check_kube_spread %s: exit %d: %s", strings.Join(args, " "), code, out.String())
+	if hwm == 0 {
+		return 0, 0, fmt.Errorf("%s: no memory figure at its exit", what)
 	}
-	usage, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, 0, fmt.Errorf("no resource usage of check_kube_spread")
-	}
-	// ru_maxrss is in KiB on Linux.
-	return wall, uint64(usage.Maxrss) << 10, nil
+	return wall, hwm, nil
 }
