@@ -116,12 +116,18 @@ func writeFile(t *testing.T, path, content string) {
 // args are the icinga2 arguments that keep every path in the directory:
 // no root-owned /var, no systemd.
 func (i *icinga) args(command ...string) []string {
-	return append(command, "-c", i.configFile, "-DRunAsUser="+currentUser(), "-DRunAsGroup="+currentGroup(),
+	return i.defines(append(command, "-c", i.configFile)...)
+}
+
+// defines are the -D arguments: every path in the directory.
+func (i *icinga) defines(command ...string) []string {
+	return append(command, "-DRunAsUser="+currentUser(), "-DRunAsGroup="+currentGroup(),
 		"-DConfigDir="+filepath.Dir(i.configFile), "-DCacheDir="+i.dir+"/cache", "-DDataDir="+i.dir+"/data", "-DLogDir="+i.dir+"/log",
 		"-DSpoolDir="+i.dir+"/spool", "-DInitRunDir="+i.dir+"/run", "-DPidPath="+i.dir+"/run/icinga2.pid")
 }
 
-// validate runs `icinga2 daemon -C`.
+// validate runs `icinga2 daemon -C`, which also writes the objects that
+// `icinga2 object list` reads.
 func (i *icinga) validate(t *testing.T) (int, string) {
 	t.Helper()
 	return runCommand(t, icinga2Binary, i.args("daemon", "-C")...)
@@ -397,19 +403,19 @@ func TestShippedConfigurationIsValid(t *testing.T) {
 	i := install(t, `object Host "k8s-codfw" {
   check_command = "dummy"
   vars.kube_spread_url = "https://kube-spread-exporter.codfw.example:10217/metrics"
-  vars.kube_spread_k8s_services["mathoid"] = { namespace = "mathoid", kind = "Deployment", name = "mathoid" }
+  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
 }
 object Host "no-kubernetes" {
   check_command = "dummy"
   address = "127.0.0.1"
-  vars.kube_spread_k8s_services["mathoid"] = { namespace = "mathoid", kind = "Deployment", name = "mathoid" }
+  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
 }
 `)
 	code, out := i.validate(t)
 	if code != 0 || !strings.Contains(out, "Finished validating the configuration file(s).") {
 		t.Fatalf("icinga2 daemon -C: exit %d\n%s", code, out)
 	}
-	code, list := runCommand(t, icinga2Binary, i.args("object", "list", "--type", "Service")...)
+	code, list := runCommand(t, icinga2Binary, i.defines("object", "list", "--type", "Service")...)
 	if code != 0 {
 		t.Fatalf("icinga2 object list: exit %d\n%s", code, list)
 	}
@@ -418,8 +424,21 @@ object Host "no-kubernetes" {
 			t.Errorf("no service %s", want)
 		}
 	}
-	if strings.Contains(list, "no-kubernetes!") {
-		t.Errorf("a host without kube_spread_url got services:\n%s", grepLines(list, "no-kubernetes!"))
+	// Debian's ping4 applies to it (it has an address); ours must not.
+	if strings.Contains(list, "no-kubernetes!kube-spread") {
+		t.Errorf("a host without kube_spread_url got services:\n%s", grepLines(list, "no-kubernetes!kube-spread"))
+	}
+	code, dependencies := runCommand(t, icinga2Binary, i.defines("object", "list", "--type", "Dependency")...)
+	if code != 0 {
+		t.Fatalf("icinga2 object list: exit %d\n%s", code, dependencies)
+	}
+	for _, want := range []string{"k8s-codfw!kube-spread-all!kube-spread-health", "k8s-codfw!kube-spread-k8s-mathoid!kube-spread-health"} {
+		if !strings.Contains(dependencies, "Object '"+want+"'") {
+			t.Errorf("no dependency %s:\n%s", want, grepLines(dependencies, "Object '"))
+		}
+	}
+	if strings.Contains(dependencies, "kube-spread-health!kube-spread-health") {
+		t.Error("the health check depends on itself")
 	}
 	for _, name := range debianServices {
 		if !strings.Contains(list, "Object '"+nodeName+"!"+name+"'") {

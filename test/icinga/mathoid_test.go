@@ -22,7 +22,7 @@ object Host "k8s" {
   check_command = "dummy"
   vars.kube_spread_url = "%[1]s"
   vars.kube_spread_services_namespace = "mathoid"
-  vars.kube_spread_k8s_services["mathoid"] = { namespace = "mathoid", kind = "Deployment", name = "mathoid" }
+  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
 }
 /* Host-level overrides reach only the check they belong to. */
 object Host "k8s-overrides" {
@@ -31,23 +31,23 @@ object Host "k8s-overrides" {
   vars.kube_spread_services_namespace = "mathoid"
   vars.kube_spread_services_critical = "2"
   vars.kube_spread_health_warning_stale = "30"
-  vars.kube_spread_k8s_services["mathoid"] = { namespace = "mathoid", kind = "Deployment", name = "mathoid" }
+  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
 }
 object Host "k8s-unsynced" {
   check_command = "dummy"
   vars.kube_spread_url = "%[2]s"
   vars.kube_spread_health_warning_not_synced = "5"
-  vars.kube_spread_k8s_services["mathoid"] = { namespace = "mathoid", kind = "Deployment", name = "mathoid" }
+  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
 }
 object Host "k8s-gone" {
   check_command = "dummy"
   vars.kube_spread_url = "%[3]s"
-  vars.kube_spread_k8s_services["mathoid"] = { namespace = "mathoid", kind = "Deployment", name = "mathoid" }
+  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
 }
 object Host "no-url" {
   check_command = "dummy"
   address = "127.0.0.1"
-  vars.kube_spread_k8s_services["mathoid"] = { namespace = "mathoid", kind = "Deployment", name = "mathoid" }
+  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
 }
 `
 
