@@ -6,7 +6,15 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// ListWatchErrorWindow is the rate window of the KubeSpreadListWatchErrors
+// alert (rate(kube_spread_list_watch_errors_total[5m]) > 0): errors less
+// than this apart belong to one streak, during which the alert's condition
+// holds without a break. The check's health mode compares a streak's
+// length with the alert's `for` (docs/check.md).
+const ListWatchErrorWindow = 5 * time.Minute
 
 // RequestErrors counts failed list and watch requests per resource, seen
 // at the HTTP transport of the client the informers use.
@@ -25,6 +33,38 @@ type RequestErrors struct {
 type resourceErrors struct {
 	count   atomic.Uint64
 	failing atomic.Bool // to log a failure streak once, and its end
+	streak  ErrorStreak
+}
+
+// ErrorStreak remembers when the current streak of errors began and when
+// the last error of it came: errors less than ListWatchErrorWindow apart
+// extend the streak, a longer pause starts a new one. It is what a
+// Prometheus rule with rate(...[window]) > 0 and a `for` would need the
+// history of the counter for. The zero value has seen no error; it is safe
+// for concurrent use.
+type ErrorStreak struct {
+	mu          sync.Mutex
+	since, last time.Time
+}
+
+// Record notes an error at the time given.
+func (s *ErrorStreak) Record(at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last.IsZero() || at.Sub(s.last) >= ListWatchErrorWindow {
+		s.since = at
+	}
+	if at.After(s.last) {
+		s.last = at
+	}
+}
+
+// Streak returns when the current streak began and its last error; both
+// zero before the first error.
+func (s *ErrorStreak) Streak() (since, last time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.since, s.last
 }
 
 // NewRequestErrors returns an empty counter.
@@ -38,6 +78,13 @@ func NewRequestErrors(logger *slog.Logger) *RequestErrors {
 // Count returns the failed requests for a resource (plural, lowercase).
 func (e *RequestErrors) Count(resource string) uint64 {
 	return e.get(resource).count.Load()
+}
+
+// Streak returns when the current streak of failed requests for a
+// resource began and when the last one failed; zero times before the
+// first failure. See ErrorStreak.
+func (e *RequestErrors) Streak(resource string) (since, last time.Time) {
+	return e.get(resource).streak.Streak()
 }
 
 func (e *RequestErrors) get(resource string) *resourceErrors {
@@ -67,6 +114,7 @@ func (e *RequestErrors) WrapTransport(next http.RoundTripper) http.RoundTripper 
 		switch {
 		case failed:
 			r.count.Add(1)
+			r.streak.Record(time.Now())
 			reason := ""
 			if err != nil {
 				reason = err.Error()

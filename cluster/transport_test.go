@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRequestErrorsCountFailedListsAndWatches(t *testing.T) {
@@ -67,5 +68,39 @@ func TestCollectionResource(t *testing.T) {
 		if got := collectionResource(req); got != want {
 			t.Errorf("%s: %q, want %q", request, got, want)
 		}
+	}
+}
+
+// TestErrorStreak pins down when a streak of errors begins: errors closer
+// than ListWatchErrorWindow extend it, a longer pause starts a new one,
+// as rate(...[5m]) > 0 of the KubeSpreadListWatchErrors alert holds
+// without a break only while errors come less than 5m apart.
+func TestErrorStreak(t *testing.T) {
+	t0 := time.Date(2018, 7, 4, 7, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	cases := []struct {
+		name      string
+		errors    []time.Duration
+		wantSince time.Time
+		wantLast  time.Time
+	}{
+		{"no error", nil, time.Time{}, time.Time{}},
+		{"one error", []time.Duration{0}, at(0), at(0)},
+		{"errors a minute apart are one streak", []time.Duration{0, time.Minute, 2 * time.Minute, 6 * time.Minute}, at(0), at(6 * time.Minute)},
+		{"a pause of the window starts a new streak", []time.Duration{0, time.Minute, 6 * time.Minute}, at(6 * time.Minute), at(6 * time.Minute)},
+		{"just under the window is the same streak", []time.Duration{0, ListWatchErrorWindow - time.Second}, at(0), at(ListWatchErrorWindow - time.Second)},
+		{"an error recorded late does not move the last one back", []time.Duration{time.Minute, 30 * time.Second}, at(time.Minute), at(time.Minute)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var s ErrorStreak
+			for _, d := range tc.errors {
+				s.Record(at(d))
+			}
+			since, last := s.Streak()
+			if !since.Equal(tc.wantSince) || !last.Equal(tc.wantLast) {
+				t.Errorf("Streak() = %v, %v; want %v, %v", since, last, tc.wantSince, tc.wantLast)
+			}
+		})
 	}
 }

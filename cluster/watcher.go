@@ -77,6 +77,9 @@ type ResourceStatus struct {
 	ListWatchErrors uint64
 	// LastUpdate is when the cache last applied an event; zero if never.
 	LastUpdate time.Time
+	// ErrorsSince and LastError are the current streak of list/watch
+	// errors (see ErrorStreak); zero before the first error.
+	ErrorsSince, LastError time.Time
 }
 
 // resource is one watched resource and when its cache last changed.
@@ -249,6 +252,7 @@ func (w *Watcher) Status() []ResourceStatus {
 		if nanos := r.lastUpdate.Load(); nanos != 0 {
 			status[i].LastUpdate = time.Unix(0, nanos)
 		}
+		status[i].ErrorsSince, status[i].LastError = w.config.RequestErrors.Streak(r.name)
 	}
 	return status
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
@@ -29,6 +30,11 @@ type scrape struct {
 	services []service
 	// keys are indexes into report.TopologyKeys, sorted by key.
 	keys []int
+
+	// findings are report.Findings() per service, worked out once for
+	// the JSON API (api.go) on its first request, never for /metrics.
+	findingsOnce sync.Once
+	findings     map[*spread.Figures][]spread.Finding
 }
 
 // service is the figures of one service and its labels as written, which

@@ -11,13 +11,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/version"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/api"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/check"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/nagios"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
@@ -32,6 +35,8 @@ func main() {
 // options are the parsed flags of every command.
 type options struct {
 	source check.Source
+	// useAPI reads the exporter's /api/v1 when it serves it.
+	useAPI bool
 
 	// services and service
 	namespace, kind, name string
@@ -39,8 +44,11 @@ type options struct {
 	criticalServices      string
 
 	// health
-	warningCacheAge, criticalCacheAge   string
-	warningListWatch, criticalListWatch string
+	warningNotSynced, criticalNotSynced       string
+	warningStale, criticalStale               string
+	warningListWatchFor, criticalListWatchFor string
+	warningCacheAge, criticalCacheAge         string
+	warningListWatch, criticalListWatch       string
 
 	// whatif
 	nodes, selectors []string
@@ -74,6 +82,7 @@ func newApp(stdout io.Writer) (*kingpin.Application, *options) {
 	app.Flag("basic-auth.username", "HTTP basic auth user, with --basic-auth.password-file.").StringVar(&o.source.Username)
 	app.Flag("basic-auth.password-file", "File holding the basic auth password (never on the command line: ps shows it to every user).").StringVar(&o.source.PasswordFile)
 	app.Flag("timeout", "Time allowed to connect, read and parse; UNKNOWN after it, naming the stage.").Short('t').Default("10s").DurationVar(&o.source.Timeout)
+	app.Flag("api", "Read the exporter's small JSON answers ("+api.PathServices+", "+api.PathHealth+") when it serves them, else /metrics; --no-api always reads /metrics.").Default("true").BoolVar(&o.useAPI)
 
 	services := app.Command(commandServices, "Every service (the default): CRITICAL for a critical finding, WARNING for a warning one.").Default()
 	services.Flag("namespace", "Regular expression (anchored) of the namespaces to check.").Default(".*").StringVar(&o.namespace)
@@ -88,7 +97,13 @@ func newApp(stdout io.Writer) (*kingpin.Application, *options) {
 		string(spread.KindService), string(spread.KindDeployment), string(spread.KindStatefulSet), string(spread.KindReplicaSet), string(spread.KindReplicationController))
 	service.Flag("name", "Name of the service.").Required().StringVar(&o.name)
 
-	health := app.Command(commandHealth, "The exporter itself: reachable, caches synced (CRITICAL if not), list/watch errors, age of the last cache update.")
+	health := app.Command(commandHealth, "The exporter itself, as its alert rules judge it: caches not synced, figures not confirmed fresh, list/watch errors that keep coming. CRITICAL when the exporter does not answer.")
+	health.Flag("warning-not-synced", "Range of seconds a cache has not synced; WARNING outside it (KubeSpreadCacheNotSynced: 10m). Empty: never.").Default(check.DefaultWarningNotSynced).StringVar(&o.warningNotSynced)
+	health.Flag("critical-not-synced", "Range of seconds a cache has not synced; CRITICAL outside it. Empty: never.").StringVar(&o.criticalNotSynced)
+	health.Flag("warning-stale", "Range of seconds since the caches were last confirmed fresh; WARNING outside it (KubeSpreadCacheStale: 120s for 3m). Empty: never.").Default(check.DefaultWarningStale).StringVar(&o.warningStale)
+	health.Flag("critical-stale", "Range of seconds since the caches were last confirmed fresh; CRITICAL outside it. Empty: never.").StringVar(&o.criticalStale)
+	health.Flag("warning-list-watch-errors-for", "Range of seconds list/watch errors have kept coming (less than 5m apart); WARNING outside it (KubeSpreadListWatchErrors: 15m). Empty: never.").Default(check.DefaultWarningListWatchErrorsFor).StringVar(&o.warningListWatchFor)
+	health.Flag("critical-list-watch-errors-for", "Range of seconds list/watch errors have kept coming; CRITICAL outside it. Empty: never.").StringVar(&o.criticalListWatchFor)
 	health.Flag("warning-cache-age", "Range of seconds since the last update of any cache; WARNING outside it. Empty: never.").StringVar(&o.warningCacheAge)
 	health.Flag("critical-cache-age", "Range of seconds since the last update of any cache; CRITICAL outside it. Empty: never.").StringVar(&o.criticalCacheAge)
 	health.Flag("warning-list-watch-errors", "Range of list/watch errors since the exporter started; WARNING outside it. Empty: never.").StringVar(&o.warningListWatch)
@@ -116,42 +131,94 @@ func run(args []string, stdout io.Writer) int {
 
 	// Arguments are checked before the exporter is asked: a typo is
 	// UNKNOWN whether or not the exporter is up.
-	var evaluate func(*check.Scrape) *nagios.Result
+	ctx := context.Background()
 	switch command {
 	case commandServices:
 		opts, err := o.servicesOptions()
 		if err != nil {
 			return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: %w", err)))
 		}
-		evaluate = withReport(func(r *spread.Report) *nagios.Result { return check.Services(r, opts) })
+		return report(stdout, o.judgeServices(ctx,
+			check.ServicesQuery(o.namespace, o.kind, o.name),
+			func(answer *api.Services) *nagios.Result { return check.ServicesFromAPI(answer, opts) },
+			func(r *spread.Report) *nagios.Result { return check.Services(r, opts) }))
 	case commandService:
 		key := check.ServiceKey{Namespace: o.namespace, Kind: o.kind, Name: o.name}
-		evaluate = withReport(func(r *spread.Report) *nagios.Result { return check.Service(r, key) })
+		return report(stdout, o.judgeServices(ctx, check.ServiceQuery(key),
+			func(answer *api.Services) *nagios.Result { return check.ServiceFromAPI(answer, key) },
+			func(r *spread.Report) *nagios.Result { return check.Service(r, key) }))
 	case commandHealth:
 		opts, err := o.healthOptions()
 		if err != nil {
 			return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: %w", err)))
 		}
-		evaluate = func(s *check.Scrape) *nagios.Result { return check.Health(s.Families, s.Time, opts) }
+		return report(stdout, o.judgeHealth(ctx, opts))
 	case commandWhatIf:
 		if len(o.nodes) == 0 && len(o.selectors) == 0 {
 			return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: whatif needs --node or --selector")))
 		}
 		// The what-if API answers JSON, not metrics: a request of its own.
-		answer, err := check.FetchWhatIf(context.Background(), o.source, o.nodes, o.selectors)
+		answer, err := check.FetchWhatIf(ctx, o.source, o.nodes, o.selectors)
 		if err != nil {
 			return report(stdout, nagios.UnknownResult(err))
 		}
 		return report(stdout, check.WhatIf(answer))
-	default:
-		return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: unknown command %q", command)))
 	}
+	return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: unknown command %q", command)))
+}
 
-	scrape, err := check.Fetch(context.Background(), o.source)
-	if err != nil {
-		return report(stdout, nagios.UnknownResult(err))
+// judgeServices asks the exporter's /api/v1/services, or, when it does
+// not serve it, reads /metrics and rebuilds the analysis: both give the
+// same verdict, the first for a few hundred bytes.
+func (o *options) judgeServices(ctx context.Context, query url.Values, fromAPI func(*api.Services) *nagios.Result, fromReport func(*spread.Report) *nagios.Result) *nagios.Result {
+	if o.useAPI {
+		answer, err := check.FetchServices(ctx, o.source, query)
+		if err == nil {
+			return fromAPI(answer)
+		}
+		if !errors.Is(err, check.ErrNoAPI) {
+			return nagios.UnknownResult(err)
+		}
 	}
-	return report(stdout, evaluate(scrape))
+	scrape, err := check.Fetch(ctx, o.source)
+	if err != nil {
+		return nagios.UnknownResult(err)
+	}
+	return withReport(fromReport)(scrape)
+}
+
+// judgeHealth reads the exporter's health from /api/v1/health, else from
+// /metrics. An exporter that does not answer is CRITICAL here: it is the
+// thing this check watches, and the per-service checks depend on it.
+func (o *options) judgeHealth(ctx context.Context, opts check.HealthOptions) *nagios.Result {
+	down := func(err error) *nagios.Result {
+		var unreachable *check.UnreachableError
+		var httpErr *check.HTTPError
+		if errors.As(err, &unreachable) || errors.As(err, &httpErr) && httpErr.Code >= 500 {
+			return &nagios.Result{State: nagios.Critical, Summary: "exporter down: " + err.Error()}
+		}
+		// TLS, authentication, a wrong URL: the configuration, not the
+		// exporter, is what needs a look.
+		return nagios.UnknownResult(err)
+	}
+	if o.useAPI {
+		answer, err := check.FetchHealth(ctx, o.source)
+		if err == nil {
+			return check.Health(check.HealthFactsFromAPI(answer), opts)
+		}
+		if !errors.Is(err, check.ErrNoAPI) {
+			return down(err)
+		}
+	}
+	scrape, err := check.Fetch(ctx, o.source)
+	if err != nil {
+		return down(err)
+	}
+	facts, err := check.HealthFactsFromMetrics(scrape.Families, scrape.Time)
+	if err != nil {
+		return nagios.UnknownResult(fmt.Errorf("metrics: %w", err))
+	}
+	return check.Health(facts, opts)
 }
 
 // withReport rebuilds the analysis from the scrape before evaluating it;
@@ -180,6 +247,18 @@ func (o *options) servicesOptions() (check.ServicesOptions, error) {
 }
 
 func (o *options) healthOptions() (check.HealthOptions, error) {
+	notSynced, err := nagios.ParseThreshold(o.warningNotSynced, o.criticalNotSynced)
+	if err != nil {
+		return check.HealthOptions{}, fmt.Errorf("--warning-not-synced/--critical-not-synced: %w", err)
+	}
+	stale, err := nagios.ParseThreshold(o.warningStale, o.criticalStale)
+	if err != nil {
+		return check.HealthOptions{}, fmt.Errorf("--warning-stale/--critical-stale: %w", err)
+	}
+	listWatchFor, err := nagios.ParseThreshold(o.warningListWatchFor, o.criticalListWatchFor)
+	if err != nil {
+		return check.HealthOptions{}, fmt.Errorf("--warning-list-watch-errors-for/--critical-list-watch-errors-for: %w", err)
+	}
 	cacheAge, err := nagios.ParseThreshold(o.warningCacheAge, o.criticalCacheAge)
 	if err != nil {
 		return check.HealthOptions{}, fmt.Errorf("--warning-cache-age/--critical-cache-age: %w", err)
@@ -188,7 +267,7 @@ func (o *options) healthOptions() (check.HealthOptions, error) {
 	if err != nil {
 		return check.HealthOptions{}, fmt.Errorf("--warning-list-watch-errors/--critical-list-watch-errors: %w", err)
 	}
-	return check.HealthOptions{CacheAge: cacheAge, ListWatchErrors: listWatch}, nil
+	return check.HealthOptions{NotSynced: notSynced, Stale: stale, ListWatchErrorsFor: listWatchFor, CacheAge: cacheAge, ListWatchErrors: listWatch}, nil
 }
 
 // report prints the result and returns its exit code. A failed write

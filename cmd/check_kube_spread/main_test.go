@@ -30,8 +30,14 @@ func serve(t *testing.T, h http.HandlerFunc) string {
 	return s.URL + "/metrics"
 }
 
+// metrics serves text at /metrics and 404 elsewhere, as an exporter
+// before /api/v1 does: the check falls back to /metrics.
 func metrics(text []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_, _ = w.Write(text)
 	}
@@ -102,25 +108,31 @@ func TestRun(t *testing.T) {
 		{"bad range", []string{"--url", day2, "--critical-services", "2:1"}, 3,
 			`UNKNOWN - bad arguments: --warning-services/--critical-services: critical threshold: range "2:1": start 2 is above end 1`},
 		{"bad regular expression", []string{"--url", day2, "--name", "("}, 3,
-			"UNKNOWN - bad arguments: --name \"(\": error parsing regexp: missing closing ): `^(?:()$`"},
+			"UNKNOWN - bad arguments: --name \"(\": error parsing regexp: missing closing ): `(?s)^(?:()$`"},
+		{"bad health threshold", []string{"health", "--url", day2, "--warning-stale", "5m"}, 3,
+			`UNKNOWN - bad arguments: --warning-stale/--critical-stale: warning threshold: range "5m": "5m" is not a number`},
 		{"unknown flag", []string{"--url", day2, "--password", "hunter2"}, 3,
 			"UNKNOWN - bad arguments: unknown long flag '--password', try --help"},
 		{"bad timeout", []string{"--url", day2, "--timeout", "0s"}, 3,
 			"UNKNOWN - bad arguments: --timeout must be positive, got 0s"},
-		{"exporter down", []string{"--url", closedURL}, 3,
+		{"exporter down", []string{"--url", closedURL, "--no-api"}, 3,
 			"UNKNOWN - get " + closedURL + ": dial tcp " + strings.TrimSuffix(strings.TrimPrefix(closedURL, "http://"), "/metrics") + ": connect: connection refused"},
-		{"HTTP error", []string{"--url", failing}, 3,
+		{"exporter down, health is CRITICAL", []string{"health", "--url", closedURL}, 2,
+			"CRITICAL - exporter down: get " + strings.TrimSuffix(closedURL, "/metrics") + "/api/v1/health: dial tcp " + strings.TrimSuffix(strings.TrimPrefix(closedURL, "http://"), "/metrics") + ": connect: connection refused"},
+		{"HTTP error", []string{"--url", failing, "--no-api"}, 3,
 			"UNKNOWN - get " + failing + ": HTTP 500 Internal Server Error: exporter on fire"},
+		{"HTTP error, health is CRITICAL", []string{"health", "--url", failing, "--no-api"}, 2,
+			"CRITICAL - exporter down: get " + failing + ": HTTP 500 Internal Server Error: exporter on fire"},
 		{"unparsable", []string{"--url", broken}, 3,
 			"UNKNOWN - parse metrics of " + broken + ": text format parsing error in line 1: unexpected end of label value \"pods\""},
 		{"not synced", []string{"--url", notSynced}, 3,
 			"UNKNOWN - metrics: exporter caches not synced yet, no figures published (waiting for pods)"},
-		{"timeout while reading", []string{"--url", slow, "--timeout", "200ms"}, 3,
+		{"timeout while reading", []string{"--url", slow, "--timeout", "200ms", "--no-api"}, 3,
 			"UNKNOWN - timeout after 200ms during read of " + slow},
-		{"timeout while connecting", []string{"--url", "https://" + silent.Addr().String() + "/metrics", "-t", "200ms"}, 3,
+		{"timeout while connecting", []string{"--url", "https://" + silent.Addr().String() + "/metrics", "-t", "200ms", "--no-api"}, 3,
 			"UNKNOWN - timeout after 200ms during connect of https://" + silent.Addr().String() + "/metrics"},
 		{"health", []string{"health", "--url", day2, "--warning-list-watch-errors", "1"}, 1,
-			"WARNING - kube-spread-exporter: 2 of 2 caches synced, 2 list/watch errors, last cache update "},
+			"WARNING - kube-spread-exporter: 2 of 2 caches synced, confirmed fresh "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,7 +166,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		_, _ = w.Write(text)
+		metrics(text)(w, r)
 	}))
 	t.Cleanup(s.Close)
 	dir := t.TempDir()
@@ -174,8 +186,12 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		want string
 	}{
 		{"verified, authenticated", []string{"--url", url, "--tls.ca-file", ca, "--basic-auth.username", "icinga", "--basic-auth.password-file", passwordFile}, 2, "CRITICAL - 2 critical, 1 warning of 4 services"},
-		{"wrong user", []string{"--url", url, "--tls.ca-file", ca, "--basic-auth.username", "nagios", "--basic-auth.password-file", passwordFile}, 3, "UNKNOWN - get " + url + ": HTTP 401 Unauthorized: unauthorized"},
-		{"unverified", []string{"--url", url, "--basic-auth.username", "icinga", "--basic-auth.password-file", passwordFile}, 3, "UNKNOWN - get " + url + ": tls: failed to verify certificate: x509: certificate signed by unknown authority"},
+		{"wrong user", []string{"--url", url, "--tls.ca-file", ca, "--basic-auth.username", "nagios", "--basic-auth.password-file", passwordFile, "--no-api"}, 3, "UNKNOWN - get " + url + ": HTTP 401 Unauthorized: unauthorized"},
+		{"wrong user, through the API", []string{"service", "--url", url, "--tls.ca-file", ca, "--basic-auth.username", "nagios", "--basic-auth.password-file", passwordFile, "--namespace=a", "--kind=Service", "--name=b"}, 3,
+			"UNKNOWN - get " + s.URL + "/api/v1/services?kind=Service&name=b&namespace=a: HTTP 401 Unauthorized: unauthorized"},
+		{"unverified", []string{"--url", url, "--basic-auth.username", "icinga", "--basic-auth.password-file", passwordFile, "--no-api"}, 3, "UNKNOWN - get " + url + ": tls: failed to verify certificate: x509: certificate signed by unknown authority"},
+		{"unverified health is UNKNOWN, not CRITICAL", []string{"health", "--url", url, "--basic-auth.username", "icinga", "--basic-auth.password-file", passwordFile}, 3,
+			"UNKNOWN - get " + s.URL + "/api/v1/health: tls: failed to verify certificate: x509: certificate signed by unknown authority"},
 		{"verification off", []string{"--url", url, "--tls.insecure-skip-verify", "--basic-auth.username", "icinga", "--basic-auth.password-file", passwordFile}, 2, "CRITICAL - 2 critical, 1 warning of 4 services"},
 		{"user without password file", []string{"--url", url, "--tls.ca-file", ca, "--basic-auth.username", "icinga"}, 3, "UNKNOWN - --basic-auth.username needs --basic-auth.password-file"},
 		{"missing CA file", []string{"--url", url, "--tls.ca-file", filepath.Join(dir, "none.pem")}, 3, "UNKNOWN - --tls.ca-file: open " + filepath.Join(dir, "none.pem") + ": no such file or directory"},

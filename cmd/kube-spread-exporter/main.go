@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/api"
 	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
 	"github.com/kube-spread-exporter/kube-spread-exporter/collector"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
@@ -267,6 +268,9 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 
 	mux := http.NewServeMux()
 	mux.Handle(o.telemetryPath, collector.NewHandler(registry, figures, logger))
+	checks := collector.NewAPI(figures, time.Now(), logger)
+	mux.Handle(api.PathServices, checks)
+	mux.Handle(api.PathHealth, checks)
 	whatIf := whatif.NewHandler(watcher, analysis, logger)
 	mux.Handle(whatif.PathWhatIf, whatIf)
 	mux.Handle(whatif.PathPlan, whatIf)
@@ -295,6 +299,8 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 				{Address: o.telemetryPath, Text: "Metrics"},
 				{Address: "/readyz", Text: "Readiness (caches synced)"},
 				{Address: whatif.PathWhatIf + "?node=NODE", Text: "What if NODE went down now? (JSON)"},
+				{Address: api.PathServices + "?severity=critical,warning", Text: "Services with findings (JSON)"},
+				{Address: api.PathHealth, Text: "Exporter health (JSON)"},
 				{Address: "/healthz", Text: "Health"},
 			},
 		})

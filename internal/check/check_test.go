@@ -267,47 +267,141 @@ WARNING batch/StatefulSet/queue: all 2 replicas on node kubernetes2003 (KubeSpre
 	}
 }
 
+// TestHealth pins down the health verdicts: each alert's condition with
+// its default threshold, just before and after it holds, from the facts of
+// /api/v1/health.
 func TestHealth(t *testing.T) {
-	at := time.Unix(1530688090, 0)
-	ageLimit, _ := nagios.ParseThreshold("30", "300")
-	errorLimit, _ := nagios.ParseThreshold("", "1")
-	c := &spread.Cluster{Nodes: codfw()}
+	now := time.Unix(1530690000, 0)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	up := true
+	healthy := func() HealthFacts {
+		return HealthFacts{
+			Version: "0.3.0", Now: now, Started: ago(time.Hour), Confirmed: ago(5 * time.Second), APIServerUp: &up,
+			Streaks: true, Window: 5 * time.Minute,
+			Caches: []CacheStatus{
+				{Resource: "nodes", Synced: true, LastUpdate: float64(ago(90 * time.Second).Unix())},
+				{Resource: "pods", Synced: true, ListWatchErrors: 2, LastUpdate: float64(ago(time.Minute).Unix()), ErrorsSince: ago(50 * time.Minute), LastError: ago(50 * time.Minute)},
+			},
+		}
+	}
+	with := func(change func(f *HealthFacts)) HealthFacts {
+		f := healthy()
+		change(&f)
+		return f
+	}
+	defaults := func() HealthOptions {
+		var o HealthOptions
+		o.NotSynced, _ = nagios.ParseThreshold(DefaultWarningNotSynced, "")
+		o.Stale, _ = nagios.ParseThreshold(DefaultWarningStale, "")
+		o.ListWatchErrorsFor, _ = nagios.ParseThreshold(DefaultWarningListWatchErrorsFor, "")
+		return o
+	}
+	down := false
 	tests := []struct {
-		name   string
-		status []cluster.ResourceStatus
-		opts   HealthOptions
-		want   string
+		name  string
+		facts HealthFacts
+		opts  HealthOptions
+		want  string
 	}{
-		{"synced, no thresholds", synced, HealthOptions{},
-			`OK - kube-spread-exporter: 2 of 2 caches synced, 2 list/watch errors, last cache update 1m0s ago | 'caches_synced'=2;;;0;2 'list_watch_errors'=2c;;;0 'cache_update_age'=60s;;;0
+		{"healthy", healthy(), defaults(),
+			`OK - kube-spread-exporter 0.3.0: 2 of 2 caches synced, confirmed fresh 5s ago, 2 list/watch errors | 'caches_synced'=2;;;0;2 'not_synced_for'=0s;600;;0 'confirmed_age'=5s;300;;0 'list_watch_errors'=2c;;;0 'list_watch_errors_for'=0s;900;;0 'cache_update_age'=60s;;;0
 nodes: synced, 0 list/watch errors, last update 1m30s ago
-pods: synced, 2 list/watch errors, last update 1m0s ago
+pods: synced, 2 list/watch errors (this streak since 50m0s ago, last 50m0s ago), last update 1m0s ago
 `},
-		{"stale caches and errors over the thresholds", synced, HealthOptions{CacheAge: ageLimit, ListWatchErrors: errorLimit},
-			`CRITICAL - kube-spread-exporter: 2 of 2 caches synced, 2 list/watch errors, last cache update 1m0s ago | 'caches_synced'=2;;;0;2 'list_watch_errors'=2c;;1;0 'cache_update_age'=60s;30;300;0
+		{"not synced for 9m: the alert is still pending", with(func(f *HealthFacts) {
+			f.Started, f.Confirmed = ago(9*time.Minute), time.Time{}
+			f.Caches[1].Synced = false
+		}), defaults(),
+			`OK - kube-spread-exporter 0.3.0: 1 of 2 caches synced (not synced: pods, for 9m0s), not confirmed fresh yet, 2 list/watch errors | 'caches_synced'=1;;;0;2 'not_synced_for'=540s;600;;0 'list_watch_errors'=2c;;;0 'list_watch_errors_for'=0s;900;;0 'cache_update_age'=60s;;;0
 nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: NOT synced, 2 list/watch errors (this streak since 50m0s ago, last 50m0s ago), last update 1m0s ago
+`},
+		{"not synced for 11m: KubeSpreadCacheNotSynced", with(func(f *HealthFacts) {
+			f.Started, f.Confirmed = ago(11*time.Minute), time.Time{}
+			f.Caches[1].Synced = false
+		}), defaults(),
+			`WARNING - kube-spread-exporter 0.3.0: 1 of 2 caches synced (not synced: pods, for 11m0s) KubeSpreadCacheNotSynced, not confirmed fresh yet, 2 list/watch errors | 'caches_synced'=1;;;0;2 'not_synced_for'=660s;600;;0 'list_watch_errors'=2c;;;0 'list_watch_errors_for'=0s;900;;0 'cache_update_age'=60s;;;0
+firing as the alert rules would: KubeSpreadCacheNotSynced (docs/runbooks.md)
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: NOT synced, 2 list/watch errors (this streak since 50m0s ago, last 50m0s ago), last update 1m0s ago
+`},
+		{"not confirmed for 4m: pending", with(func(f *HealthFacts) { f.Confirmed = ago(4 * time.Minute); f.APIServerUp = &down }), defaults(),
+			`OK - kube-spread-exporter 0.3.0: 2 of 2 caches synced, confirmed fresh 4m0s ago, API server unreachable, 2 list/watch errors | 'caches_synced'=2;;;0;2 'not_synced_for'=0s;600;;0 'confirmed_age'=240s;300;;0 'list_watch_errors'=2c;;;0 'list_watch_errors_for'=0s;900;;0 'cache_update_age'=60s;;;0
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: synced, 2 list/watch errors (this streak since 50m0s ago, last 50m0s ago), last update 1m0s ago
+`},
+		{"errors for 20m, not confirmed for 20m: stale and list/watch errors", with(func(f *HealthFacts) {
+			f.Confirmed, f.APIServerUp = ago(20*time.Minute), &down
+			f.Caches[1].ErrorsSince, f.Caches[1].LastError, f.Caches[1].ListWatchErrors = ago(20*time.Minute), ago(3*time.Second), 400
+		}), defaults(),
+			`WARNING - kube-spread-exporter 0.3.0: 2 of 2 caches synced, confirmed fresh 20m0s ago KubeSpreadCacheStale, API server unreachable, 400 list/watch errors, failing for 20m0s KubeSpreadListWatchErrors | 'caches_synced'=2;;;0;2 'not_synced_for'=0s;600;;0 'confirmed_age'=1200s;300;;0 'list_watch_errors'=400c;;;0 'list_watch_errors_for'=1200s;900;;0 'cache_update_age'=60s;;;0
+firing as the alert rules would: KubeSpreadCacheStale, KubeSpreadListWatchErrors (docs/runbooks.md)
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: synced, 400 list/watch errors (this streak since 20m0s ago, last 3s ago), last update 1m0s ago
+`},
+		{"errors for 20m that stopped 6m ago: resolved", with(func(f *HealthFacts) {
+			f.Caches[1].ErrorsSince, f.Caches[1].LastError = ago(26*time.Minute), ago(6*time.Minute)
+		}), defaults(),
+			`OK - kube-spread-exporter 0.3.0: 2 of 2 caches synced, confirmed fresh 5s ago, 2 list/watch errors | 'caches_synced'=2;;;0;2 'not_synced_for'=0s;600;;0 'confirmed_age'=5s;300;;0 'list_watch_errors'=2c;;;0 'list_watch_errors_for'=0s;900;;0 'cache_update_age'=60s;;;0
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: synced, 2 list/watch errors (this streak since 26m0s ago, last 6m0s ago), last update 1m0s ago
+`},
+		{"critical thresholds and the old ones", with(func(f *HealthFacts) { f.Confirmed = ago(2 * time.Hour) }), func() HealthOptions {
+			o := defaults()
+			o.Stale, _ = nagios.ParseThreshold("300", "3600")
+			o.ListWatchErrors, _ = nagios.ParseThreshold("1", "")
+			o.CacheAge, _ = nagios.ParseThreshold("30", "")
+			return o
+		}(),
+			`CRITICAL - kube-spread-exporter 0.3.0: 2 of 2 caches synced, confirmed fresh 2h0m0s ago KubeSpreadCacheStale, 2 list/watch errors | 'caches_synced'=2;;;0;2 'not_synced_for'=0s;600;;0 'confirmed_age'=7200s;300;3600;0 'list_watch_errors'=2c;1;;0 'list_watch_errors_for'=0s;900;;0 'cache_update_age'=60s;30;;0
+firing as the alert rules would: KubeSpreadCacheStale (docs/runbooks.md)
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: synced, 2 list/watch errors (this streak since 50m0s ago, last 50m0s ago), last update 1m0s ago
+`},
+		{"from /metrics: no streaks, no start time", with(func(f *HealthFacts) {
+			f.Streaks, f.Started = false, time.Time{}
+			f.Caches[0].Synced = false
+		}), defaults(),
+			`WARNING - kube-spread-exporter 0.3.0: 1 of 2 caches synced (not synced: nodes, since an unknown time) KubeSpreadCacheNotSynced, confirmed fresh 5s ago, 2 list/watch errors | 'caches_synced'=1;;;0;2 'not_synced_for'=U;600;;0 'confirmed_age'=5s;300;;0 'list_watch_errors'=2c;;;0 'cache_update_age'=60s;;;0
+firing as the alert rules would: KubeSpreadCacheNotSynced (docs/runbooks.md)
+nodes: NOT synced, 0 list/watch errors, last update 1m30s ago
 pods: synced, 2 list/watch errors, last update 1m0s ago
-`},
-		{"not synced: CRITICAL, the services check is blind", []cluster.ResourceStatus{{Resource: "nodes", Synced: true}, {Resource: "pods"}}, HealthOptions{},
-			`CRITICAL - kube-spread-exporter: 1 of 2 caches synced (not synced: pods), 0 list/watch errors, no cache update yet | 'caches_synced'=1;;;0;2 'list_watch_errors'=0c;;;0
-nodes: synced, 0 list/watch errors, no update yet
-pods: NOT synced, 0 list/watch errors, no update yet
-`},
-		{"never updated is older than any threshold", []cluster.ResourceStatus{{Resource: "nodes", Synced: true}}, HealthOptions{CacheAge: ageLimit},
-			`CRITICAL - kube-spread-exporter: 1 of 1 caches synced, 0 list/watch errors, no cache update yet | 'caches_synced'=1;;;0;1 'list_watch_errors'=0c;;;0
-nodes: synced, 0 list/watch errors, no update yet
+list/watch error streaks: /metrics does not tell them, so KubeSpreadListWatchErrors is not judged (the exporter serves no /api/v1/health)
 `},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			families, err := ParseText(expose(t, c, tc.status, true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := resultText(t, Health(families, at, tc.opts)); got != tc.want {
+			if got := resultText(t, Health(tc.facts, tc.opts)); got != tc.want {
 				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHealthFactsFromMetrics: /metrics gives the same facts as the API,
+// but for the error streaks.
+func TestHealthFactsFromMetrics(t *testing.T) {
+	families, err := ParseText([]byte(`kube_spread_build_info{version="0.3.0"} 1
+kube_spread_cache_synced{resource="pods"} 1
+kube_spread_list_watch_errors_total{resource="pods"} 3
+kube_spread_cache_last_update_timestamp_seconds{resource="pods"} 1530689900
+kube_spread_cache_confirmed_timestamp_seconds 1530689990
+kube_spread_api_server_up 0
+process_start_time_seconds 1530680000
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1530690000, 0)
+	got, err := HealthFactsFromMetrics(families, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := false
+	want := HealthFacts{Version: "0.3.0", Now: now, Started: time.Unix(1530680000, 0), Confirmed: time.Unix(1530689990, 0), APIServerUp: &down,
+		Caches: []CacheStatus{{Resource: "pods", Synced: true, ListWatchErrors: 3, LastUpdate: 1530689900}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 }
 

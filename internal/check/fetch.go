@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -119,19 +120,26 @@ func exchange[T any](ctx context.Context, src Source, target, accept, what strin
 	resp, err := client.Do(req)
 	if err != nil {
 		if t := timeout(err); t != nil {
-			return zero, time.Time{}, t
+			return zero, time.Time{}, &UnreachableError{t}
 		}
-		return zero, time.Time{}, fmt.Errorf("get %s: %w", target, unwrapURLError(err))
+		err = unwrapURLError(err)
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			// Refused, no route, no such host: nothing answers there.
+			// TLS and HTTP failures are not this: something answered.
+			return zero, time.Time{}, &UnreachableError{fmt.Errorf("get %s: %w", target, err)}
+		}
+		return zero, time.Time{}, fmt.Errorf("get %s: %w", target, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
-		return zero, time.Time{}, fmt.Errorf("get %s: HTTP %s: %s", target, resp.Status, errorText(snippet))
+		return zero, time.Time{}, &HTTPError{URL: target, Status: resp.Status, Code: resp.StatusCode, Text: errorText(snippet)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
 		if t := timeout(err); t != nil {
-			return zero, time.Time{}, t
+			return zero, time.Time{}, &UnreachableError{t}
 		}
 		return zero, time.Time{}, fmt.Errorf("read %s: %w", target, err)
 	}
@@ -152,7 +160,7 @@ func exchange[T any](ctx context.Context, src Source, target, accept, what strin
 	}()
 	select {
 	case <-ctx.Done():
-		return zero, time.Time{}, timeout(ctx.Err())
+		return zero, time.Time{}, &UnreachableError{timeout(ctx.Err())}
 	case p := <-done:
 		if p.err != nil {
 			return zero, time.Time{}, fmt.Errorf("parse %s of %s: %w", what, target, p.err)
@@ -164,6 +172,27 @@ func exchange[T any](ctx context.Context, src Source, target, accept, what strin
 		return p.value, at, nil
 	}
 }
+
+// HTTPError is an answer other than 200 OK.
+type HTTPError struct {
+	URL, Status string
+	Code        int
+	// Text is the exporter's error message, or the body's start.
+	Text string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("get %s: HTTP %s: %s", e.URL, e.Status, e.Text)
+}
+
+// UnreachableError is a failure to reach the exporter at all: nothing
+// listens, the address does not resolve, or nothing answered in time. The
+// health check reports it as CRITICAL (the exporter is what it watches);
+// the others as UNKNOWN (they cannot judge a service without it).
+type UnreachableError struct{ Err error }
+
+func (e *UnreachableError) Error() string { return e.Err.Error() }
+func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // errorText is the one-line text of an error response: the "error" field
 // of the exporter's JSON errors, else the body with its spaces folded.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -19,6 +20,9 @@ const (
 	metricListWatchErrors         = "kube_spread_list_watch_errors_total"
 	metricCacheLastUpdate         = "kube_spread_cache_last_update_timestamp_seconds"
 	metricBuildInfo               = "kube_spread_build_info"
+	metricCacheConfirmed          = "kube_spread_cache_confirmed_timestamp_seconds"
+	metricAPIServerUp             = "kube_spread_api_server_up"
+	metricProcessStart            = "process_start_time_seconds"
 	metricReplicasDesired         = "kube_spread_replicas_desired"
 	metricReplicasReady           = "kube_spread_replicas_ready"
 	metricReplicasSchedulable     = "kube_spread_replicas_schedulable"
@@ -68,6 +72,9 @@ type CacheStatus struct {
 	ListWatchErrors float64
 	// LastUpdate is the Unix time of the last event applied; 0 for none.
 	LastUpdate float64
+	// ErrorsSince and LastError are the current streak of list/watch
+	// errors (zero when unknown or none): only /api/v1/health has them.
+	ErrorsSince, LastError time.Time
 }
 
 // Caches reads the exporter's cache status, sorted by resource. It fails

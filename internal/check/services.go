@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/api"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/nagios"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
@@ -21,14 +22,16 @@ type Filter struct {
 }
 
 // NewFilter compiles the filters. Each must match the whole label value,
-// as the exporter's --namespaces.include does (and Prometheus relabelling).
+// as the exporter's --namespaces.include does (and Prometheus relabelling),
+// and "." matches a newline too: the default ".*" selects every service,
+// whatever its name holds. The exporter's /api/v1/services matches alike.
 func NewFilter(namespace, kind, name string) (Filter, error) {
 	var f Filter
 	for _, p := range []struct {
 		flag, expr string
 		dst        **regexp.Regexp
 	}{{"--namespace", namespace, &f.Namespace}, {"--kind", kind, &f.Kind}, {"--name", name, &f.Name}} {
-		re, err := regexp.Compile("^(?:" + p.expr + ")$")
+		re, err := regexp.Compile("(?s)^(?:" + p.expr + ")$")
 		if err != nil {
 			return Filter{}, fmt.Errorf("%s %q: %w", p.flag, p.expr, err)
 		}
@@ -100,13 +103,68 @@ func filtered(report *spread.Report, filter Filter) *spread.Report {
 	return &out
 }
 
+// selection is what the services check judges: the counts over the
+// selected services and the troubled ones among them, in the report's
+// order.
+type selection struct {
+	total, ready, schedulable int
+	troubled                  []troubled
+}
+
 // Services judges every selected service of the report.
 func Services(report *spread.Report, opts ServicesOptions) *nagios.Result {
 	report = filtered(report, opts.Filter)
-	services := group(report.Findings())
+	sel := selection{total: len(report.Services), troubled: group(report.Findings())}
+	for i := range report.Services {
+		sel.ready += report.Services[i].ReplicasReady
+		sel.schedulable += report.Services[i].ReplicasSchedulable
+	}
+	return judgeServices(sel, opts)
+}
+
+// ServicesFromAPI judges the answer of /api/v1/services, asked with the
+// filter of opts and for the services with findings only: the exporter
+// selected and judged, the totals come with the answer.
+func ServicesFromAPI(answer *api.Services, opts ServicesOptions) *nagios.Result {
+	sel := selection{total: answer.Selected.Services, ready: answer.Selected.ReplicasReady, schedulable: answer.Selected.ReplicasSchedulable}
+	for i := range answer.Services {
+		if t, ok := fromAPI(&answer.Services[i]); ok {
+			sel.troubled = append(sel.troubled, t)
+		}
+	}
+	return judgeServices(sel, opts)
+}
+
+// fromAPI turns a service of the API into the figures and findings the
+// check renders, so that both sources print the same lines; ok is false
+// for a service without findings.
+func fromAPI(s *api.Service) (troubled, bool) {
+	desired := -1
+	if s.ReplicasDesired != nil {
+		desired = *s.ReplicasDesired
+	}
+	f := &spread.Figures{
+		Service:       &spread.Service{Namespace: s.Namespace, Kind: s.Kind, Name: s.Name, DesiredReplicas: desired},
+		ReplicasReady: s.ReplicasReady, ReplicasSchedulable: s.ReplicasSchedulable,
+		Nodes: s.Nodes, SchedulableNodes: s.SchedulableNodes, MinNodes: s.MinNodes,
+	}
+	if s.Node != "" {
+		f.NodeReplicas = []spread.NodeCount{{Node: s.Node, Count: s.ReplicasReady}}
+	}
+	findings := make([]spread.Finding, len(s.Findings))
+	for i, finding := range s.Findings {
+		findings[i] = spread.Finding{Figures: f, Alert: finding.Alert, Severity: finding.Severity, TopologyKey: finding.TopologyKey}
+	}
+	if groups := group(findings); len(groups) == 1 {
+		return groups[0], true
+	}
+	return troubled{figures: f}, false
+}
+
+func judgeServices(sel selection, opts ServicesOptions) *nagios.Result {
 	// Critical services first, each group in the report's order.
 	var critical, warning []troubled
-	for _, t := range services {
+	for _, t := range sel.troubled {
 		if t.severity == spread.SeverityCritical {
 			critical = append(critical, t)
 		} else {
@@ -114,7 +172,7 @@ func Services(report *spread.Report, opts ServicesOptions) *nagios.Result {
 		}
 	}
 	worstFirst := slices.Concat(critical, warning)
-	total := len(report.Services)
+	total := sel.total
 
 	state := nagios.OK
 	if opts.Critical != nil && opts.Critical.Alert(float64(len(critical))) {
@@ -136,11 +194,7 @@ func Services(report *spread.Report, opts ServicesOptions) *nagios.Result {
 		summary += ": " + strings.Join(named, ", ")
 	}
 
-	var ready, schedulable int
-	for i := range report.Services {
-		ready += report.Services[i].ReplicasReady
-		schedulable += report.Services[i].ReplicasSchedulable
-	}
+	ready, schedulable := sel.ready, sel.schedulable
 	outOf := nagios.Float(float64(total))
 	result := &nagios.Result{
 		State:   state,
@@ -172,21 +226,44 @@ func Service(report *spread.Report, key ServiceKey) *nagios.Result {
 		}
 	}
 	if one == nil {
-		return &nagios.Result{State: nagios.Unknown, Summary: fmt.Sprintf(
-			"%s is not published by the exporter: check the names (kind is one of Service, Deployment, StatefulSet, ReplicaSet, ReplicationController) and the exporter's --namespaces.include", key)}
+		return notPublished(key)
 	}
 	single := *report
 	single.Services = []spread.Figures{*one}
-	services := group(single.Findings())
+	t := troubled{figures: &single.Services[0]}
+	if groups := group(single.Findings()); len(groups) == 1 {
+		t = groups[0]
+	}
+	return judgeService(key, t)
+}
 
-	f := &single.Services[0]
+// ServiceFromAPI judges the answer of /api/v1/services asked for exactly
+// one service; UNKNOWN when the exporter does not publish it.
+func ServiceFromAPI(answer *api.Services, key ServiceKey) *nagios.Result {
+	for i := range answer.Services {
+		s := &answer.Services[i]
+		if (ServiceKey{s.Namespace, string(s.Kind), s.Name}) == key {
+			t, _ := fromAPI(s)
+			return judgeService(key, t)
+		}
+	}
+	return notPublished(key)
+}
+
+func notPublished(key ServiceKey) *nagios.Result {
+	return &nagios.Result{State: nagios.Unknown, Summary: fmt.Sprintf(
+		"%s is not published by the exporter: check the names (kind is one of Service, Deployment, StatefulSet, ReplicaSet, ReplicationController) and the exporter's --namespaces.include", key)}
+}
+
+// judgeService renders one service; t.findings is empty when it has none.
+func judgeService(key ServiceKey, t troubled) *nagios.Result {
+	f := t.figures
 	result := &nagios.Result{
 		State: nagios.OK,
 		Summary: fmt.Sprintf("%s: %d ready replicas on %d nodes, %d survive maintenance on %d nodes, needs %d nodes",
 			key, f.ReplicasReady, f.Nodes, f.ReplicasSchedulable, f.SchedulableNodes, f.MinNodes),
 	}
-	if len(services) > 0 {
-		t := services[0]
+	if len(t.findings) > 0 {
 		result.State = stateOf(t.severity)
 		phrases := make([]string, len(t.findings))
 		for i, finding := range t.findings {

@@ -12,19 +12,9 @@ import (
 	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
 )
 
-// WhatIfURL derives the exporter's what-if API URL from its metrics URL:
-// the same scheme, host and credentials, with the last path element
-// (/metrics, or whatever --web.telemetry-path is) replaced.
+// WhatIfURL derives the exporter's what-if API URL from its metrics URL
+// (see APIURL).
 func WhatIfURL(metricsURL string, nodes, selectors []string) (string, error) {
-	u, err := url.Parse(metricsURL)
-	if err != nil {
-		return "", fmt.Errorf("--url %q: %w", metricsURL, err)
-	}
-	prefix := u.Path
-	if i := strings.LastIndex(prefix, "/"); i >= 0 {
-		prefix = prefix[:i]
-	}
-	u.Path = prefix + whatif.PathWhatIf
 	query := url.Values{}
 	for _, n := range nodes {
 		query.Add("node", n)
@@ -32,8 +22,7 @@ func WhatIfURL(metricsURL string, nodes, selectors []string) (string, error) {
 	for _, s := range selectors {
 		query.Add("selector", s)
 	}
-	u.RawQuery = query.Encode()
-	return u.String(), nil
+	return APIURL(metricsURL, whatif.PathWhatIf, query)
 }
 
 // FetchWhatIf asks the exporter what happens if the nodes went down now.

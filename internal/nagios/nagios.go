@@ -14,6 +14,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // State is the result of a check. Its value is the plugin's exit code.
@@ -154,33 +156,54 @@ type Result struct {
 	Details []string
 }
 
+// MaxFirstLine is the most bytes Write puts on the first line, perfdata
+// and newline included: NRPE's version 2 packets carry 1,024 bytes, the
+// last a NUL, and check_nrpe -2 cuts whatever is longer. A first line cut
+// there would lose its perfdata, the part graphs read.
+const MaxFirstLine = 1023
+
 // Write prints the result in the plugin output format:
 //
 //	STATE - summary | 'label'=value;warn;crit;min;max ...
 //	detail
 //	detail
 //
-// A '|' inside the summary or a detail would start performance data, and a
-// line break inside the summary would end the first line, so both are
-// replaced.
+// Every text goes through Line, so no label value can add a line or start
+// perfdata. A first line longer than MaxFirstLine has its summary cut
+// (ending in "...") and printed whole as the first detail line: the state
+// and the perfdata always fit.
 func (r *Result) Write(w io.Writer) error {
 	var b strings.Builder
-	b.WriteString(r.State.String())
-	b.WriteString(" - ")
-	b.WriteString(oneLine(r.Summary))
-	if len(r.Perfdata) > 0 {
-		b.WriteString(" |")
-		for _, p := range r.Perfdata {
-			b.WriteByte(' ')
-			b.WriteString(p.String())
+	head := r.State.String() + " - "
+	summary := Line(r.Summary)
+	var perfdata string
+	for _, p := range r.Perfdata {
+		item := " " + p.String()
+		// Perfdata that cannot fit even beside an empty summary is cut
+		// item by item; the long output has the figures in words.
+		if len(head)+len(" |")+len(perfdata)+len(item)+1 > MaxFirstLine {
+			break
 		}
+		perfdata += item
 	}
+	if perfdata != "" {
+		perfdata = " |" + perfdata
+	}
+	details := make([]string, 0, len(r.Details)+1)
+	if room := MaxFirstLine - len(head) - len(perfdata) - 1; len(summary) > room {
+		details = append(details, summary)
+		summary = cut(summary, room-len("...")) + "..."
+	}
+	b.WriteString(head)
+	b.WriteString(summary)
+	b.WriteString(perfdata)
 	b.WriteByte('\n')
 	for _, d := range r.Details {
-		for _, line := range strings.Split(d, "\n") {
-			b.WriteString(strings.ReplaceAll(line, "|", "/"))
-			b.WriteByte('\n')
-		}
+		details = append(details, Line(d))
+	}
+	for _, d := range details {
+		b.WriteString(d)
+		b.WriteByte('\n')
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write plugin output: %w", err)
@@ -188,9 +211,53 @@ func (r *Result) Write(w io.Writer) error {
 	return nil
 }
 
-func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "|", "/")
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+// Line makes s safe as one line of plugin output: '|' (which starts
+// perfdata, on any line) becomes '/', and every control character and
+// line or paragraph separator, which monitoring cores split lines on
+// (Icinga splits on CR as well as LF), is written as a Go escape such as
+// \n or \r. Label values of Kubernetes objects can hold any of them.
+func Line(s string) string {
+	clean := true
+	for _, c := range s {
+		if c == '|' || needsEscape(c) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c == '|':
+			b.WriteByte('/')
+		case needsEscape(c):
+			quoted := strconv.QuoteRune(c)
+			b.WriteString(quoted[1 : len(quoted)-1])
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+func needsEscape(c rune) bool {
+	return unicode.IsControl(c) || c == '\u2028' || c == '\u2029' || c == utf8.RuneError
+}
+
+// cut shortens s to at most n bytes without splitting a character.
+func cut(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // UnknownResult is the result of a check that could not reach a verdict:

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseRange(t *testing.T) {
@@ -180,7 +183,10 @@ func TestResultWrite(t *testing.T) {
 			"CRITICAL - 1 critical | 'a'=1 'b'=2;;;0\nx\ny\n"},
 		{"no perfdata", Result{State: OK, Summary: "fine"}, "OK - fine\n"},
 		{"a pipe or a newline cannot break the format", Result{State: Warning, Summary: "a | b\nc", Details: []string{"d|e", "f\ng"}},
-			"WARNING - a / b c\nd/e\nf\ng\n"},
+			"WARNING - a / b\\nc\nd/e\nf\\ng\n"},
+		{"CR, the other line breaks and control characters are escaped", Result{State: Critical, Summary: "a\rb\u2028c\u0085d", Details: []string{"e\r\nf\u2029g\x00h\ti\v"}},
+			`CRITICAL - a\rb\u2028c\u0085d` + "\n" + `e\r\nf\u2029g\x00h\ti\v` + "\n"},
+		{"invalid UTF-8 becomes the replacement character", Result{State: OK, Summary: "a\xffb"}, "OK - a\ufffdb\n"},
 		{"unknown", *UnknownResult(errors.New("timeout after 10s during connect of http://x")), "UNKNOWN - timeout after 10s during connect of http://x\n"},
 	}
 	for _, tc := range tests {
@@ -191,6 +197,51 @@ func TestResultWrite(t *testing.T) {
 			}
 			if buf.String() != tc.want {
 				t.Errorf("got %q, want %q", buf.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestResultWriteCapsTheFirstLine: a first line longer than NRPE v2's
+// packet is cut in the summary, never in the perfdata, and the whole
+// summary becomes the first detail line.
+func TestResultWriteCapsTheFirstLine(t *testing.T) {
+	perfdata := []Perfdata{{Label: "services", Value: 5, Min: Float(0)}, {Label: "critical", Value: 5, Min: Float(0)}}
+	tests := []struct {
+		name    string
+		summary string
+		wantCut bool
+	}{
+		{"short", "5 critical", false},
+		{"exactly fits", strings.Repeat("x", MaxFirstLine-len("CRITICAL - ")-len(" | 'services'=5;;;0 'critical'=5;;;0")-1), false},
+		{"one byte too long", strings.Repeat("x", MaxFirstLine-len("CRITICAL - ")-len(" | 'services'=5;;;0 'critical'=5;;;0")), true},
+		{"multi-byte characters are not split", strings.Repeat("é", 2000), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			r := Result{State: Critical, Summary: tc.summary, Perfdata: perfdata, Details: []string{"detail"}}
+			if err := r.Write(&buf); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.SplitAfter(buf.String(), "\n")
+			first := lines[0]
+			if len(first) > MaxFirstLine || !utf8.ValidString(first) {
+				t.Errorf("first line of %d bytes (valid UTF-8: %v), want at most %d", len(first), utf8.ValidString(first), MaxFirstLine)
+			}
+			if !strings.HasSuffix(first, " | 'services'=5;;;0 'critical'=5;;;0\n") || !strings.HasPrefix(first, "CRITICAL - ") {
+				t.Errorf("first line lost its state or perfdata: %q", first)
+			}
+			cut := strings.Contains(first, "... |")
+			if cut != tc.wantCut {
+				t.Errorf("summary cut: %v, want %v: %q", cut, tc.wantCut, first)
+			}
+			wantDetails := []string{"detail\n", ""}
+			if tc.wantCut {
+				wantDetails = []string{tc.summary + "\n", "detail\n", ""}
+			}
+			if !slices.Equal(lines[1:], wantDetails) {
+				t.Errorf("details %q, want %q", lines[1:], wantDetails)
 			}
 		})
 	}

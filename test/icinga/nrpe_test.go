@@ -2,7 +2,10 @@ package icinga
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/user"
@@ -11,6 +14,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/api"
+	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
+	"github.com/kube-spread-exporter/kube-spread-exporter/collector"
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
 const (
@@ -21,12 +31,18 @@ const (
 	shippedURL    = "http://127.0.0.1:10217/metrics"
 )
 
-// testNRPE starts nrpe with the shipped icinga/nrpe/kube_spread.cfg (its
-// paths pointed at the built check and the running exporter) and checks
-// that check_nrpe returns exactly what the plugin says when run directly:
-// exit code, first line and detail lines. The exporter is in a steady
-// state (the replay's day two), so both runs see the same cluster.
-func testNRPE(t *testing.T, metricsURL string) {
+// nrpeDaemon is a running nrpe with the shipped icinga/nrpe/kube_spread.cfg.
+type nrpeDaemon struct {
+	address  []string
+	commands map[string][]string
+}
+
+// startNRPE starts nrpe with the shipped snippet, its paths pointed at the
+// built check and urls[""]; for every other key of urls the snippet's
+// health command is added again as kube_spread_health_<key>, reading that
+// URL.
+func startNRPE(t *testing.T, urls map[string]string) *nrpeDaemon {
+	t.Helper()
 	requireTool(t, nrpeBinary)
 	requireTool(t, checkNRPE)
 	check := checkPlugin(t)
@@ -38,8 +54,19 @@ func testNRPE(t *testing.T, metricsURL string) {
 	if !strings.Contains(string(shipped), shippedPlugin) || !strings.Contains(string(shipped), shippedURL) {
 		t.Fatalf("icinga/nrpe/kube_spread.cfg no longer uses %s and %s: update the test", shippedPlugin, shippedURL)
 	}
-	snippet := strings.ReplaceAll(strings.ReplaceAll(string(shipped), shippedPlugin, check), shippedURL, metricsURL)
-	commands := parseCommands(t, snippet)
+	snippet := strings.ReplaceAll(strings.ReplaceAll(string(shipped), shippedPlugin, check), shippedURL, urls[""])
+	for key, url := range urls {
+		if key == "" {
+			continue
+		}
+		for _, line := range strings.Split(string(shipped), "\n") {
+			if strings.HasPrefix(line, "command[kube_spread_health]=") {
+				line = strings.Replace(line, "command[kube_spread_health]", "command[kube_spread_health_"+key+"]", 1)
+				snippet += strings.ReplaceAll(strings.ReplaceAll(line, shippedPlugin, check), shippedURL, url) + "\n"
+			}
+		}
+	}
+	d := &nrpeDaemon{commands: parseCommands(t, snippet)}
 
 	dir := t.TempDir()
 	// nrpe runs as the nagios user when started as root; it reads its
@@ -72,7 +99,7 @@ include=%s
 		t.Fatal(err)
 	}
 
-	var log strings.Builder
+	var log lockedBuffer
 	nrpe := exec.Command(nrpeBinary, "-c", configFile, "-f")
 	nrpe.Stdout, nrpe.Stderr = &log, &log
 	// nrpe dies with the test process, even on a panic or kill.
@@ -97,14 +124,14 @@ include=%s
 		}
 	})
 
-	address := []string{"-H", "127.0.0.1", "-p", fmt.Sprint(port), "-t", "30"}
+	d.address = []string{"-H", "127.0.0.1", "-p", fmt.Sprint(port), "-t", "30"}
 	// Without -c, check_nrpe asks for the version: nrpe is up when it
 	// answers.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, out := runCommand(t, checkNRPE, address...)
+		code, out := runCommand(t, checkNRPE, d.address...)
 		if code == 0 && strings.HasPrefix(out, "NRPE v") {
-			break
+			return d
 		}
 		select {
 		case err := <-exited:
@@ -116,36 +143,50 @@ include=%s
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
 
-	for _, tc := range []struct {
-		command  string
-		wantCode int
-		// wantFirst is the start of the first line.
-		wantFirst string
-	}{
-		{"kube_spread_services", 2, "CRITICAL - "},
-		{"kube_spread_mathoid", 2, "CRITICAL - mathoid/Deployment/mathoid: no replica survives maintenance | 'replicas_desired'=4;;;0 'replicas_ready'=4;;;0 'replicas_schedulable'=0;;;0 'nodes'=2;;;0 'schedulable_nodes'=0;;;0 'min_nodes'=2;;;0"},
-		{"kube_spread_health", 0, "OK - kube-spread-exporter"},
-	} {
-		t.Run(tc.command, func(t *testing.T) {
-			args, ok := commands[tc.command]
-			if !ok {
-				t.Fatalf("command[%s] is not in icinga/nrpe/kube_spread.cfg", tc.command)
-			}
-			code, out := runCommand(t, checkNRPE, append(address, "-c", tc.command)...)
-			directCode, direct := runCommand(t, args[0], args[1:]...)
-			if code != tc.wantCode || !strings.HasPrefix(out, tc.wantFirst) {
-				t.Errorf("check_nrpe -c %s: exit %d\n%s\nwant exit %d, starting %q", tc.command, code, out, tc.wantCode, tc.wantFirst)
-			}
-			// The health line holds an age in seconds that may tick
-			// between the two runs; the others are the same text.
-			if tc.command == "kube_spread_health" {
-				out, direct = firstWords(out, 6), firstWords(direct, 6)
-			}
-			if code != directCode || strings.TrimRight(out, "\n") != strings.TrimRight(direct, "\n") {
-				t.Errorf("through NRPE: exit %d\n%s\nrun directly: exit %d\n%s", code, out, directCode, direct)
-			}
-		})
+// expect runs the command through check_nrpe, protocol v4 and v2 (-2),
+// and directly: every run must give the exit code and a first line that
+// starts with wantFirst; v4 must carry the check's whole output, v2 at
+// least its whole first line, perfdata included.
+func (d *nrpeDaemon) expect(t *testing.T, command string, wantCode int, wantFirst string) {
+	t.Helper()
+	d.expectWith(t, command, wantCode, wantFirst, "")
+}
+
+// expectWith is expect, and the v4 output must also contain contains.
+func (d *nrpeDaemon) expectWith(t *testing.T, command string, wantCode int, wantFirst, contains string) {
+	t.Helper()
+	args, ok := d.commands[command]
+	if !ok {
+		t.Fatalf("command[%s] is not in the NRPE configuration", command)
+	}
+	code, v4 := runCommand(t, checkNRPE, append(d.address, "-c", command)...)
+	code2, v2 := runCommand(t, checkNRPE, append(d.address, "-2", "-c", command)...)
+	directCode, direct := runCommand(t, args[0], args[1:]...)
+	first := func(s string) string { f, _, _ := strings.Cut(s, "\n"); return f }
+	for _, run := range []struct {
+		name string
+		code int
+		out  string
+	}{{"check_nrpe", code, v4}, {"check_nrpe -2", code2, v2}, {"directly", directCode, direct}} {
+		if run.code != wantCode || !strings.HasPrefix(run.out, wantFirst) {
+			t.Errorf("%s -c %s: exit %d\n%s\nwant exit %d, starting %q", run.name, command, run.code, run.out, wantCode, wantFirst)
+		}
+	}
+	if contains != "" && !strings.Contains(v4, contains) {
+		t.Errorf("check_nrpe -c %s lacks %q:\n%s", command, contains, v4)
+	}
+	// Health lines hold ages that tick between runs; the others are the
+	// same text whichever way they travel.
+	if strings.Contains(command, "health") {
+		return
+	}
+	if strings.TrimRight(v4, "\n") != strings.TrimRight(direct, "\n") {
+		t.Errorf("check_nrpe -c %s:\n%s\nrun directly:\n%s", command, v4, direct)
+	}
+	if first(v2) != first(direct) {
+		t.Errorf("check_nrpe -2 -c %s, first line:\n%s\nrun directly:\n%s", command, first(v2), first(direct))
 	}
 }
 
@@ -168,11 +209,6 @@ func parseCommands(t *testing.T, snippet string) map[string][]string {
 	return commands
 }
 
-func firstWords(s string, n int) string {
-	words := strings.Fields(s)
-	return strings.Join(words[:min(n, len(words))], " ")
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -181,4 +217,62 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// fixedSource is a fixed cluster for the exporter's own handlers.
+type fixedSource struct{ cluster *spread.Cluster }
+
+func (s fixedSource) Snapshot() (*spread.Cluster, error) { return s.cluster, nil }
+func (fixedSource) Status() []cluster.ResourceStatus {
+	return []cluster.ResourceStatus{{Resource: "pods", Synced: true, LastUpdate: time.Now()}}
+}
+func (fixedSource) InvalidAnnotations() uint64 { return 0 }
+func (fixedSource) Generation() uint64         { return 1 }
+func (fixedSource) Freshness() cluster.Freshness {
+	return cluster.Freshness{Probed: true, APIServerUp: true, Confirmed: time.Now()}
+}
+
+// TestNRPEv2KeepsPerfdata: services with names of the longest kind make a
+// first line the check must cap, so that NRPE v2's 1,024 bytes still carry
+// the state and all perfdata; the names go whole to the long output, which
+// v4 carries.
+func TestNRPEv2KeepsPerfdata(t *testing.T) {
+	nodes := map[string]*spread.Node{
+		"a": {Name: "a", Unschedulable: []spread.Reason{spread.ReasonCordoned}},
+		"b": {Name: "b", Unschedulable: []spread.Reason{spread.ReasonCordoned}},
+		"c": {Name: "c"},
+	}
+	c := &spread.Cluster{Nodes: nodes}
+	for i := range 5 {
+		// 253 characters: the longest name a Deployment may have.
+		name := fmt.Sprintf("service-%d-%s", i, strings.Repeat("x", 253-len("service-0-")))
+		c.Services = append(c.Services, &spread.Service{Namespace: strings.Repeat("n", 63), Kind: spread.KindDeployment, Name: name, DesiredReplicas: 2,
+			Replicas: []spread.Replica{{Node: "a", Ready: true}, {Node: "b", Ready: true}}})
+	}
+	logger := slog.New(slog.DiscardHandler)
+	figures := collector.New(fixedSource{c}, collector.Options{Analysis: spread.Options{DefaultMinNodes: 2}}, logger)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(figures)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", collector.NewHandler(registry, figures, logger))
+	mux.Handle(api.PathServices, collector.NewAPI(figures, time.Now(), logger))
+	server := httptest.NewServer(mux)
+	t.Cleanup(server.Close)
+
+	d := startNRPE(t, map[string]string{"": server.URL + "/metrics"})
+	const perfdata = " | 'services'=5;;;0 'critical'=5;;0;0;5 'warning'=0;;;0;5 'not_ok'=5;0;;0;5 'replicas_ready'=10;;;0 'replicas_schedulable'=0;;;0"
+	for _, v2 := range []bool{false, true} {
+		args := append(d.address, "-c", "kube_spread_services")
+		if v2 {
+			args = append(d.address, "-2", "-c", "kube_spread_services")
+		}
+		code, out := runCommand(t, checkNRPE, args...)
+		first, rest, _ := strings.Cut(out, "\n")
+		if code != 2 || !strings.HasPrefix(first, "CRITICAL - 5 critical, 0 warning of 5 services: ") || !strings.HasSuffix(first, "..."+perfdata) || len(first)+1 > 1023 {
+			t.Errorf("check_nrpe %v: exit %d, first line of %d bytes:\n%s", args[4:], code, len(first), first)
+		}
+		if !v2 && strings.Count(rest, "CRITICAL "+strings.Repeat("n", 63)+"/Deployment/service-") != 5 {
+			t.Errorf("check_nrpe v4 lost the long output:\n%s", rest)
+		}
+	}
 }

@@ -55,6 +55,8 @@ type Config struct {
 	ChurnRate     float64
 	ChurnDuration time.Duration
 	Burst         int
+	// CheckRuns is how many times each check_kube_spread run is timed.
+	CheckRuns int
 	// ExporterRev is the git revision the exporter is built from, out of a
 	// clean export of it (git archive), so that a row measures a commit and
 	// not whatever the working tree holds at the time. Empty builds the
@@ -72,7 +74,7 @@ type Config struct {
 // DefaultConfig is the run of `make bench-scale` for a size.
 func DefaultConfig(size synth.Size) Config {
 	return Config{
-		Size: size, Workers: 48, Scrapes: 50, Reactions: 10, ChurnRate: 20, ChurnDuration: 30 * time.Second, Burst: 1000,
+		Size: size, Workers: 48, Scrapes: 50, Reactions: 10, ChurnRate: 20, ChurnDuration: 30 * time.Second, Burst: 1000, CheckRuns: 10,
 		ExporterRev: "HEAD",
 	}
 }
@@ -113,6 +115,11 @@ type Result struct {
 	// Config.ChurnRate for Config.ChurnDuration; BurstCPU while Config.Burst
 	// updates arrive at once (and for 5 s after).
 	ChurnCPU, BurstCPU time.Duration
+	// Checks are the costs of check_kube_spread runs against the exporter
+	// (checks.go).
+	Checks []CheckCost
+
+	checkBinary string
 }
 
 // BytesPerPod is the steady resident memory divided by the pods.
@@ -187,10 +194,26 @@ func loaderToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// buildExporter builds the exporter binary into work, from rev or, if rev
-// is empty, from the working tree, and sets *commit to what it was built
-// from.
-func buildExporter(ctx context.Context, root, work, rev string, commit *string) (string, error) {
+// buildExporter builds the exporter and the check into work, from rev or,
+// if rev is empty, from the working tree, and sets *commit to what they
+// were built from.
+func buildExporter(ctx context.Context, root, work, rev string, commit *string) (exporter, check string, err error) {
+	src, err := source(ctx, root, work, rev, commit)
+	if err != nil {
+		return "", "", err
+	}
+	if exporter, err = exporterproc.Build(ctx, src, work); err != nil {
+		return "", "", err
+	}
+	if check, err = exporterproc.BuildCommand(ctx, src, work, "check_kube_spread"); err != nil {
+		return "", "", err
+	}
+	return exporter, check, nil
+}
+
+// source returns the directory of the sources to build: root for the
+// working tree, else a clean export of rev.
+func source(ctx context.Context, root, work, rev string, commit *string) (string, error) {
 	if rev == "" {
 		head, err := git(ctx, root, "rev-parse", "--short", "HEAD")
 		if err != nil {
@@ -207,7 +230,7 @@ func buildExporter(ctx context.Context, root, work, rev string, commit *string) 
 				break
 			}
 		}
-		return exporterproc.Build(ctx, root, work)
+		return root, nil
 	}
 	resolved, err := git(ctx, root, "rev-parse", "--short", "--verify", rev+"^{commit}")
 	if err != nil {
@@ -238,7 +261,7 @@ func buildExporter(ctx context.Context, root, work, rev string, commit *string) 
 	if err := extract.Wait(); err != nil {
 		return "", fmt.Errorf("export %s: tar: %w\n%s", rev, err, stderr.Bytes())
 	}
-	return exporterproc.Build(ctx, src, work)
+	return src, nil
 }
 
 func git(ctx context.Context, dir string, args ...string) (string, error) {
@@ -272,7 +295,7 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 	}
 	defer os.RemoveAll(work)
 	var commit string
-	binary, err := buildExporter(ctx, root, work, cfg.ExporterRev, &commit)
+	binary, checkBinary, err := buildExporter(ctx, root, work, cfg.ExporterRev, &commit)
 	if err != nil {
 		return nil, err
 	}
@@ -316,6 +339,7 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 	for _, flags := range exporters {
 		r := &Result{Size: cfg.Size, Commit: commit, Flags: flags, Load: loaded}
 		logf("exporter flags: %q", flags)
+		r.checkBinary = checkBinary
 		if err := r.measure(ctx, cfg, binary, cp.Kubeconfig, client, cluster, logf); err != nil {
 			return results, err
 		}
@@ -365,6 +389,9 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig str
 	logf("synced in %s: RSS %d MiB, peak %d MiB", r.Sync.Round(time.Millisecond), r.RSSAfterSync>>20, r.PeakRSS>>20)
 
 	if err := r.measureScrapes(ctx, scraper, cfg.Scrapes, logf); err != nil {
+		return err
+	}
+	if err := r.measureChecks(ctx, exporter, cluster, cfg.CheckRuns, logf); err != nil {
 		return err
 	}
 	if err := r.measureChangedScrapes(ctx, client, cluster, scraper, cfg, logf); err != nil {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"math"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale/synth"
 )
 
@@ -62,6 +65,16 @@ func checkMeasured(t *testing.T, result *Result) {
 	if result.Commit == "" {
 		t.Error("Commit is empty")
 	}
+	// A service check and the health check, each through the API and
+	// through /metrics.
+	if len(result.Checks) != 4 {
+		t.Errorf("%d check costs, want 4: %+v", len(result.Checks), result.Checks)
+	}
+	for _, c := range result.Checks {
+		if c.WallP50 <= 0 || c.PeakRSS == 0 || c.ExporterCPU < 0 {
+			t.Errorf("check cost not measured: %+v", c)
+		}
+	}
 	if bpp := result.BytesPerPod(); bpp <= 0 || math.IsInf(bpp, 0) {
 		t.Errorf("BytesPerPod = %v", bpp)
 	}
@@ -81,5 +94,30 @@ func TestSplitEnv(t *testing.T) {
 		if !slices.Equal(env, tc.env) || !slices.Equal(flags, tc.flags) {
 			t.Errorf("splitEnv(%q) = %q, %q; want %q, %q", tc.words, env, flags, tc.env, tc.flags)
 		}
+	}
+}
+
+// TestRunCheckMeasuresTheCheckAlone: the peak memory of a check is its
+// own, not the harness's it was forked from. A check of an address where
+// nothing listens is CRITICAL at once, having allocated little.
+func TestRunCheckMeasuresTheCheckAlone(t *testing.T) {
+	binary, err := exporterproc.BuildCommand(context.Background(), repo.RootForTest(t), t.TempDir(), "check_kube_spread")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Grow the harness's own memory well past a check's.
+	ballast := make([]byte, 200<<20)
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	r := &Result{checkBinary: binary}
+	wall, peak, err := r.runCheck(context.Background(), []string{"health", "--url", "http://127.0.0.1:1/metrics"})
+	runtime.KeepAlive(ballast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("check: wall %s, peak RSS %.1f MiB", wall, float64(peak)/(1<<20))
+	if wall <= 0 || peak == 0 || peak > 100<<20 {
+		t.Errorf("wall %s, peak %d MiB: want a positive time and the check's own few MiB, not the harness's 200", wall, peak>>20)
 	}
 }

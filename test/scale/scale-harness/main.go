@@ -31,6 +31,7 @@ func main() {
 	flag.Float64Var(&cfg.ChurnRate, "churn.rate", cfg.ChurnRate, "pod status updates per second during the churn")
 	flag.DurationVar(&cfg.ChurnDuration, "churn.duration", cfg.ChurnDuration, "how long the churn lasts")
 	flag.IntVar(&cfg.Burst, "burst", cfg.Burst, "pod status updates sent at once after the churn")
+	flag.IntVar(&cfg.CheckRuns, "check.runs", cfg.CheckRuns, "timed runs of each check_kube_spread command")
 	flag.StringVar(&cfg.ExporterRev, "exporter.rev", cfg.ExporterRev, "git revision to build the exporter from (empty: the working tree as it is)")
 	exporters := flag.String("exporter.flags", "", "the exporter's flags, space-separated, after any NAME=value environment variables; several runs on the same cluster separated by ';' (\"; GOGC=50 --no-collector.node-replicas\" measures the defaults, then without node_replicas and with GOGC=50)")
 	flag.Parse()
@@ -55,6 +56,14 @@ func main() {
 		fmt.Println(scale.TableHeader)
 		for _, r := range results {
 			fmt.Println(r.Row())
+		}
+		// The cost of a check, the table of docs/check.md.
+		fmt.Println()
+		fmt.Println(scale.CheckTableHeader)
+		for _, r := range results {
+			for _, row := range r.CheckRows() {
+				fmt.Println(row)
+			}
 		}
 	}
 	if err != nil {
