@@ -33,10 +33,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/promserver"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/controlplane"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/promserver"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/replay"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
 )

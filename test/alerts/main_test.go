@@ -1,6 +1,6 @@
 // Package alerts tests the alert rules end to end: the exporter, built and
-// run as users run it, watches a real control plane (internal/controlplane);
-// a real Prometheus (internal/promserver) scrapes it and evaluates
+// run as users run it, watches a real control plane (internal/harness/controlplane);
+// a real Prometheus (internal/harness/promserver) scrapes it and evaluates
 // rules/kube-spread.rules.yml; the tests read the alerts from Prometheus's
 // API while the mathoid incident is replayed.
 package alerts
@@ -9,8 +9,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/controlplane"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
 )
 
 var cp *controlplane.ControlPlane

@@ -12,9 +12,9 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/promserver"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/promserver"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/replay"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 

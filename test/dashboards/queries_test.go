@@ -17,10 +17,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/dashboards"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/promserver"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/promserver"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/replay"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/repo"
 )
 
 // interval is the scrape and evaluation interval: short, so that the

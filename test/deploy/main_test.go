@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/controlplane"
 )
 
 // repoRoot is the repository, seen from this package's directory (go test

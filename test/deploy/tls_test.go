@@ -28,7 +28,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
 )
 
 // pki is a throw-away CA with a server and a client certificate, as PEM

@@ -22,8 +22,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/controlplane"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
 )
 
 var cp *controlplane.ControlPlane

@@ -1,6 +1,6 @@
 // Package integration tests the exporter, built and run as users run it,
 // against a real control plane: etcd, kube-apiserver, controller-manager,
-// scheduler and kwok's simulated kubelets (internal/controlplane).
+// scheduler and kwok's simulated kubelets (internal/harness/controlplane).
 package integration
 
 import (
@@ -9,8 +9,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/controlplane"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
 )
 
 var cp *controlplane.ControlPlane

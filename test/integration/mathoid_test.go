@@ -16,9 +16,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/replay"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
 )

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
 	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale/synth"
 )
 

@@ -34,9 +34,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/controlplane"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale/synth"
 )
 
@@ -150,7 +150,7 @@ func (r *Result) Row() string {
 // controlPlaneOptions starts etcd and kube-apiserver alone, sized and
 // tuned for loading a full-size cluster. The cluster is thrown away after
 // the run: etcd already runs with --unsafe-no-fsync there
-// (internal/controlplane does so for every test cluster), which is right
+// (internal/harness/controlplane does so for every test cluster), which is right
 // for a benchmark cluster and for nothing else.
 //
 // Loading is bound by the API server's CPU (about 2 ms per write, a third

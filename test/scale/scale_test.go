@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/test/scale/synth"
 )
 

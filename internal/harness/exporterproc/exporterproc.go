@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/childproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/childproc"
 )
 
 // Build compiles ./cmd/kube-spread-exporter of the repository at root into

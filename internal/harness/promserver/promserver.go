@@ -16,8 +16,8 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/childproc"
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/childproc"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/repo"
 )
 
 // Binary returns the path of the prometheus binary: in $KSE_TOOLS_BIN if

@@ -8,7 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/repo"
 )
 
 // ForTest builds the exporter, runs it against kubeconfig with the flags,

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/controlplane"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/controlplane"
 )
 
 var cp *controlplane.ControlPlane

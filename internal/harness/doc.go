@@ -1,0 +1,6 @@
+// Package harness holds, in its sub-packages, the test and demo harness:
+// the real control plane (controlplane), the exporter, Prometheus and other
+// child processes (exporterproc, promserver, childproc), the mathoid replay
+// (replay) and the checkout's root (repo). None of it ships in a product
+// binary; the packages that do are internal/check and internal/nagios.
+package harness
