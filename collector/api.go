@@ -132,7 +132,8 @@ func (a *API) serveServices(w http.ResponseWriter, query url.Values) {
 		a.notSynced(w)
 		return
 	}
-	findings := s.findingsByService()
+	schedulableNodes := s.schedulableNodes()
+	var findings []spread.Finding
 	answer := api.Services{Services: []api.Service{}}
 	for i := range s.report.Services {
 		f := &s.report.Services[i]
@@ -140,7 +141,10 @@ func (a *API) serveServices(w http.ResponseWriter, query url.Values) {
 		if !namespace.match(svc.Namespace) || !kind.match(string(svc.Kind)) || !name.match(svc.Name) {
 			continue
 		}
-		severity := worstSeverity(findings[f])
+		// Only the selected services' findings are worked out: a check of
+		// one service costs a scan of names, not the findings of 30,000.
+		findings = s.report.AppendFindings(findings[:0], f, schedulableNodes)
+		severity := worstSeverity(findings)
 		answer.Selected.Services++
 		answer.Selected.ReplicasReady += f.ReplicasReady
 		answer.Selected.ReplicasSchedulable += f.ReplicasSchedulable
@@ -154,20 +158,15 @@ func (a *API) serveServices(w http.ResponseWriter, query url.Values) {
 			len(severities) > 0 && !slices.Contains(severities, string(severity)) {
 			continue
 		}
-		answer.Services = append(answer.Services, apiService(f, findings[f], severity))
+		answer.Services = append(answer.Services, apiService(f, findings, severity))
 	}
 	writeAPIJSON(w, answer)
 }
 
-// findingsByService works the findings out once per analysis.
-func (s *scrape) findingsByService() map[*spread.Figures][]spread.Finding {
-	s.findingsOnce.Do(func() {
-		s.findings = make(map[*spread.Figures][]spread.Finding)
-		for _, f := range s.report.Findings() {
-			s.findings[f.Figures] = append(s.findings[f.Figures], f)
-		}
-	})
-	return s.findings
+// schedulableNodes counts the report's schedulable nodes once per analysis.
+func (s *scrape) schedulableNodes() int {
+	s.schedulableOnce.Do(func() { s.schedulable = s.report.SchedulableNodes() })
+	return s.schedulable
 }
 
 func worstSeverity(findings []spread.Finding) spread.Severity {

@@ -31,10 +31,10 @@ type scrape struct {
 	// keys are indexes into report.TopologyKeys, sorted by key.
 	keys []int
 
-	// findings are report.Findings() per service, worked out once for
-	// the JSON API (api.go) on its first request, never for /metrics.
-	findingsOnce sync.Once
-	findings     map[*spread.Figures][]spread.Finding
+	// schedulable counts the report's schedulable nodes, worked out once
+	// for the JSON API (api.go) on its first request, never for /metrics.
+	schedulableOnce sync.Once
+	schedulable     int
 }
 
 // service is the figures of one service and its labels as written, which

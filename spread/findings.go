@@ -48,37 +48,52 @@ type Finding struct {
 // Services that declare themselves non-redundant (min_nodes below 2: one
 // desired replica, or the annotation set to 1) never have findings.
 func (r *Report) Findings() []Finding {
-	schedulableNodes := 0
-	for _, n := range r.Nodes {
-		if n.Node.Schedulable() {
-			schedulableNodes++
-		}
-	}
+	schedulableNodes := r.SchedulableNodes()
 	var findings []Finding
 	for i := range r.Services {
-		f := &r.Services[i]
-		if f.MinNodes < 2 {
-			continue
+		findings = r.AppendFindings(findings, &r.Services[i], schedulableNodes)
+	}
+	return findings
+}
+
+// SchedulableNodes counts the schedulable nodes of the report, which
+// AppendFindings needs.
+func (r *Report) SchedulableNodes() int {
+	schedulable := 0
+	for _, n := range r.Nodes {
+		if n.Node.Schedulable() {
+			schedulable++
 		}
-		add := func(alert string, severity Severity) {
-			findings = append(findings, Finding{Figures: f, Alert: alert, Severity: severity})
-		}
-		switch {
-		case f.ReplicasReady > 0 && f.ReplicasSchedulable == 0:
-			add(AlertNoReplicaSurvivesMaintenance, SeverityCritical)
-		case f.ReplicasSchedulable > 0 && f.SchedulableNodes < f.MinNodes && f.Nodes >= f.MinNodes:
-			add(AlertMaintenanceBelowMinNodes, SeverityCritical)
-		}
-		switch {
-		case f.ReplicasReady >= 2 && f.Nodes == 1:
-			add(AlertSingleHomed, SeverityWarning)
-		case f.ReplicasReady >= f.MinNodes && f.Nodes >= 2 && f.Nodes < f.MinNodes && schedulableNodes >= f.MinNodes:
-			add(AlertBelowMinNodes, SeverityWarning)
-		}
-		for j, d := range f.Domains {
-			if f.ReplicasReady >= 2 && d.All == 1 && j < len(r.Domains) && r.Domains[j].Schedulable >= 2 {
-				findings = append(findings, Finding{Figures: f, Alert: AlertSingleTopologyDomain, Severity: SeverityWarning, TopologyKey: d.Key})
-			}
+	}
+	return schedulable
+}
+
+// AppendFindings appends the findings of one service of the report (f
+// points into r.Services) to findings: what Findings lists for it, without
+// working out every other service's. schedulableNodes is
+// r.SchedulableNodes().
+func (r *Report) AppendFindings(findings []Finding, f *Figures, schedulableNodes int) []Finding {
+	if f.MinNodes < 2 {
+		return findings
+	}
+	add := func(alert string, severity Severity) {
+		findings = append(findings, Finding{Figures: f, Alert: alert, Severity: severity})
+	}
+	switch {
+	case f.ReplicasReady > 0 && f.ReplicasSchedulable == 0:
+		add(AlertNoReplicaSurvivesMaintenance, SeverityCritical)
+	case f.ReplicasSchedulable > 0 && f.SchedulableNodes < f.MinNodes && f.Nodes >= f.MinNodes:
+		add(AlertMaintenanceBelowMinNodes, SeverityCritical)
+	}
+	switch {
+	case f.ReplicasReady >= 2 && f.Nodes == 1:
+		add(AlertSingleHomed, SeverityWarning)
+	case f.ReplicasReady >= f.MinNodes && f.Nodes >= 2 && f.Nodes < f.MinNodes && schedulableNodes >= f.MinNodes:
+		add(AlertBelowMinNodes, SeverityWarning)
+	}
+	for j, d := range f.Domains {
+		if f.ReplicasReady >= 2 && d.All == 1 && j < len(r.Domains) && r.Domains[j].Schedulable >= 2 {
+			findings = append(findings, Finding{Figures: f, Alert: AlertSingleTopologyDomain, Severity: SeverityWarning, TopologyKey: d.Key})
 		}
 	}
 	return findings
