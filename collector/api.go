@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/api"
 	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/jsonapi"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -41,7 +41,7 @@ func NewAPI(c *Collector, started time.Time, logger *slog.Logger) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeAPIError(w, http.StatusMethodNotAllowed, "method %s not allowed, use GET", r.Method)
+		jsonapi.WriteError(w, http.StatusMethodNotAllowed, "method %s not allowed, use GET", r.Method)
 		return
 	}
 	switch r.URL.Path {
@@ -50,7 +50,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case api.PathHealth:
 		a.serveHealth(w, r.URL.Query())
 	default:
-		writeAPIError(w, http.StatusNotFound, "no such API path %s", r.URL.Path)
+		jsonapi.WriteError(w, http.StatusNotFound, "no such API path %s", r.URL.Path)
 	}
 }
 
@@ -89,8 +89,8 @@ func (m matcher) match(s string) bool {
 }
 
 func (a *API) serveServices(w http.ResponseWriter, query url.Values) {
-	if err := onlyParams(query, api.ParamNamespace, api.ParamKind, api.ParamName, api.ParamVerdict, api.ParamSeverity); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "%v", err)
+	if err := jsonapi.OnlyParams(query, api.ParamNamespace, api.ParamKind, api.ParamName, api.ParamVerdict, api.ParamSeverity); err != nil {
+		jsonapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	var namespace, kind, name matcher
@@ -100,29 +100,29 @@ func (a *API) serveServices(w http.ResponseWriter, query url.Values) {
 	}{{api.ParamNamespace, &namespace}, {api.ParamKind, &kind}, {api.ParamName, &name}} {
 		values := query[p.param]
 		if len(values) > 1 {
-			writeAPIError(w, http.StatusBadRequest, "%s given %d times; join alternatives with |", p.param, len(values))
+			jsonapi.WriteError(w, http.StatusBadRequest, "%s given %d times; join alternatives with |", p.param, len(values))
 			return
 		}
 		if len(values) == 1 {
 			m, err := newMatcher(p.param, values[0])
 			if err != nil {
-				writeAPIError(w, http.StatusBadRequest, "%v", err)
+				jsonapi.WriteError(w, http.StatusBadRequest, "%v", err)
 				return
 			}
 			*p.dst = m
 		}
 	}
-	verdicts := splitList(query[api.ParamVerdict])
+	verdicts := jsonapi.SplitLists(query[api.ParamVerdict])
 	for _, v := range verdicts {
 		if !slices.Contains([]string{string(spread.VerdictOK), string(spread.VerdictBelowMinNodes), string(spread.VerdictSingleHomed), string(spread.VerdictNoReplicasLeft)}, v) {
-			writeAPIError(w, http.StatusBadRequest, "verdict %q: want ok, below_min_nodes, single_homed or no_replicas_left", v)
+			jsonapi.WriteError(w, http.StatusBadRequest, "verdict %q: want ok, below_min_nodes, single_homed or no_replicas_left", v)
 			return
 		}
 	}
-	severities := splitList(query[api.ParamSeverity])
+	severities := jsonapi.SplitLists(query[api.ParamSeverity])
 	for _, s := range severities {
 		if !slices.Contains([]string{string(spread.SeverityCritical), string(spread.SeverityWarning), string(api.SeverityNone)}, s) {
-			writeAPIError(w, http.StatusBadRequest, "severity %q: want critical, warning or none", s)
+			jsonapi.WriteError(w, http.StatusBadRequest, "severity %q: want critical, warning or none", s)
 			return
 		}
 	}
@@ -160,7 +160,7 @@ func (a *API) serveServices(w http.ResponseWriter, query url.Values) {
 		}
 		answer.Services = append(answer.Services, apiService(f, findings, severity))
 	}
-	writeAPIJSON(w, answer)
+	jsonapi.WriteJSON(w, answer, "")
 }
 
 // schedulableNodes counts the report's schedulable nodes once per analysis.
@@ -202,8 +202,8 @@ func apiService(f *spread.Figures, findings []spread.Finding, severity spread.Se
 }
 
 func (a *API) serveHealth(w http.ResponseWriter, query url.Values) {
-	if err := onlyParams(query); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "%v", err)
+	if err := jsonapi.OnlyParams(query); err != nil {
+		jsonapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	source := a.collector.source
@@ -228,7 +228,7 @@ func (a *API) serveHealth(w http.ResponseWriter, query url.Values) {
 		})
 	}
 	slices.SortFunc(answer.Caches, func(a, b api.Cache) int { return strings.Compare(a.Resource, b.Resource) })
-	writeAPIJSON(w, answer)
+	jsonapi.WriteJSON(w, answer, "")
 }
 
 // notSynced answers 503, as /readyz does, naming the caches: until they
@@ -240,44 +240,5 @@ func (a *API) notSynced(w http.ResponseWriter) {
 			waiting = append(waiting, s.Resource)
 		}
 	}
-	writeAPIError(w, http.StatusServiceUnavailable, "informer caches not synced: %s", strings.Join(waiting, ", "))
-}
-
-func onlyParams(query url.Values, allowed ...string) error {
-	var unknown []string
-	for name := range query {
-		if !slices.Contains(allowed, name) {
-			unknown = append(unknown, name)
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return fmt.Errorf("unknown parameters %s; allowed: %s", strings.Join(unknown, ", "), strings.Join(allowed, ", "))
-	}
-	return nil
-}
-
-// splitList flattens repeated and comma-separated values.
-func splitList(values []string) []string {
-	var out []string
-	for _, v := range values {
-		for _, item := range strings.Split(v, ",") {
-			if item = strings.TrimSpace(item); item != "" {
-				out = append(out, item)
-			}
-		}
-	}
-	return out
-}
-
-func writeAPIJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	// Compact: a check reads it, and a person pipes it through jq.
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeAPIError(w http.ResponseWriter, status int, format string, args ...any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(api.Error{Error: fmt.Sprintf(format, args...)})
+	jsonapi.WriteError(w, http.StatusServiceUnavailable, "informer caches not synced: %s", strings.Join(waiting, ", "))
 }

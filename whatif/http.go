@@ -9,12 +9,11 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/jsonapi"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -107,12 +106,12 @@ func NewHandler(source Source, options spread.Options, logger *slog.Logger) *Han
 // ServeHTTP answers a what-if or plan request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != PathWhatIf && r.URL.Path != PathPlan {
-		writeError(w, http.StatusNotFound, "no such API path %s", r.URL.Path)
+		jsonapi.WriteError(w, http.StatusNotFound, "no such API path %s", r.URL.Path)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		writeError(w, http.StatusMethodNotAllowed, "method %s not allowed, use GET or POST", r.Method)
+		jsonapi.WriteError(w, http.StatusMethodNotAllowed, "method %s not allowed, use GET or POST", r.Method)
 		return
 	}
 	// The slot is taken before the question is parsed: parsing 10,000
@@ -126,24 +125,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case <-timer.C:
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "too many what-if questions at once, retry later")
+		jsonapi.WriteError(w, http.StatusServiceUnavailable, "too many what-if questions at once, retry later")
 		return
 	}
 	var q question
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if err := q.fromQuery(r.URL.Path, r.URL.Query()); err != nil {
-			writeError(w, http.StatusBadRequest, "%v", err)
+			jsonapi.WriteError(w, http.StatusBadRequest, "%v", err)
 			return
 		}
 	default:
 		if status, err := q.fromBody(w, r); err != nil {
-			writeError(w, status, "%v", err)
+			jsonapi.WriteError(w, status, "%v", err)
 			return
 		}
 	}
 	if err := q.check(r.URL.Path); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		jsonapi.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 
@@ -168,18 +167,18 @@ type question struct {
 
 func (q *question) fromQuery(path string, query url.Values) error {
 	if path == PathPlan {
-		if err := onlyParams(query, "batch"); err != nil {
+		if err := jsonapi.OnlyParams(query, "batch"); err != nil {
 			return err
 		}
 		for _, batch := range query["batch"] {
-			q.Batches = append(q.Batches, splitLists([]string{batch}))
+			q.Batches = append(q.Batches, jsonapi.SplitLists([]string{batch}))
 		}
 		return nil
 	}
-	if err := onlyParams(query, "node", "selector"); err != nil {
+	if err := jsonapi.OnlyParams(query, "node", "selector"); err != nil {
 		return err
 	}
-	q.Nodes = splitLists(query["node"])
+	q.Nodes = jsonapi.SplitLists(query["node"])
 	q.Selectors = query["selector"]
 	return nil
 }
@@ -212,9 +211,9 @@ func (q *question) fromBody(w http.ResponseWriter, r *http.Request) (int, error)
 	if r.URL.Path == PathWhatIf && q.Batches != nil {
 		return http.StatusBadRequest, errors.New(`"batches" belong to ` + PathPlan)
 	}
-	q.Nodes = splitLists(q.Nodes)
+	q.Nodes = jsonapi.SplitLists(q.Nodes)
 	for i, batch := range q.Batches {
-		q.Batches[i] = splitLists(batch)
+		q.Batches[i] = jsonapi.SplitLists(batch)
 	}
 	return 0, nil
 }
@@ -255,30 +254,30 @@ func (h *Handler) serveWhatIf(w http.ResponseWriter, base *baseline, q question)
 	for _, selector := range q.Selectors {
 		matched, err := h.source.NodesMatching(selector)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "selector %q: %v", shorten(selector), err)
+			jsonapi.WriteError(w, http.StatusBadRequest, "selector %q: %v", jsonapi.Shorten(selector), err)
 			return
 		}
 		if len(matched) == 0 {
-			writeError(w, http.StatusBadRequest, "selector %q matches no node", shorten(selector))
+			jsonapi.WriteError(w, http.StatusBadRequest, "selector %q matches no node", jsonapi.Shorten(selector))
 			return
 		}
 		nodes = append(nodes, matched...)
 	}
 	answer, err := ask(base.cluster, base.now, nodes, h.options)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", askError(err))
+		jsonapi.WriteError(w, http.StatusBadRequest, "%v", askError(err))
 		return
 	}
-	writeJSON(w, answer)
+	jsonapi.WriteJSON(w, answer, "  ")
 }
 
 func (h *Handler) servePlan(w http.ResponseWriter, base *baseline, batches [][]string) {
 	plan, err := askPlan(base.cluster, base.now, batches, h.options)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", askError(err))
+		jsonapi.WriteError(w, http.StatusBadRequest, "%v", askError(err))
 		return
 	}
-	writeJSON(w, plan)
+	jsonapi.WriteJSON(w, plan, "  ")
 }
 
 // baseline returns the cached cluster and its analysis, taken anew when
@@ -298,7 +297,7 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 	}
 	cluster, err := h.source.Snapshot()
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "cannot answer yet: %v", err)
+		jsonapi.WriteError(w, http.StatusServiceUnavailable, "cannot answer yet: %v", err)
 		return nil, false
 	}
 	base := &baseline{cluster: cluster, now: spread.Analyze(cluster, h.options)}
@@ -314,73 +313,4 @@ func askError(err error) error {
 		return errors.New("no node given: use node=NAME (repeatable) or selector=LABEL-SELECTOR")
 	}
 	return err
-}
-
-// onlyParams rejects unknown query parameters: a misspelt "nodes=" must not
-// silently ask about nothing.
-func onlyParams(query url.Values, allowed ...string) error {
-	var unknown []string
-	for name := range query {
-		if !slices.Contains(allowed, name) {
-			unknown = append(unknown, name)
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		named := unknown
-		if len(named) > maxNamed {
-			named = append(slices.Clip(named[:maxNamed]), fmt.Sprintf("and %d more", len(unknown)-maxNamed))
-		}
-		for i := range named {
-			named[i] = shorten(named[i])
-		}
-		return fmt.Errorf("unknown parameters %s; allowed: %s", strings.Join(named, ", "), strings.Join(allowed, ", "))
-	}
-	return nil
-}
-
-// maxNamed and maxEcho bound what an error repeats of the request: an
-// error line must stay short however large the request was.
-const (
-	maxNamed = 10
-	maxEcho  = 200
-)
-
-// shorten cuts a value an error repeats to maxEcho bytes, on a rune
-// boundary, saying how much was left out.
-func shorten(value string) string {
-	if len(value) <= maxEcho {
-		return value
-	}
-	cut := maxEcho
-	for cut > 0 && !utf8.RuneStart(value[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s... (%d more bytes)", value[:cut], len(value)-cut)
-}
-
-// splitLists flattens comma-separated values, dropping empty items.
-func splitLists(values []string) []string {
-	var out []string
-	for _, v := range values {
-		for _, item := range strings.Split(v, ",") {
-			if item = strings.TrimSpace(item); item != "" {
-				out = append(out, item)
-			}
-		}
-	}
-	return out
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	encoder := json.NewEncoder(w)
-	encoder.SetIndent("", "  ")
-	_ = encoder.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, format string, args ...any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf(format, args...)})
 }
