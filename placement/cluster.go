@@ -175,6 +175,9 @@ type Template struct {
 	// pod name left out).
 	Labels   Labels
 	Priority int32
+	// PreemptNever is preemptionPolicy Never: the pod waits rather than
+	// evict lower-priority pods.
+	PreemptNever bool
 	// Requests is the effective request of one pod: the larger of the
 	// containers' sum and the largest init container, plus the pod
 	// overhead, and one pod.

@@ -77,6 +77,10 @@ type simulation struct {
 	// allocatable and used hold stride values per node; scoreUsed the
 	// scheduler's non-zero CPU and memory requests, two per node.
 	allocatable, used, scoreUsed []int64
+	// lowestPriority is the lowest priority of a pod staying on a
+	// remaining node, while hasLowest says there is one.
+	lowestPriority int32
+	hasLowest      bool
 	// nextStart is the node index the next pod's search starts at.
 	nextStart int
 	// balanceNow caches each node's BalancedAllocation balance before the
@@ -273,6 +277,9 @@ func (s *simulation) countPods() {
 		}
 		if !s.isGone(p.Node) {
 			s.occupy(p.Node, t)
+			if !s.hasLowest || t.Priority < s.lowestPriority {
+				s.lowestPriority, s.hasLowest = t.Priority, true
+			}
 		}
 		for _, c := range s.matchingCounters(t) {
 			c.add(p.Node, p.Terminating)
@@ -322,6 +329,12 @@ func (s *simulation) place() {
 		}
 		tally.reset(s.stride)
 		node := s.bestNode(t, &tally)
+		if node < 0 && s.mayPreempt(t) {
+			// The scheduler would evict lower-priority pods to make
+			// room, which the model does not simulate.
+			out.Unknown = "preemption of lower-priority pods"
+			continue
+		}
 		if node < 0 {
 			r := tally.most()
 			out.Reason = s.reason(r)
@@ -343,6 +356,12 @@ func (s *simulation) place() {
 			c.add(node, false)
 		}
 	}
+}
+
+// mayPreempt reports whether a pod that fits nowhere could preempt: it
+// may, and some pod on a remaining node has a lower priority.
+func (s *simulation) mayPreempt(t *Template) bool {
+	return !t.PreemptNever && s.hasLowest && t.Priority > s.lowestPriority
 }
 
 // bestNode runs the nodes through the filters and returns the feasible

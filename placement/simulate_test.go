@@ -139,12 +139,26 @@ func TestSimulate(t *testing.T) {
 				s.gone = []string{"a"}
 				low, high := workload("aaa-low", 1000, 100), workload("zzz-high", 1000, 100)
 				high.Priority = 1000
+				high.PreemptNever = true
 				return map[string][]int32{"low": s.pods(low, "a", "a"), "high": s.pods(high, "a", "a")}
 			},
 			want: map[string]Summary{
 				"high": summary(StateFit, 2, 2, nil),
 				"low":  summary(StateNoRoom, 2, 0, map[Reason]int{ReasonInsufficientCPU: 2}),
 			},
+		},
+		{
+			name: "a pod that could preempt lower-priority pods is unknown",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a", 8000, 16)
+				s.node("b", 2000, 16)
+				s.gone = []string{"a"}
+				s.pods(workload("batch", 1500, 100), "b")
+				high := workload("web", 1000, 100)
+				high.Priority = 1000
+				return map[string][]int32{"web": s.pods(high, "a")}
+			},
+			want: map[string]Summary{"web": {State: StateUnknown, Displaced: 1, Unplaced: 1, Reasons: map[Reason]int{}, UnknownReason: "preemption of lower-priority pods"}},
 		},
 		{
 			name: "DaemonSet, Job and bare pods are not displaced but occupy room",
