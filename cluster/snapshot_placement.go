@@ -6,13 +6,51 @@ import (
 	"strings"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
 // placementRefs tie the cached pods to the placement input of a snapshot.
+// The zero value stands for a snapshot without placement input.
 type placementRefs struct {
 	// pod holds, for each cached pod in list order, its index in
 	// placement.Cluster.Pods plus one; 0 when it is not there.
 	pod []int32
+}
+
+// of returns the Replica.Pod of the cached pod at index i of the list.
+func (r placementRefs) of(i int) int32 {
+	if r.pod == nil {
+		return 0
+	}
+	return r.pod[i]
+}
+
+// holdsDisplacedPods reports whether some unschedulable node holds a pod
+// that is bound and not finished: one the placement model would displace.
+// A cordoned node that is empty (drained, or kept aside) displaces
+// nothing. Without any unschedulable node, the usual case, it looks at no
+// pod.
+func holdsDisplacedPods(nodes map[string]*spread.Node, pods []any) bool {
+	unschedulable := false
+	for _, n := range nodes {
+		if !n.Schedulable() {
+			unschedulable = true
+			break
+		}
+	}
+	if !unschedulable {
+		return false
+	}
+	for _, obj := range pods {
+		p := obj.(*cachedPod)
+		if p.finished || p.node == "" {
+			continue
+		}
+		if n, ok := nodes[p.node]; ok && !n.Schedulable() {
+			return true
+		}
+	}
+	return false
 }
 
 // snapshotPlacement builds the input of the placement model: every node
@@ -96,8 +134,11 @@ func endpointKey(namespace string, id uint64) uint64 {
 }
 
 // endpointIndex indexes the pods that are in the placement input by
-// namespace and identity.
+// namespace and identity; nil without placement input.
 func (r placementRefs) endpointIndex(pods []any) endpointPods {
+	if r.pod == nil {
+		return nil
+	}
 	index := make(endpointPods, len(pods))
 	lastNamespace, lastHash := "", uint64(0)
 	for i, obj := range pods {
@@ -116,7 +157,7 @@ func (r placementRefs) endpointIndex(pods []any) endpointPods {
 
 // find returns the pod of an endpoint as a Replica.Pod: 0 when unknown.
 func (e endpointPods) find(namespace string, id uint64) int32 {
-	if id == 0 {
+	if id == 0 || e == nil {
 		return 0
 	}
 	return e[endpointKey(namespace, id)]

@@ -543,3 +543,77 @@ func TestSnapshotPlacement(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotForScrapePlacesOnlyDisplacedPods: a scrape's snapshot holds
+// the placement input only when some unschedulable node holds a bound,
+// unfinished pod, and is then the same as the what-if's; without it no
+// replica leads to a pod.
+func TestSnapshotForScrapePlacesOnlyDisplacedPods(t *testing.T) {
+	cordoned := func(n *corev1.Node) { n.Spec.Unschedulable = true }
+	finishedOnC := pod("wiki", "report-x", "c", false, owned("Job", "report"))
+	finishedOnC.Status.Phase = corev1.PodSucceeded
+	workload := func(nodes ...string) []runtime.Object {
+		objs := []runtime.Object{deployment("wiki", "mathoid", 2, nil), replicaSet("wiki", "mathoid-1", 2, owned("Deployment", "mathoid"))}
+		for i, n := range nodes {
+			objs = append(objs, pod("wiki", fmt.Sprintf("mathoid-1-%d", i), n, true, owned("ReplicaSet", "mathoid-1")))
+		}
+		return objs
+	}
+	tests := []struct {
+		name          string
+		objects       []runtime.Object
+		wantPlacement bool
+	}{
+		{"every node schedulable", append(workload("a", "b"), node("a"), node("b"), node("c")), false},
+		{"an empty node cordoned", append(workload("a", "b"), node("a"), node("b"), node("c", cordoned)), false},
+		{"a cordoned node holding only a finished pod", append(workload("a", "b"), node("a"), node("b"), node("c", cordoned), finishedOnC), false},
+		{"a cordoned node holding a replica", append(workload("a", "b"), node("a", cordoned), node("b"), node("c")), true},
+		{"a not ready node holding a pod of no service", append(workload("a"), node("a"), node("b", func(n *corev1.Node) { n.Status.Conditions = nil }),
+			pod("wiki", "bare", "b", true, nil)), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, _ := startWatcher(t, Config{}, tc.objects...)
+			scrape, err := w.SnapshotForScrape()
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, err := w.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if full.Placement == nil {
+				t.Fatal("Snapshot without placement input")
+			}
+			if got := scrape.Placement != nil; got != tc.wantPlacement {
+				t.Fatalf("placement input built: %v, want %v", got, tc.wantPlacement)
+			}
+			// Informer lists come in map order, so compare what the
+			// snapshots say rather than their layout.
+			want := replicaPods(full)
+			if !tc.wantPlacement {
+				want = replicaPods(&spread.Cluster{Services: full.Services})
+			}
+			if got := replicaPods(scrape); !slices.Equal(got, want) {
+				t.Errorf("replicas and their pods = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// replicaPods lists, sorted, each replica of c as service, node and the
+// pod it leads to in the placement input ("?" for none).
+func replicaPods(c *spread.Cluster) []string {
+	var out []string
+	for _, s := range c.Services {
+		for _, r := range s.Replicas {
+			name := "?"
+			if i, ok := r.PlacementPod(); ok && c.Placement != nil {
+				name = c.Placement.Pods[i].Template.Namespace + "/" + c.Placement.Pods[i].Name
+			}
+			out = append(out, fmt.Sprintf("%s/%s: %s=%s", s.Kind, s.Name, r.Node, name))
+		}
+	}
+	slices.Sort(out)
+	return out
+}

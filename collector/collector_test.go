@@ -34,10 +34,10 @@ type fakeSource struct {
 	freshness cluster.Freshness
 }
 
-func (f *fakeSource) Snapshot() (*spread.Cluster, error) { return f.cluster, f.err }
-func (f *fakeSource) Status() []cluster.ResourceStatus   { return f.status }
-func (f *fakeSource) InvalidAnnotations() uint64         { return 3 }
-func (f *fakeSource) Freshness() cluster.Freshness       { return f.freshness }
+func (f *fakeSource) SnapshotForScrape() (*spread.Cluster, error) { return f.cluster, f.err }
+func (f *fakeSource) Status() []cluster.ResourceStatus            { return f.status }
+func (f *fakeSource) InvalidAnnotations() uint64                  { return 3 }
+func (f *fakeSource) Freshness() cluster.Freshness                { return f.freshness }
 
 // Generation never changes: the snapshot is fixed.
 func (f *fakeSource) Generation() uint64 { return 1 }
@@ -189,9 +189,9 @@ type countingSource struct {
 }
 
 func (c *countingSource) Generation() uint64 { return uint64(c.generation) }
-func (c *countingSource) Snapshot() (*spread.Cluster, error) {
+func (c *countingSource) SnapshotForScrape() (*spread.Cluster, error) {
 	c.snapshots++
-	return c.fakeSource.Snapshot()
+	return c.fakeSource.SnapshotForScrape()
 }
 
 // TestAnalysisFollowsGeneration: scrapes reuse the analysis while the
