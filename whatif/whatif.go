@@ -123,10 +123,10 @@ func ask(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Opti
 	// Where the displaced replicas go, with the asked nodes gone and, for
 	// judging what taking them down changes, with them in service (only
 	// when some other node is unschedulable: else nothing is displaced).
-	placedGone := simulate(c, gone)
-	var placedUp *placed
+	placedGone := spread.PlaceDisplaced(c.Placement, gone)
+	var placedUp *spread.Displacement
 	if anyGone(upCluster) {
-		placedUp = simulate(c, upCluster)
+		placedUp = spread.PlaceDisplaced(c.Placement, upCluster)
 	}
 
 	asked := slices.Clone(nodes)
@@ -148,12 +148,12 @@ func ask(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Opti
 		verdictNow, verdict, verdictUp := before.Verdict(), f.Verdict(), up.Verdict()
 		// A service without a displaced pod fits: no need to ask.
 		summary := placement.Summary{State: placement.StateFit, Reasons: map[placement.Reason]int{}}
-		if placedGone == nil || placedGone.hasDisplaced(f.Service) {
-			summary = placedGone.summary(f.Service)
+		if placedGone == nil || placedGone.HasDisplaced(f.Service) {
+			summary = placementSummary(placedGone, f.Service)
 			verdict = worst(verdict, placementVerdict(summary))
 		}
-		if placedUp.hasDisplaced(f.Service) {
-			verdictUp = worst(verdictUp, placementVerdict(placedUp.summary(f.Service)))
+		if placedUp.HasDisplaced(f.Service) {
+			verdictUp = worst(verdictUp, placementVerdict(placementSummary(placedUp, f.Service)))
 		}
 		blocking := verdict.Worse(verdictUp)
 		answer.VerdictNow = worst(answer.VerdictNow, verdictNow)
@@ -174,7 +174,7 @@ func ask(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Opti
 		})
 		listed = append(listed, f.Service)
 	}
-	placedGone.addPlacement(answer, listed)
+	addPlacement(placedGone, answer, listed)
 	return answer, nil
 }
 
