@@ -145,7 +145,8 @@ func (c *Collector) analysis() *scrape {
 		c.last = nil
 		return nil
 	}
-	c.last, c.lastGeneration = newScrape(spread.Analyze(snapshot, c.options.Analysis)), generation
+	report := spread.Analyze(snapshot, c.options.Analysis)
+	c.last, c.lastGeneration = newScrape(snapshot, report, spread.PlaceDisplaced(snapshot.Placement, snapshot)), generation
 	return c.last
 }
 

@@ -97,6 +97,13 @@ func TestCollectorGolden(t *testing.T) {
 			options: Options{Analysis: spread.Options{DefaultMinNodes: 2}},
 		},
 		{
+			// Where the displaced replicas go: no room for two of
+			// mathoid's, one warm node, the renderer not judged.
+			name:    "maintenance-placement",
+			source:  &fakeSource{cluster: mathoidMaintenance(t), status: syncedStatus, freshness: freshSource},
+			options: Options{Analysis: spread.Options{DefaultMinNodes: 2}},
+		},
+		{
 			// Before the caches sync, no figure may pretend to be complete.
 			name: "not-synced",
 			source: &fakeSource{err: cluster.ErrCacheNotSynced, status: []cluster.ResourceStatus{
