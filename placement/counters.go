@@ -74,7 +74,10 @@ func (c *counter) occupied(domain int32) bool {
 // keys of all of t's constraints and passes the constraint's node
 // inclusion policies (kube-scheduler's PreFilter): by default the pod's
 // node selector and required affinity count, its taints do not. Gone
-// nodes are eligible like any other.
+// nodes are eligible like any other, except under nodeTaintsPolicy Honor:
+// a cordoned node gets the taint node.kubernetes.io/unschedulable
+// (NoSchedule) from the node lifecycle controller, so a gone node counts
+// only for a pod that tolerates that taint as well as the node's own.
 func (s *simulation) newSpreadCounter(t *Template, constraint *SpreadConstraint) *counter {
 	c := &counter{owner: t, constraint: constraint, selector: &constraint.Selector, topology: s.topology(constraint.TopologyKey)}
 	c.counts = make([]int32, c.topology.domains)
@@ -97,7 +100,7 @@ nodes:
 		if selects && !constraint.IgnoreNodeAffinity && !nodeAffinityMatches(t, node) {
 			continue
 		}
-		if constraint.HonorNodeTaints && filterTaints(t, node) != fits {
+		if constraint.HonorNodeTaints && (filterTaints(t, node) != fits || s.isGone(int32(i)) && !tolerated(t.Tolerations, &unschedulableTaint)) {
 			continue
 		}
 		c.eligible[i] = true

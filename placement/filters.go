@@ -70,6 +70,12 @@ func filterTaints(t *Template, node *Node) reasonID {
 	return fits
 }
 
+// unschedulableTaint is the taint the node lifecycle controller puts on a
+// cordoned node (spec.unschedulable): a gone node carries it for topology
+// spread's nodeTaintsPolicy Honor, whether or not it is cordoned yet when
+// the question is asked.
+var unschedulableTaint = Taint{Key: "node.kubernetes.io/unschedulable", Effect: EffectNoSchedule}
+
 func tolerated(tolerations []Toleration, taint *Taint) bool {
 	for i := range tolerations {
 		if tolerations[i].tolerates(taint) {

@@ -51,7 +51,10 @@ type Result struct {
 //
 // Gone nodes stay in the cluster for topology spread, as cordoned nodes
 // stay in the scheduler's snapshot: their domains count, with the
-// displaced pods gone from them and every other pod still there.
+// displaced pods gone from them and every other pod still there. Under
+// nodeTaintsPolicy Honor they count only for pods that tolerate the
+// taint node.kubernetes.io/unschedulable:NoSchedule, which the node
+// lifecycle controller puts on a cordoned node.
 func Simulate(c *Cluster, gone []bool) *Result {
 	s := newSimulation(c, gone)
 	s.place()

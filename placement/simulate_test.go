@@ -309,6 +309,79 @@ func TestSimulate(t *testing.T) {
 			want: map[string]Summary{"web": summary(StateNoRoom, 1, 0, map[Reason]int{ReasonTopologySpread: 1})},
 		},
 		{
+			name: "spread: a gone node is a domain with nodeTaintsPolicy Ignore",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a1", 8000, 16, "zone", "a")
+				s.node("b1", 8000, 16, "zone", "b")
+				s.node("c1", 8000, 16, "zone", "c")
+				s.gone = []string{"a1"}
+				web := workload("web", 100, 100)
+				web.Spread = []SpreadConstraint{{MaxSkew: 1, TopologyKey: "zone", Selector: selectApp("web"), MinDomains: 1}}
+				return map[string][]int32{"web": s.pods(web, "a1", "a1", "b1", "c1")}
+			},
+			// Zone a holds 0 once a1 is gone: b or c at 2 is a skew of 2.
+			want: map[string]Summary{"web": summary(StateNoRoom, 2, 0, map[Reason]int{ReasonTopologySpread: 2})},
+		},
+		{
+			name: "spread: a gone node is no domain with nodeTaintsPolicy Honor (it is tainted unschedulable)",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a1", 8000, 16, "zone", "a")
+				s.node("b1", 8000, 16, "zone", "b")
+				s.node("c1", 8000, 16, "zone", "c")
+				s.gone = []string{"a1"}
+				web := workload("web", 100, 100)
+				web.Spread = []SpreadConstraint{{MaxSkew: 1, TopologyKey: "zone", Selector: selectApp("web"), MinDomains: 1, HonorNodeTaints: true}}
+				return map[string][]int32{"web": s.pods(web, "a1", "a1", "b1", "c1")}
+			},
+			// The cordoned a1 gets node.kubernetes.io/unschedulable: only
+			// b and c are domains, and they take one pod each.
+			want: map[string]Summary{"web": summary(StateFit, 2, 2, nil)},
+		},
+		{
+			name: "spread: nodeTaintsPolicy Honor counts a gone node for a pod tolerating unschedulable",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a1", 8000, 16, "zone", "a")
+				s.node("b1", 8000, 16, "zone", "b")
+				s.node("c1", 8000, 16, "zone", "c")
+				s.gone = []string{"a1"}
+				web := workload("web", 100, 100)
+				web.Tolerations = []Toleration{{Key: "node.kubernetes.io/unschedulable", Operator: "Exists", Effect: EffectNoSchedule}}
+				web.Spread = []SpreadConstraint{{MaxSkew: 1, TopologyKey: "zone", Selector: selectApp("web"), MinDomains: 1, HonorNodeTaints: true}}
+				return map[string][]int32{"web": s.pods(web, "a1", "a1", "b1", "c1")}
+			},
+			want: map[string]Summary{"web": summary(StateNoRoom, 2, 0, map[Reason]int{ReasonTopologySpread: 2})},
+		},
+		{
+			name: "spread: nodeTaintsPolicy Honor keeps a gone node's zone while another node of it stays",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a1", 8000, 16, "zone", "a")
+				s.node("a2", 8000, 16, "zone", "a").Taints = []Taint{{Key: "dedicated", Value: "batch", Effect: EffectNoSchedule}}
+				s.node("a3", 8000, 16, "zone", "a")
+				s.node("b1", 8000, 16, "zone", "b")
+				s.gone = []string{"a1"}
+				web := workload("web", 100, 100)
+				web.Spread = []SpreadConstraint{{MaxSkew: 1, TopologyKey: "zone", Selector: selectApp("web"), MinDomains: 1, HonorNodeTaints: true}}
+				return map[string][]int32{"web": s.pods(web, "a1", "a1", "b1")}
+			},
+			// a2 is tainted and a1 gone, but a3 keeps zone a a domain: a
+			// takes one pod, then b and a are even and a takes the next.
+			want: map[string]Summary{"web": summary(StateFit, 2, 2, nil)},
+		},
+		{
+			name: "spread: nodeTaintsPolicy Honor leaves out a gone node's zone when its other nodes are tainted",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a1", 8000, 16, "zone", "a")
+				s.node("a2", 8000, 16, "zone", "a").Taints = []Taint{{Key: "dedicated", Value: "batch", Effect: EffectNoSchedule}}
+				s.node("b1", 8000, 16, "zone", "b")
+				s.node("c1", 8000, 16, "zone", "c")
+				s.gone = []string{"a1"}
+				web := workload("web", 100, 100)
+				web.Spread = []SpreadConstraint{{MaxSkew: 1, TopologyKey: "zone", Selector: selectApp("web"), MinDomains: 1, HonorNodeTaints: true}}
+				return map[string][]int32{"web": s.pods(web, "a1", "a1", "b1", "c1")}
+			},
+			want: map[string]Summary{"web": summary(StateFit, 2, 2, nil)},
+		},
+		{
 			name: "spread: minDomains above the eligible domains makes the minimum 0",
 			build: func(s *scenario) map[string][]int32 {
 				s.node("a1", 8000, 16, "zone", "a")
