@@ -8,7 +8,9 @@
 // It mimics kube-scheduler's default profile where that changes how many
 // pods fit: each constraint is one filter function with a stable reason,
 // in the scheduler's filter order; pods are placed one at a time, highest
-// priority first; each goes to the feasible node with the best
+// priority first, then by namespace, owner name (not kind) and pod name,
+// the order of a scheduler that finds every replacement created (see
+// Order); each goes to the feasible node with the best
 // LeastAllocated plus BalancedAllocation score among the sample of nodes
 // the scheduler would look at. It is a model, read from
 // the scheduler's sources and never copied: what it does not understand
@@ -168,8 +170,8 @@ type AffinityTerm struct {
 // so that equal ones are one pointer.
 type Template struct {
 	Namespace string
-	// Owner names the controller for the placement order: "Kind/name",
-	// "" for a bare pod.
+	// Owner names the controller: "Kind/name", "" for a bare pod. The
+	// placement order uses the name only (see Order).
 	Owner string
 	// Labels are the pods' labels (per-pod ones such as a StatefulSet's
 	// pod name left out).

@@ -37,8 +37,9 @@ type Result struct {
 
 // Simulate takes the nodes marked in gone (by index in c.Nodes) away and
 // places every displaced pod on the nodes that remain, in placement order:
-// higher priority first, then by namespace, owner and pod name, a stable
-// stand-in for the order in which controllers recreate them (see Order).
+// higher priority first, then by namespace, owner name and pod name, a
+// stable stand-in for the order in which the scheduler takes the
+// replacements (see Order).
 //
 // A displaced pod is one on a gone node whose template is Recreated and
 // that is not terminating. For each, in turn, every remaining node goes
@@ -175,17 +176,33 @@ func (s *simulation) findDisplaced() {
 }
 
 // Order is the placement order of displaced pods: higher priority first,
-// as kube-scheduler's queue sorts; then, where the scheduler goes by when
-// each replacement was created (which no model can know), by namespace,
-// owner and pod name, so that the answer is the same every time.
+// as kube-scheduler's queue sorts. Among equal priorities the scheduler
+// goes by when each replacement entered its queue, which no model can
+// know; the order here is the one it takes when every replacement exists
+// before it looks at them (as in the fidelity test, which pauses it until
+// then): its informer lists the pods by namespace and name.
+// A replacement is named after its owner, "<replicaset>-<random>" or
+// "<statefulset>-<ordinal>", so the order is by namespace, then owner
+// name whatever its kind (a ReplicaSet's pods do not all come before a
+// StatefulSet's), then the displaced pod's name, so that the answer is
+// the same every time.
 func Order(a, b *Pod) int {
 	ta, tb := a.Template, b.Template
 	return cmp.Or(
 		cmp.Compare(tb.Priority, ta.Priority),
 		strings.Compare(ta.Namespace, tb.Namespace),
-		strings.Compare(ta.Owner, tb.Owner),
+		strings.Compare(ownerName(ta.Owner), ownerName(tb.Owner)),
 		strings.Compare(a.Name, b.Name),
 	)
+}
+
+// ownerName is the name in a Template's Owner, "Kind/name": the kind
+// does not enter the replacement's name.
+func ownerName(owner string) string {
+	if i := strings.IndexByte(owner, '/'); i >= 0 {
+		return owner[i+1:]
+	}
+	return owner
 }
 
 // prepareResources lays out the resource slots and fills in each node's

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"slices"
@@ -503,6 +504,26 @@ func TestSimulate(t *testing.T) {
 			},
 		},
 		{
+			name: "order: by owner name whatever the kind, a StatefulSet before a later-named ReplicaSet",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a", 8000, 16)
+				s.node("b", 1000, 16)
+				s.gone = []string{"a"}
+				// Owner "ReplicaSet/web" sorts before "StatefulSet/db",
+				// but the scheduler takes pod db-0 before web-x7k2q.
+				db := workload("db", 1000, 100)
+				db.Owner = "StatefulSet/db"
+				return map[string][]int32{
+					"web": s.pods(workload("web", 1000, 100), "a"),
+					"db":  s.pods(db, "a"),
+				}
+			},
+			want: map[string]Summary{
+				"db":  summary(StateFit, 1, 1, nil),
+				"web": summary(StateNoRoom, 1, 0, map[Reason]int{ReasonInsufficientCPU: 1}),
+			},
+		},
+		{
 			name: "terminating pods are not displaced but hold their room",
 			build: func(s *scenario) map[string][]int32 {
 				s.node("a", 8000, 16)
@@ -628,6 +649,29 @@ func TestPDBs(t *testing.T) {
 		s.gone = tc.gone
 		if got := s.simulate().PDBs(tc.pods); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("gone %v: PDBs = %+v, want %+v", tc.gone, got, tc.want)
+		}
+	}
+}
+
+func TestOrder(t *testing.T) {
+	pod := func(priority int32, namespace, owner, name string) Pod {
+		return Pod{Name: name, Template: &Template{Namespace: namespace, Owner: owner, Priority: priority}}
+	}
+	// Each pod comes before the next.
+	pods := []Pod{
+		pod(10, "zz", "ReplicaSet/zz", "zz-abcde"),
+		pod(0, "a", "StatefulSet/zz", "zz-0"),
+		pod(0, "b", "StatefulSet/db", "db-0"),
+		pod(0, "b", "StatefulSet/db", "db-1"),
+		pod(0, "b", "ReplicaSet/web-5d8f", "web-5d8f-q2x9z"),
+		pod(0, "b", "ReplicationController/web-rc", "web-rc-bbbbb"),
+		pod(0, "b", "StatefulSet/x", "x-0"),
+	}
+	for i := range pods {
+		for j := range pods {
+			if got, want := Order(&pods[i], &pods[j]), cmp.Compare(i, j); got != want {
+				t.Errorf("Order(%s, %s) = %d, want %d", pods[i].Name, pods[j].Name, got, want)
+			}
 		}
 	}
 }
