@@ -13,6 +13,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -468,4 +470,150 @@ func TestProbeConfirmsFreshness(t *testing.T) {
 	if f := w.Freshness(); !f.Confirmed.After(first.Confirmed) {
 		t.Errorf("a clean probe after the error did not confirm: %v", f.Confirmed)
 	}
+}
+
+// TestSnapshotPlacement: the placement input holds every node, sorted,
+// with its room, the pods bound to a known node and not finished, and the
+// budgets; each replica, a workload's pod or a Service's endpoint, leads
+// to its pod.
+func TestSnapshotPlacement(t *testing.T) {
+	finished := pod("wiki", "report-x", "a", false, owned("Job", "report"))
+	finished.Status.Phase = corev1.PodSucceeded
+	sameNameElsewhere := pod("other", "mathoid-1-x", "b", true, owned("ReplicaSet", "mathoid-1"))
+	w, _ := startWatcher(t, Config{},
+		node("b", func(n *corev1.Node) {
+			n.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("4"), corev1.ResourcePods: apiresource.MustParse("110")}
+		}),
+		node("a"),
+		deployment("wiki", "mathoid", 2, nil), replicaSet("wiki", "mathoid-1", 2, owned("Deployment", "mathoid")),
+		pod("wiki", "mathoid-1-x", "a", true, owned("ReplicaSet", "mathoid-1")),
+		pod("wiki", "mathoid-1-y", "b", true, owned("ReplicaSet", "mathoid-1")),
+		pod("wiki", "pending", "", false, owned("ReplicaSet", "mathoid-1")),
+		pod("wiki", "lost", "gone-node", true, nil),
+		finished, sameNameElsewhere,
+		service("wiki", "mathoid", map[string]string{"app": "mathoid"}),
+		endpointSlice("wiki", "mathoid-abc", "mathoid", discoveryv1.AddressTypeIPv4,
+			endpoint{pod: "mathoid-1-x", node: "a", ready: true},
+			endpoint{pod: "mathoid-1-y", node: "b", ready: true},
+			endpoint{pod: "not-cached", node: "b", ready: true}),
+		&policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "wiki", Name: "mathoid"},
+			Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "mathoid"}}},
+			Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 1},
+		},
+	)
+	c, err := w.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := c.Placement
+	if len(pc.Nodes) != 2 || pc.Nodes[0].Name != "a" || pc.Nodes[1].Name != "b" || pc.Nodes[1].Allocatable.MilliCPU != 4000 {
+		t.Errorf("placement nodes = %+v", pc.Nodes)
+	}
+	var pods []string
+	for _, p := range pc.Pods {
+		pods = append(pods, p.Template.Namespace+"/"+p.Name+"@"+pc.Nodes[p.Node].Name)
+	}
+	slices.Sort(pods)
+	if want := []string{"other/mathoid-1-x@b", "wiki/mathoid-1-x@a", "wiki/mathoid-1-y@b"}; !slices.Equal(pods, want) {
+		t.Errorf("placement pods = %v, want %v", pods, want)
+	}
+	if len(pc.PDBs) != 1 || pc.PDBs[0].Name != "mathoid" || pc.PDBs[0].DisruptionsAllowed != 1 {
+		t.Errorf("placement PDBs = %+v", pc.PDBs)
+	}
+	for _, s := range c.Services {
+		var got []string
+		for _, r := range s.Replicas {
+			name := "?"
+			if i, ok := r.PlacementPod(); ok {
+				name = pc.Pods[i].Template.Namespace + "/" + pc.Pods[i].Name
+			}
+			got = append(got, r.Node+"="+name)
+		}
+		slices.Sort(got)
+		want := []string{"a=wiki/mathoid-1-x", "b=wiki/mathoid-1-y"}
+		if s.Kind == spread.KindService {
+			want = []string{"a=wiki/mathoid-1-x", "b=?", "b=wiki/mathoid-1-y"}
+		}
+		if s.Kind == spread.KindDeployment {
+			want = append([]string{"=?"}, want...) // the pending pod
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s %s replicas = %v, want %v", s.Kind, s.Name, got, want)
+		}
+	}
+}
+
+// TestSnapshotForScrapePlacesOnlyDisplacedPods: a scrape's snapshot holds
+// the placement input only when some unschedulable node holds a bound,
+// unfinished pod, and is then the same as the what-if's; without it no
+// replica leads to a pod.
+func TestSnapshotForScrapePlacesOnlyDisplacedPods(t *testing.T) {
+	cordoned := func(n *corev1.Node) { n.Spec.Unschedulable = true }
+	finishedOnC := pod("wiki", "report-x", "c", false, owned("Job", "report"))
+	finishedOnC.Status.Phase = corev1.PodSucceeded
+	workload := func(nodes ...string) []runtime.Object {
+		objs := []runtime.Object{deployment("wiki", "mathoid", 2, nil), replicaSet("wiki", "mathoid-1", 2, owned("Deployment", "mathoid"))}
+		for i, n := range nodes {
+			objs = append(objs, pod("wiki", fmt.Sprintf("mathoid-1-%d", i), n, true, owned("ReplicaSet", "mathoid-1")))
+		}
+		return objs
+	}
+	tests := []struct {
+		name          string
+		objects       []runtime.Object
+		wantPlacement bool
+	}{
+		{"every node schedulable", append(workload("a", "b"), node("a"), node("b"), node("c")), false},
+		{"an empty node cordoned", append(workload("a", "b"), node("a"), node("b"), node("c", cordoned)), false},
+		{"a cordoned node holding only a finished pod", append(workload("a", "b"), node("a"), node("b"), node("c", cordoned), finishedOnC), false},
+		{"a cordoned node holding a replica", append(workload("a", "b"), node("a", cordoned), node("b"), node("c")), true},
+		{"a not ready node holding a pod of no service", append(workload("a"), node("a"), node("b", func(n *corev1.Node) { n.Status.Conditions = nil }),
+			pod("wiki", "bare", "b", true, nil)), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, _ := startWatcher(t, Config{}, tc.objects...)
+			scrape, err := w.SnapshotForScrape()
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, err := w.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if full.Placement == nil {
+				t.Fatal("Snapshot without placement input")
+			}
+			if got := scrape.Placement != nil; got != tc.wantPlacement {
+				t.Fatalf("placement input built: %v, want %v", got, tc.wantPlacement)
+			}
+			// Informer lists come in map order, so compare what the
+			// snapshots say rather than their layout.
+			want := replicaPods(full)
+			if !tc.wantPlacement {
+				want = replicaPods(&spread.Cluster{Services: full.Services})
+			}
+			if got := replicaPods(scrape); !slices.Equal(got, want) {
+				t.Errorf("replicas and their pods = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// replicaPods lists, sorted, each replica of c as service, node and the
+// pod it leads to in the placement input ("?" for none).
+func replicaPods(c *spread.Cluster) []string {
+	var out []string
+	for _, s := range c.Services {
+		for _, r := range s.Replicas {
+			name := "?"
+			if i, ok := r.PlacementPod(); ok && c.Placement != nil {
+				name = c.Placement.Pods[i].Template.Namespace + "/" + c.Placement.Pods[i].Name
+			}
+			out = append(out, fmt.Sprintf("%s/%s: %s=%s", s.Kind, s.Name, r.Node, name))
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -33,12 +33,15 @@ const Namespace = "kube_spread"
 
 // Source is what the collector reads: the informer caches and their health.
 type Source interface {
-	// Snapshot returns the analysis input, or cluster.ErrCacheNotSynced.
-	Snapshot() (*spread.Cluster, error)
+	// SnapshotForScrape returns the analysis input, or
+	// cluster.ErrCacheNotSynced. Its Placement may be nil when no
+	// unschedulable node holds a pod (see
+	// cluster.Watcher.SnapshotForScrape): nothing is displaced then.
+	SnapshotForScrape() (*spread.Cluster, error)
 	Status() []cluster.ResourceStatus
 	InvalidAnnotations() uint64
 	Freshness() cluster.Freshness
-	// Generation changes whenever Snapshot's content may have: the
+	// Generation changes whenever a snapshot's content may have: the
 	// collector analyses again only then (see cluster.Watcher.Generation).
 	Generation() uint64
 }
@@ -134,7 +137,7 @@ func (c *Collector) analysis() *scrape {
 	if c.last != nil && generation == c.lastGeneration {
 		return c.last
 	}
-	snapshot, err := c.source.Snapshot()
+	snapshot, err := c.source.SnapshotForScrape()
 	if err != nil {
 		if !errors.Is(err, cluster.ErrCacheNotSynced) {
 			c.logger.Error("snapshot failed", "err", err)
@@ -142,7 +145,8 @@ func (c *Collector) analysis() *scrape {
 		c.last = nil
 		return nil
 	}
-	c.last, c.lastGeneration = newScrape(spread.Analyze(snapshot, c.options.Analysis)), generation
+	report := spread.Analyze(snapshot, c.options.Analysis)
+	c.last, c.lastGeneration = newScrape(snapshot, report, spread.PlaceDisplaced(snapshot.Placement, snapshot)), generation
 	return c.last
 }
 

@@ -34,10 +34,10 @@ type fakeSource struct {
 	freshness cluster.Freshness
 }
 
-func (f *fakeSource) Snapshot() (*spread.Cluster, error) { return f.cluster, f.err }
-func (f *fakeSource) Status() []cluster.ResourceStatus   { return f.status }
-func (f *fakeSource) InvalidAnnotations() uint64         { return 3 }
-func (f *fakeSource) Freshness() cluster.Freshness       { return f.freshness }
+func (f *fakeSource) SnapshotForScrape() (*spread.Cluster, error) { return f.cluster, f.err }
+func (f *fakeSource) Status() []cluster.ResourceStatus            { return f.status }
+func (f *fakeSource) InvalidAnnotations() uint64                  { return 3 }
+func (f *fakeSource) Freshness() cluster.Freshness                { return f.freshness }
 
 // Generation never changes: the snapshot is fixed.
 func (f *fakeSource) Generation() uint64 { return 1 }
@@ -94,6 +94,13 @@ func TestCollectorGolden(t *testing.T) {
 		{
 			name:    "node-replicas-off",
 			source:  &fakeSource{cluster: mathoidDayTwo(), status: syncedStatus},
+			options: Options{Analysis: spread.Options{DefaultMinNodes: 2}},
+		},
+		{
+			// Where the displaced replicas go: no room for two of
+			// mathoid's, one warm node, the renderer not judged.
+			name:    "maintenance-placement",
+			source:  &fakeSource{cluster: mathoidMaintenance(t), status: syncedStatus, freshness: freshSource},
 			options: Options{Analysis: spread.Options{DefaultMinNodes: 2}},
 		},
 		{
@@ -189,9 +196,9 @@ type countingSource struct {
 }
 
 func (c *countingSource) Generation() uint64 { return uint64(c.generation) }
-func (c *countingSource) Snapshot() (*spread.Cluster, error) {
+func (c *countingSource) SnapshotForScrape() (*spread.Cluster, error) {
 	c.snapshots++
-	return c.fakeSource.Snapshot()
+	return c.fakeSource.SnapshotForScrape()
 }
 
 // TestAnalysisFollowsGeneration: scrapes reuse the analysis while the

@@ -283,11 +283,11 @@ func TestSeriesFollowDeletions(t *testing.T) {
 	ctx := context.Background()
 	baseline := objectSeries(t, c)
 
-	// Each service (one ready replica on a node of its own) has 10
+	// Each service (one ready replica on a node of its own) has 11
 	// series, its node one. The fake clientset's watch channels hold 100
 	// events and panic when full, so the test works in batches of 40 and
 	// waits for each to reach the cache.
-	const n, batch, perService = 200, 40, 11
+	const n, batch, perService = 200, 40, 12
 	for start := 0; start < n; start += batch {
 		for i := start; i < start+batch; i++ {
 			name := fmt.Sprintf("churn-%d", i)

@@ -54,9 +54,14 @@ func documentedMetrics(t *testing.T) map[string]metricDoc {
 
 // TestDocsMatchCode gathers every metric the exporter can publish and
 // compares names, types and label names with docs/metrics.md, both ways.
+// The families about displaced replicas need a cluster with placement
+// input, so it gathers from two.
 func TestDocsMatchCode(t *testing.T) {
-	c := New(&fakeSource{cluster: mathoidDayTwo(), status: syncedStatus, freshness: freshSource}, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
-	families := gather(t, c, versioncollector.NewCollector(Namespace))
+	var families []*dto.MetricFamily
+	for _, cluster := range []*spread.Cluster{mathoidDayTwo(), mathoidMaintenance(t)} {
+		c := New(&fakeSource{cluster: cluster, status: syncedStatus, freshness: freshSource}, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+		families = append(families, gather(t, c, versioncollector.NewCollector(Namespace))...)
+	}
 	published := make(map[string]metricDoc)
 	for _, family := range families {
 		labelSet := make(map[string]bool)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -43,13 +44,33 @@ type scrape struct {
 type service struct {
 	*spread.Figures
 	labels string
+	placed
 }
 
-func newScrape(report *spread.Report) *scrape {
+// placed is where the service's replicas on unschedulable nodes go, as
+// the placement model sees it.
+type placed struct {
+	// unplaceable counts the replicas on unschedulable nodes that find no
+	// room on the schedulable ones, when the model can judge them all
+	// (unplaceableKnown).
+	unplaceable      int
+	unplaceableKnown bool
+	// warmNodes counts the schedulable nodes that admit the service's pods
+	// and hold all their images, when some of its pods are displaced
+	// (displaced).
+	warmNodes int
+	displaced bool
+}
+
+// newScrape prepares the analysis of c for writing. displacement is where
+// the pods of c's unschedulable nodes go; nil when c came without
+// placement input.
+func newScrape(c *spread.Cluster, report *spread.Report, displacement *spread.Displacement) *scrape {
 	s := &scrape{report: report, services: make([]service, len(report.Services))}
 	for i := range report.Services {
 		s.services[i].Figures = &report.Services[i]
 	}
+	placeDisplaced(c, s.services, displacement)
 	slices.SortFunc(s.services, func(a, b service) int {
 		x, y := a.Service, b.Service
 		return cmp.Or(
@@ -84,12 +105,55 @@ func newScrape(report *spread.Report) *scrape {
 
 var serviceLabels = []string{"kind", "name", "namespace"}
 
+// placeDisplaced fills in where each service's displaced replicas go.
+//
+// Without placement input (the watcher builds none while no unschedulable
+// node holds a pod) a service none of whose replicas is on an
+// unschedulable node has nothing to place, so 0 unplaceable; one that has
+// some, from a source without the input, is not judged. Warm nodes are
+// counted for the services with displaced pods only: theirs are the
+// replicas about to start elsewhere, and counting them for every service
+// would need the placement input on every scrape.
+func placeDisplaced(c *spread.Cluster, services []service, displacement *spread.Displacement) {
+	var displaced []*spread.Service
+	var displacedIndex []int
+	for i := range services {
+		svc := &services[i]
+		if !displacement.HasDisplaced(svc.Service) {
+			svc.unplaceableKnown = displacement != nil || !onUnschedulableNode(c, svc.Service)
+			continue
+		}
+		summary := displacement.Summary(svc.Service)
+		svc.unplaceable, svc.unplaceableKnown = summary.Unplaced, summary.State != placement.StateUnknown
+		svc.displaced = true
+		displaced = append(displaced, svc.Service)
+		displacedIndex = append(displacedIndex, i)
+	}
+	if len(displaced) == 0 {
+		return
+	}
+	for i, warm := range displacement.WarmNodes(displaced) {
+		services[displacedIndex[i]].warmNodes = warm
+	}
+}
+
+// onUnschedulableNode reports whether some replica of the service is on an
+// unschedulable node of c.
+func onUnschedulableNode(c *spread.Cluster, svc *spread.Service) bool {
+	for _, r := range svc.Replicas {
+		if n, ok := c.Nodes[r.Node]; ok && !n.Schedulable() {
+			return true
+		}
+	}
+	return false
+}
+
 // perService is a family with one sample per service, when value says so.
-func perService(name, help string, value func(f *spread.Figures) (float64, bool)) family {
+func perService(name, help string, value func(f *service) (float64, bool)) family {
 	return family{name: name, help: help, labels: serviceLabels, write: func(w *textWriter, s *scrape) {
-		for _, svc := range s.services {
-			if v, ok := value(svc.Figures); ok {
-				w.serviceSample(svc.labels, "", "", v)
+		for i := range s.services {
+			if v, ok := value(&s.services[i]); ok {
+				w.serviceSample(s.services[i].labels, "", "", v)
 			}
 		}
 	}}
@@ -126,21 +190,25 @@ func figureFamilies(options Options) []family {
 	name := func(n string) string { return Namespace + "_" + n }
 	families := []family{
 		perService(name("replicas_desired"), "Replicas the workload asks for (spec.replicas); workloads only.",
-			func(f *spread.Figures) (float64, bool) {
+			func(f *service) (float64, bool) {
 				return float64(f.Service.DesiredReplicas), f.Service.DesiredReplicas >= 0
 			}),
 		perService(name("replicas_ready"), "Ready, not terminating replicas of the service on any node.",
-			func(f *spread.Figures) (float64, bool) { return float64(f.ReplicasReady), true }),
+			func(f *service) (float64, bool) { return float64(f.ReplicasReady), true }),
 		perService(name("replicas_schedulable"), "Ready replicas of the service on schedulable nodes: the ones that survive maintenance.",
-			func(f *spread.Figures) (float64, bool) { return float64(f.ReplicasSchedulable), true }),
+			func(f *service) (float64, bool) { return float64(f.ReplicasSchedulable), true }),
 		perService(name("nodes"), "Distinct nodes holding ready replicas of the service.",
-			func(f *spread.Figures) (float64, bool) { return float64(f.Nodes), true }),
+			func(f *service) (float64, bool) { return float64(f.Nodes), true }),
 		perService(name("schedulable_nodes"), "Distinct schedulable nodes holding ready replicas of the service.",
-			func(f *spread.Figures) (float64, bool) { return float64(f.SchedulableNodes), true }),
+			func(f *service) (float64, bool) { return float64(f.SchedulableNodes), true }),
 		perService(name("node_concentration_ratio"), "Largest share of the service's ready replicas on one node; 1 means single-homed. Absent when nothing is ready.",
-			func(f *spread.Figures) (float64, bool) { return f.ConcentrationRatio, f.ReplicasReady > 0 }),
+			func(f *service) (float64, bool) { return f.ConcentrationRatio, f.ReplicasReady > 0 }),
 		perService(name("min_nodes"), "Nodes the service needs: the kube-spread.io/min-nodes annotation or the default, capped at its replicas.",
-			func(f *spread.Figures) (float64, bool) { return float64(f.MinNodes), true }),
+			func(f *service) (float64, bool) { return float64(f.MinNodes), true }),
+		perService(name("replicas_unplaceable"), "Replicas of the service on unschedulable nodes that the placement model finds no room for on the schedulable nodes, all displaced pods competing. Absent when the model cannot judge them.",
+			func(f *service) (float64, bool) { return float64(f.unplaceable), f.unplaceableKnown }),
+		perService(name("warm_nodes"), "Schedulable nodes that admit the service's pods and already hold all their images; only for services with replicas on unschedulable nodes.",
+			func(f *service) (float64, bool) { return float64(f.warmNodes), f.displaced }),
 		perServiceDomain(name("topology_domains"), "Distinct topology domains holding ready replicas of the service.",
 			func(d spread.Domains) int { return d.All }),
 		perServiceDomain(name("schedulable_topology_domains"), "Distinct topology domains with ready replicas of the service on schedulable nodes.",

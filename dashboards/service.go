@@ -123,5 +123,29 @@ func Service(opts Options) (dashboard.Dashboard, error) {
 			service.metric("node_replicas"), nodes.metric("node_unschedulable_reason")))).
 		WithTransformation(organize(targetLabels, map[string]string{"Value": "Replicas"}, []string{"node", "reason", "Value"})))
 
+	// Both figures come from the exporter's placement model (docs/metrics.md,
+	// "Where displaced replicas go").
+	b = b.WithPanel(timeseries.NewPanelBuilder().
+		Legend(legend()).
+		Title("Replicas without room").
+		Description("Replicas on unschedulable nodes that fit on no schedulable node (resources, taints, node affinity, spread, anti-affinity), all displaced pods competing; alert KubeSpreadMaintenanceNoRoom. No value while the model cannot judge the service: ask the what-if API why.").
+		Datasource(datasourceRef()).
+		GridPos(gridPos(0, 27, 12, 8)).
+		Unit("short").
+		Decimals(0).
+		Min(0).
+		Thresholds(thresholds("green", at(1, "red"))).
+		WithTarget(rangeQuery("A", service.metric("replicas_unplaceable"), "without room")))
+	b = b.WithPanel(timeseries.NewPanelBuilder().
+		Legend(legend()).
+		Title("Warm nodes").
+		Description("Schedulable nodes that admit the service's pods and already hold all of their images, while some of its replicas are on unschedulable nodes (no value otherwise). 0: every replacement pulls its images first, a slow start.").
+		Datasource(datasourceRef()).
+		GridPos(gridPos(12, 27, 12, 8)).
+		Unit("short").
+		Decimals(0).
+		Min(0).
+		WithTarget(rangeQuery("A", service.metric("warm_nodes"), "warm nodes")))
+
 	return b.Build()
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -64,6 +65,16 @@ type Service struct {
 	// service worse than it is with them in service: the services that
 	// make up the answer's Verdict.
 	Blocking bool `json:"blocking"`
+	// Placement says whether the replicas displaced from the gone nodes
+	// find room on the nodes that stay (package placement).
+	Placement placement.Summary `json:"placement"`
+	// WarmNodes counts the nodes that stay, could take a replica, and
+	// hold all of the service's images already: 0 means every replacement
+	// pulls its images first, a slow recovery.
+	WarmNodes int `json:"warm_nodes"`
+	// PDB lists the PodDisruptionBudgets covering the service's pods that
+	// the evictions from the gone nodes would exceed: a drain would block.
+	PDB []placement.PDBExceeded `json:"pdb"`
 }
 
 // Figures are the replicas that survive, and how they are spread.
@@ -101,13 +112,21 @@ func ask(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Opti
 		return nil, err
 	}
 	after := spread.Analyze(gone, opts)
-	inService := now
+	inService, upCluster := now, c
 	if anyUnschedulable(c, nodes) {
 		up, err := c.WithNodesInService(nodes)
 		if err != nil {
 			return nil, err
 		}
-		inService = spread.Analyze(up, opts)
+		inService, upCluster = spread.Analyze(up, opts), up
+	}
+	// Where the displaced replicas go, with the asked nodes gone and, for
+	// judging what taking them down changes, with them in service (only
+	// when some other node is unschedulable: else nothing is displaced).
+	placedGone := spread.PlaceDisplaced(c.Placement, gone)
+	var placedUp *spread.Displacement
+	if anyGone(upCluster) {
+		placedUp = spread.PlaceDisplaced(c.Placement, upCluster)
 	}
 
 	asked := slices.Clone(nodes)
@@ -123,10 +142,20 @@ func ask(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Opti
 	}
 	// Analyze sorts services the same way for every cluster, and the three
 	// share their services, so index i is the same service in each report.
+	var listed []*spread.Service
 	for i := range after.Services {
 		before, up, f := &now.Services[i], &inService.Services[i], &after.Services[i]
-		verdictNow, verdict := before.Verdict(), f.Verdict()
-		blocking := verdict.Worse(up.Verdict())
+		verdictNow, verdict, verdictUp := before.Verdict(), f.Verdict(), up.Verdict()
+		// A service without a displaced pod fits: no need to ask.
+		summary := placement.Summary{State: placement.StateFit, Reasons: map[placement.Reason]int{}}
+		if placedGone == nil || placedGone.HasDisplaced(f.Service) {
+			summary = placementSummary(placedGone, f.Service)
+			verdict = worst(verdict, placementVerdict(summary))
+		}
+		if placedUp.HasDisplaced(f.Service) {
+			verdictUp = worst(verdictUp, placementVerdict(placementSummary(placedUp, f.Service)))
+		}
+		blocking := verdict.Worse(verdictUp)
 		answer.VerdictNow = worst(answer.VerdictNow, verdictNow)
 		if blocking {
 			answer.Verdict = worst(answer.Verdict, verdict)
@@ -141,9 +170,22 @@ func ask(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Opti
 			Namespace: f.Service.Namespace, Kind: f.Service.Kind, Name: f.Service.Name, MinNodes: f.MinNodes,
 			Now: surviving(c, before), After: surviving(gone, f),
 			VerdictNow: verdictNow, Verdict: verdict, Blocking: blocking,
+			Placement: summary,
 		})
+		listed = append(listed, f.Service)
 	}
+	addPlacement(placedGone, answer, listed)
 	return answer, nil
+}
+
+// anyGone reports whether some node of c is unschedulable.
+func anyGone(c *spread.Cluster) bool {
+	for _, n := range c.Nodes {
+		if !n.Schedulable() {
+			return true
+		}
+	}
+	return false
 }
 
 // anyUnschedulable reports whether one of the named nodes is unschedulable

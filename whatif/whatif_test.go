@@ -17,40 +17,71 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // mathoidDayOne is the cluster after the sequential reimage of 2003 and
-// 2004: every mathoid replica on 2001 and 2002, two rows.
+// 2004: every mathoid replica on 2001 and 2002, two rows. The reimaged
+// nodes are pristine: only 2001 and 2002 hold mathoid's image. A budget
+// lets one mathoid pod go at a time.
 func mathoidDayOne(cordoned ...string) *spread.Cluster {
+	names := []string{"kubernetes2001", "kubernetes2002", "kubernetes2003", "kubernetes2004"}
 	nodes := map[string]*spread.Node{}
-	for i, name := range []string{"kubernetes2001", "kubernetes2002", "kubernetes2003", "kubernetes2004"} {
+	pc := &placement.Cluster{}
+	for i, name := range names {
 		nodes[name] = &spread.Node{Name: name, Domains: []string{fmt.Sprintf("row-%c", 'a'+i%2)}}
+		n := placement.Node{
+			Name:        name,
+			Labels:      placement.Labels{{Key: "kubernetes.io/hostname", Value: name}},
+			Allocatable: placement.Resources{MilliCPU: 16000, Memory: 64 << 30, Pods: 110},
+		}
+		if i < 2 {
+			n.Images = []placement.Image{{Names: []string{"wikimedia/mathoid:2018"}}}
+		}
+		pc.Nodes = append(pc.Nodes, n)
 	}
 	for _, name := range cordoned {
 		nodes[name].Unschedulable = []spread.Reason{spread.ReasonCordoned}
 	}
-	on := func(names ...string) []spread.Replica {
+	template := func(namespace, name string) *placement.Template {
+		return &placement.Template{
+			Namespace: namespace, Owner: "ReplicaSet/" + name + "-1", Labels: placement.Labels{{Key: "app", Value: name}},
+			Requests:      placement.Resources{MilliCPU: 1000, Memory: 1 << 30, Pods: 1},
+			ScoreMilliCPU: 1000, ScoreMemory: 1 << 30,
+			Images: []string{"wikimedia/" + name + ":2018"}, Recreated: true,
+		}
+	}
+	index := map[string]int32{}
+	for i, name := range names {
+		index[name] = int32(i)
+	}
+	// on places one pod of t on each named node; pods of a Deployment and
+	// of the Service in front of it are the same pods, given again.
+	on := func(t *placement.Template, names ...string) []spread.Replica {
 		var replicas []spread.Replica
-		for _, n := range names {
-			replicas = append(replicas, spread.Replica{Node: n, Ready: true})
+		for i, n := range names {
+			pc.Pods = append(pc.Pods, placement.Pod{Template: t, Name: fmt.Sprintf("%s-%d", t.Owner, i), Node: index[n], Ready: true})
+			replicas = append(replicas, spread.Replica{Node: n, Ready: true, Pod: int32(len(pc.Pods))})
 		}
 		return replicas
 	}
+	mathoid := on(template("mathoid", "mathoid"), "kubernetes2001", "kubernetes2001", "kubernetes2002", "kubernetes2002")
+	pc.PDBs = []placement.PDB{{Namespace: "mathoid", Name: "mathoid", DisruptionsAllowed: 1,
+		Selector: placement.Selector{Requirements: []placement.Requirement{{Key: "app", Operator: placement.OpIn, Values: []string{"mathoid"}}}}}}
 	return &spread.Cluster{
 		TopologyKeys: []string{"topology.kubernetes.io/zone"},
 		Nodes:        nodes,
+		Placement:    pc,
 		Services: []*spread.Service{
-			{Namespace: "mathoid", Kind: spread.KindDeployment, Name: "mathoid", DesiredReplicas: 4,
-				Replicas: on("kubernetes2001", "kubernetes2001", "kubernetes2002", "kubernetes2002")},
-			{Namespace: "mathoid", Kind: spread.KindService, Name: "mathoid", DesiredReplicas: -1, MinNodes: 3,
-				Replicas: on("kubernetes2001", "kubernetes2001", "kubernetes2002", "kubernetes2002")},
+			{Namespace: "mathoid", Kind: spread.KindDeployment, Name: "mathoid", DesiredReplicas: 4, Replicas: mathoid},
+			{Namespace: "mathoid", Kind: spread.KindService, Name: "mathoid", DesiredReplicas: -1, MinNodes: 3, Replicas: mathoid},
 			{Namespace: "wiki", Kind: spread.KindDeployment, Name: "spread", DesiredReplicas: 4,
-				Replicas: on("kubernetes2001", "kubernetes2002", "kubernetes2003", "kubernetes2004")},
+				Replicas: on(template("wiki", "spread"), "kubernetes2001", "kubernetes2002", "kubernetes2003", "kubernetes2004")},
 			{Namespace: "wiki", Kind: spread.KindDeployment, Name: "solo", DesiredReplicas: 1,
-				Replicas: on("kubernetes2001")},
+				Replicas: on(template("wiki", "solo"), "kubernetes2001")},
 		},
 	}
 }
@@ -442,4 +473,48 @@ func FuzzHandler(f *testing.F) {
 			t.Errorf("%s?%s: body is not JSON: %q", path, query, recorder.Body.String())
 		}
 	})
+}
+
+// TestAskNoRoom: when the nodes that stay have no room for the displaced
+// replicas, a service whose spread would survive gets the verdict
+// no_room, with the reason per replica; an outage stays the worse verdict.
+func TestAskNoRoom(t *testing.T) {
+	c := mathoidDayOne()
+	for i := range c.Placement.Nodes {
+		if n := &c.Placement.Nodes[i]; n.Name == "kubernetes2003" || n.Name == "kubernetes2004" {
+			n.Allocatable.MilliCPU = 1500 // 500m left next to the spread pod
+		}
+	}
+	answer, err := Ask(c, []string{"kubernetes2001", "kubernetes2002"}, spread.Options{DefaultMinNodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := verdicts{
+		"mathoid/Deployment/mathoid": spread.VerdictNoReplicasLeft,
+		"mathoid/Service/mathoid":    spread.VerdictNoReplicasLeft,
+		"wiki/Deployment/spread":     spread.VerdictNoRoom,
+		"wiki/Deployment/solo":       spread.VerdictNoRoom,
+	}
+	if got := serviceVerdicts(answer); !reflect.DeepEqual(got, want) {
+		t.Errorf("verdicts = %v, want %v", got, want)
+	}
+	for _, s := range answer.Services {
+		if s.Name == "spread" {
+			wantPlacement := placement.Summary{State: placement.StateNoRoom, Displaced: 2, Placed: 0, Unplaced: 2,
+				Reasons: map[placement.Reason]int{placement.ReasonInsufficientCPU: 2}}
+			if !reflect.DeepEqual(s.Placement, wantPlacement) || !s.Blocking {
+				t.Errorf("spread: placement %+v, blocking %v", s.Placement, s.Blocking)
+			}
+		}
+	}
+	// One node at a time, the other takes everything: nothing is short.
+	answer, err = Ask(c, []string{"kubernetes2001"}, spread.Options{DefaultMinNodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range answer.Services {
+		if s.Placement.State != placement.StateFit || s.Verdict == spread.VerdictNoRoom {
+			t.Errorf("%s/%s: placement %+v, verdict %s", s.Kind, s.Name, s.Placement, s.Verdict)
+		}
+	}
 }

@@ -36,9 +36,12 @@ func (s *fakeSource) Snapshot() (*spread.Cluster, error) {
 	}
 	return s.cluster, nil
 }
-func (s *fakeSource) Status() []cluster.ResourceStatus { return s.status }
-func (s *fakeSource) InvalidAnnotations() uint64       { return 0 }
-func (s *fakeSource) Generation() uint64               { return 1 }
+
+// SnapshotForScrape is Snapshot: the collector reads the same cluster.
+func (s *fakeSource) SnapshotForScrape() (*spread.Cluster, error) { return s.Snapshot() }
+func (s *fakeSource) Status() []cluster.ResourceStatus            { return s.status }
+func (s *fakeSource) InvalidAnnotations() uint64                  { return 0 }
+func (s *fakeSource) Generation() uint64                          { return 1 }
 func (s *fakeSource) Freshness() cluster.Freshness {
 	return cluster.Freshness{Probed: true, APIServerUp: true, Confirmed: time.Unix(1530688000, 0)}
 }

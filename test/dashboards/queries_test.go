@@ -133,13 +133,17 @@ func TestEveryPanelQueryReturnsData(t *testing.T) {
 	// mathoid's Deployment and Service have no replica on a schedulable
 	// node, single-homed has two on kubernetes2003.
 	wantValues := map[string]float64{
-		"kube-spread / Service / State / A":                        3, // no schedulable replica
-		"kube-spread / Service / Surviving replicas / A":           0,
-		"kube-spread / Service / Surviving replicas / B":           replay.Replicas,
-		"kube-spread / Service / Min nodes / A":                    2,
-		"kube-spread / Service / Node concentration / A":           0.5,
-		"kube-spread / Service / Replicas per node / A":            2,
-		"kube-spread / Service / Its nodes going away / A":         2,
+		"kube-spread / Service / State / A":                3, // no schedulable replica
+		"kube-spread / Service / Surviving replicas / A":   0,
+		"kube-spread / Service / Surviving replicas / B":   replay.Replicas,
+		"kube-spread / Service / Min nodes / A":            2,
+		"kube-spread / Service / Node concentration / A":   0.5,
+		"kube-spread / Service / Replicas per node / A":    2,
+		"kube-spread / Service / Its nodes going away / A": 2,
+		// 2003 and 2004 take two replicas each (the spread constraint
+		// leaves the cordoned nodes out), and hold no image: pristine.
+		"kube-spread / Service / Replicas without room / A":        0,
+		"kube-spread / Service / Warm nodes / A":                   0,
 		"kube-spread / Overview / No schedulable replica / A":      1, // mathoid's Deployment: kind is Deployment
 		"kube-spread / Overview / Single-homed / A":                1,
 		"kube-spread / Overview / Below min nodes / A":             0,

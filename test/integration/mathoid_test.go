@@ -211,8 +211,8 @@ func askWhatIf(t *testing.T, e *exporterproc.Exporter) {
 		exitCode  int
 		firstLine string
 	}{
-		{[]string{"kubernetes2001", "kubernetes2002"}, 2, "CRITICAL - taking down kubernetes2001, kubernetes2002 hurts 2 services: mathoid/Deployment/mathoid would have no replica left, mathoid/Service/mathoid would have no replica left | 'no_replicas_left'=2;;;0 'single_homed'=0;;;0 'below_min_nodes'=0;;;0"},
-		{[]string{"kubernetes2001", "kubernetes2003"}, 1, "WARNING - taking down kubernetes2001, kubernetes2003 hurts 2 services: mathoid/Deployment/mathoid would be single-homed, mathoid/Service/mathoid would be single-homed | 'no_replicas_left'=0;;;0 'single_homed'=2;;;0 'below_min_nodes'=0;;;0"},
+		{[]string{"kubernetes2001", "kubernetes2002"}, 2, "CRITICAL - taking down kubernetes2001, kubernetes2002 hurts 2 services: mathoid/Deployment/mathoid would have no replica left, mathoid/Service/mathoid would have no replica left | 'no_replicas_left'=2;;;0 'no_room'=0;;;0 'single_homed'=0;;;0 'below_min_nodes'=0;;;0"},
+		{[]string{"kubernetes2001", "kubernetes2003"}, 1, "WARNING - taking down kubernetes2001, kubernetes2003 hurts 2 services: mathoid/Deployment/mathoid would be single-homed, mathoid/Service/mathoid would be single-homed | 'no_replicas_left'=0;;;0 'no_room'=0;;;0 'single_homed'=2;;;0 'below_min_nodes'=0;;;0"},
 	} {
 		args := []string{"--url=" + e.URL + "/metrics", "whatif"}
 		for _, n := range tc.nodes {

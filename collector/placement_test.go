@@ -1,0 +1,106 @@
+package collector
+
+import (
+	"fmt"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+)
+
+// mathoidMaintenance is day two of the 2018 incident with room to judge,
+// as a real Watcher snapshots it for a scrape: kubernetes2001 and 2002
+// are cordoned and hold mathoid's four replicas (3 CPUs each); 2003 and
+// 2004 have 4 CPUs each, 2003 already runs the queue (2 x 500m) and holds
+// mathoid's image, 2004 is pristine. Two replicas fit (one on each), two
+// do not, and one node is warm. The renderer on 2001 wants to run next to
+// another service (required pod affinity), which the model does not
+// judge.
+func mathoidMaintenance(t *testing.T) *spread.Cluster {
+	t.Helper()
+	node := func(name, zone string, cordoned bool, images ...string) *corev1.Node {
+		n := testNode(name)
+		n.Labels["topology.kubernetes.io/zone"] = zone
+		n.Labels["kubernetes.io/hostname"] = name
+		n.Spec.Unschedulable = cordoned
+		n.Status.Allocatable = corev1.ResourceList{
+			corev1.ResourceCPU: apiresource.MustParse("4"), corev1.ResourceMemory: apiresource.MustParse("16Gi"), corev1.ResourcePods: apiresource.MustParse("110"),
+		}
+		for _, image := range images {
+			n.Status.Images = append(n.Status.Images, corev1.ContainerImage{Names: []string{image}, SizeBytes: 300 << 20})
+		}
+		return n
+	}
+	pod := func(namespace, ownerKind, owner, name, node, cpu, image string) *corev1.Pod {
+		p := testPod(namespace, owner, 0, node, true)
+		p.Name = name
+		p.UID = types.UID("uid-" + name)
+		p.OwnerReferences[0].Kind, p.OwnerReferences[0].Name = ownerKind, owner
+		p.Labels = map[string]string{"app": owner}
+		p.Spec.Containers = []corev1.Container{{Name: "app", Image: image, Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse(cpu)},
+		}}}
+		p.Status.Phase = corev1.PodRunning
+		return p
+	}
+	deployment := func(namespace, name string, replicas int32) []runtime.Object {
+		return []runtime.Object{
+			&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, UID: types.UID("uid-" + name)}, Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas)}},
+			&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name + "-1", OwnerReferences: []metav1.OwnerReference{
+				{APIVersion: "apps/v1", Kind: "Deployment", Name: name, UID: types.UID("uid-" + name), Controller: ptr.To(true)},
+			}}, Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(replicas)}},
+		}
+	}
+
+	objects := []runtime.Object{
+		node("kubernetes2001", "row-a", true), node("kubernetes2002", "row-b", true),
+		node("kubernetes2003", "row-c", false, "wikimedia/mathoid:2018", "wikimedia/queue:1"),
+		node("kubernetes2004", "row-d", false),
+		testStatefulSet("batch", "queue", 2),
+		pod("batch", "StatefulSet", "queue", "queue-0", "kubernetes2003", "500m", "wikimedia/queue:1"),
+		pod("batch", "StatefulSet", "queue", "queue-1", "kubernetes2003", "500m", "wikimedia/queue:1"),
+	}
+	objects = append(objects, deployment("mathoid", "mathoid", 4)...)
+	objects = append(objects, deployment("batch", "renderer", 1)...)
+	renderer := pod("batch", "ReplicaSet", "renderer-1", "renderer-1-a", "kubernetes2001", "100m", "wikimedia/renderer:1")
+	renderer.Spec.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+		LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "queue"}}, TopologyKey: "kubernetes.io/hostname",
+	}}}}
+	objects = append(objects, renderer)
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "mathoid", Name: "mathoid-x7k2p", Labels: map[string]string{discoveryv1.LabelServiceName: "mathoid"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	for i, node := range []string{"kubernetes2001", "kubernetes2001", "kubernetes2002", "kubernetes2002"} {
+		name := fmt.Sprintf("mathoid-1-%d", i)
+		objects = append(objects, pod("mathoid", "ReplicaSet", "mathoid-1", name, node, "3", "wikimedia/mathoid:2018"))
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+			Addresses: []string{fmt.Sprintf("10.0.0.%d", i+1)}, NodeName: ptr.To(node),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: "mathoid", Name: name},
+		})
+	}
+	objects = append(objects, slice, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "mathoid", Name: "mathoid"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "mathoid-1"}},
+	})
+
+	w := startWatcher(t, fake.NewClientset(objects...))
+	c, err := w.SnapshotForScrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Placement == nil {
+		t.Fatal("no placement input with pods on cordoned nodes")
+	}
+	return c
+}
