@@ -24,8 +24,11 @@ const (
 	// after a backoff of one second, doubling per attempt: a state that
 	// holds for five seconds after the last change is the scheduler's last
 	// word on the pods of a case, which change nothing after that.
-	quietFor     = 5 * time.Second
-	pollInterval = 250 * time.Millisecond
+	quietFor = 5 * time.Second
+	// controllersQuietFor is the same while the scheduler is stopped: once
+	// every deleted pod has its replacement the controllers create no more.
+	controllersQuietFor = time.Second
+	pollInterval        = 250 * time.Millisecond
 	// settleTimeout bounds each wait for pods to be placed or given up on.
 	settleTimeout = 2 * time.Minute
 	// settleRounds bounds how often Settle scales workloads down to what
@@ -37,8 +40,19 @@ const (
 // does with them.
 type Runner struct {
 	Client kubernetes.Interface
+	// Scheduler, when set, is stopped while TakeDown deletes the batch's
+	// pods and started once every replacement exists, so that the
+	// scheduler takes the replacements in a known order (see TakeDown).
+	Scheduler SchedulerControl
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+}
+
+// SchedulerControl stops and starts kube-scheduler
+// (*controlplane.ControlPlane does).
+type SchedulerControl interface {
+	StopScheduler() error
+	StartScheduler(context.Context) error
 }
 
 func (r *Runner) logf(format string, args ...any) {
@@ -54,8 +68,10 @@ type Placement struct {
 	// Unschedulable counts the Pending pods the scheduler marked
 	// PodScheduled=False, reason Unschedulable.
 	Unschedulable int
-	// InProgress names the other pods: terminating, not yet looked at by
-	// the scheduler, bound but not yet Running.
+	// Waiting counts the pods the scheduler has not looked at yet.
+	Waiting int
+	// InProgress names the other pods: terminating, or bound but not yet
+	// Running.
 	InProgress []string
 }
 
@@ -173,7 +189,7 @@ func (r *Runner) Observe(ctx context.Context, c *Case) (Observed, error) {
 		case pod.Spec.NodeName == "" && unschedulable(pod):
 			p.Unschedulable++
 		case pod.Spec.NodeName == "":
-			p.InProgress = append(p.InProgress, pod.Name+" (not yet scheduled)")
+			p.Waiting++
 		default:
 			p.InProgress = append(p.InProgress, fmt.Sprintf("%s (on %s, %s)", pod.Name, pod.Spec.NodeName, pod.Status.Phase))
 		}
@@ -192,7 +208,7 @@ func (r *Runner) Settle(ctx context.Context, c *Case) (Observed, map[string]int,
 		replicas[w.Name()] = int(w.Replicas())
 	}
 	for round := range settleRounds {
-		observed, err := r.waitQuiet(ctx, c, "every pod Running or Unschedulable", func(o Observed) error {
+		observed, err := r.waitQuiet(ctx, c, quietFor, "every pod Running or Unschedulable", func(o Observed) error {
 			return settled(o, replicas, nil)
 		})
 		if err != nil {
@@ -237,13 +253,58 @@ func (r *Runner) scale(ctx context.Context, namespace string, w Workload, replic
 // needs to stop). It then waits until the controllers have replaced every
 // deleted pod and the scheduler has placed each replacement or marked it
 // Unschedulable, and returns that placement.
+//
+// Where displaced pods compete for the same room, how many of each service
+// fit depends on the order the scheduler takes them in, which in a real
+// drain is the order the controllers happen to recreate them. With
+// Runner.Scheduler set, the scheduler is stopped while the pods are deleted
+// and replaced, and started once every replacement exists: it then takes
+// them in the order it lists them, by name, which is the placement model's
+// documented order (namespace, owner, pod name). A disagreement is then
+// about the model's filters and scores, not about a race.
 func (r *Runner) TakeDown(ctx context.Context, c *Case, batch []string, replicas map[string]int) (Observed, error) {
-	if err := Cordon(ctx, r.Client, batch...); err != nil {
+	if r.Scheduler != nil {
+		if err := r.Scheduler.StopScheduler(); err != nil {
+			return nil, fmt.Errorf("stop the scheduler: %w", err)
+		}
+		started := false
+		defer func() {
+			// Whatever failed, the next case needs a scheduler.
+			if !started {
+				if err := r.Scheduler.StartScheduler(context.Background()); err != nil {
+					r.logf("start the scheduler after a failed take-down: %v", err)
+				}
+			}
+		}()
+		if err := r.deleteBatchPods(ctx, c, batch); err != nil {
+			return nil, err
+		}
+		_, err := r.waitQuiet(ctx, c, controllersQuietFor, "every displaced pod replaced while the scheduler is stopped", func(o Observed) error {
+			return replaced(o, replicas, batch)
+		})
+		if err != nil {
+			return nil, err
+		}
+		started = true
+		if err := r.Scheduler.StartScheduler(ctx); err != nil {
+			return nil, fmt.Errorf("start the scheduler: %w", err)
+		}
+	} else if err := r.deleteBatchPods(ctx, c, batch); err != nil {
 		return nil, err
+	}
+	return r.waitQuiet(ctx, c, quietFor, "every displaced pod replaced, and the replacement Running or Unschedulable", func(o Observed) error {
+		return settled(o, replicas, batch)
+	})
+}
+
+// deleteBatchPods cordons the batch and deletes the case's pods on it.
+func (r *Runner) deleteBatchPods(ctx context.Context, c *Case, batch []string) error {
+	if err := Cordon(ctx, r.Client, batch...); err != nil {
+		return err
 	}
 	pods, err := r.Client.CoreV1().Pods(c.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("list pods of %s: %w", c.Namespace, err)
+		return fmt.Errorf("list pods of %s: %w", c.Namespace, err)
 	}
 	for _, pod := range pods.Items {
 		if !slices.Contains(batch, pod.Spec.NodeName) {
@@ -251,12 +312,10 @@ func (r *Runner) TakeDown(ctx context.Context, c *Case, batch []string, replicas
 		}
 		err := r.Client.CoreV1().Pods(c.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("delete pod %s/%s: %w", c.Namespace, pod.Name, err)
+			return fmt.Errorf("delete pod %s/%s: %w", c.Namespace, pod.Name, err)
 		}
 	}
-	return r.waitQuiet(ctx, c, "every displaced pod replaced, and the replacement Running or Unschedulable", func(o Observed) error {
-		return settled(o, replicas, batch)
-	})
+	return nil
 }
 
 // Cordon marks nodes unschedulable, as kubectl cordon does.
@@ -323,23 +382,39 @@ func DeleteNodes(ctx context.Context, client kubernetes.Interface, nodes ...stri
 // settled returns nil when every workload has its replicas, each Running
 // on a node outside gone or Unschedulable, and nothing in progress.
 func settled(o Observed, replicas map[string]int, gone []string) error {
+	return eachWorkload(o, replicas, gone, func(p *Placement, want, running, onGone int) bool {
+		return running+p.Unschedulable == want && p.Waiting == 0 && len(p.InProgress) == 0 && onGone == 0
+	})
+}
+
+// replaced returns nil when every pod on gone has been deleted and
+// replaced by one the scheduler has not looked at yet.
+func replaced(o Observed, replicas map[string]int, gone []string) error {
+	return eachWorkload(o, replicas, gone, func(p *Placement, want, running, onGone int) bool {
+		return running+p.Waiting+p.Unschedulable == want && len(p.InProgress) == 0 && onGone == 0
+	})
+}
+
+// eachWorkload returns an error naming every workload whose placement ok
+// refuses.
+func eachWorkload(o Observed, replicas map[string]int, gone []string, ok func(p *Placement, want, running, onGone int) bool) error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(replicas)) {
 		p, want := o[name], replicas[name]
-		onGone := p.RunningTotal() - p.RunningTotal(gone...)
 		running := p.RunningTotal(gone...)
-		if running+p.Unschedulable != want || len(p.InProgress) > 0 || onGone > 0 {
-			errs = append(errs, fmt.Errorf("%s: want %d replicas, %d Running, %d Running on a gone node, %d Unschedulable, in progress: %s",
-				name, want, running, onGone, p.Unschedulable, strings.Join(p.InProgress, ", ")))
+		onGone := p.RunningTotal() - running
+		if !ok(p, want, running, onGone) {
+			errs = append(errs, fmt.Errorf("%s: want %d replicas: %d Running, %d Running on a gone node, %d Unschedulable, %d not yet looked at by the scheduler, in progress: [%s]",
+				name, want, running, onGone, p.Unschedulable, p.Waiting, strings.Join(p.InProgress, ", ")))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // waitQuiet polls the case's pods until check has passed, with the same
-// placement, for quietFor; it fails after settleTimeout with check's last
+// placement, for quiet; it fails after settleTimeout with check's last
 // complaint.
-func (r *Runner) waitQuiet(ctx context.Context, c *Case, what string, check func(Observed) error) (Observed, error) {
+func (r *Runner) waitQuiet(ctx context.Context, c *Case, quiet time.Duration, what string, check func(Observed) error) (Observed, error) {
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
 	var (
@@ -358,7 +433,7 @@ func (r *Runner) waitQuiet(ctx context.Context, c *Case, what string, check func
 			last, stable, stableText = err, nil, ""
 		case stable == nil || describe(observed) != stableText:
 			last, stable, stableText, since = nil, observed, describe(observed), time.Now()
-		case time.Since(since) >= quietFor:
+		case time.Since(since) >= quiet:
 			return stable, nil
 		}
 		select {

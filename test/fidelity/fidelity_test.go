@@ -51,7 +51,7 @@ func (r *ServiceResult) Agrees() bool {
 func TestPlacementMatchesScheduler(t *testing.T) {
 	t.Parallel()
 	binary := exporterproc.BuildForTest(t, "kube-spread-exporter")
-	runner := &Runner{Client: client(t), Logf: t.Logf}
+	runner := &Runner{Client: client(t), Scheduler: cp, Logf: t.Logf}
 	var results []*ServiceResult
 	for i := range *flagCases {
 		c := Generate(*flagSeed + uint64(i))
