@@ -111,10 +111,16 @@ func Generate(seed uint64) *Case {
 		nodeCount = 10 + r.IntN(21)
 	}
 	zoneCount := 1 + r.IntN(min(3, nodeCount))
+	// One case in three has only small nodes, where the room left after
+	// the batch runs out.
+	cpus, memories := nodeCPUs, nodeMemories
+	if r.IntN(3) == 0 {
+		cpus, memories = nodeCPUs[:2], nodeMemories[:2]
+	}
 	for i := range nodeCount {
 		name := fmt.Sprintf("fid%d-n%02d", seed, i)
 		zone := fmt.Sprintf("zone-%c", 'a'+i%zoneCount)
-		cpu, memory := pick(r, nodeCPUs), pick(r, nodeMemories)
+		cpu, memory := pick(r, cpus), pick(r, memories)
 		allocatable := corev1.ResourceList{
 			corev1.ResourceCPU:    *resource.NewMilliQuantity(cpu, resource.DecimalSI),
 			corev1.ResourceMemory: *resource.NewQuantity(memory<<20, resource.BinarySI),
@@ -144,7 +150,7 @@ func Generate(seed uint64) *Case {
 		c.Nodes = append(c.Nodes, node)
 	}
 
-	workloadCount := 2 + r.IntN(min(8, nodeCount))
+	workloadCount := 3 + r.IntN(min(8, nodeCount))
 	for i := range workloadCount {
 		c.Workloads = append(c.Workloads, generateWorkload(r, c, caseID, fmt.Sprintf("svc-%c", 'a'+i), zoneCount))
 	}
