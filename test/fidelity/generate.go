@@ -164,7 +164,7 @@ func Generate(seed uint64) *Case {
 		}
 	}
 
-	c.BatchSize = 1 + r.IntN(max(1, nodeCount/3))
+	c.BatchSize = 1 + r.IntN(max(2, nodeCount/3))
 	for _, i := range r.Perm(nodeCount) {
 		c.BatchOrder = append(c.BatchOrder, c.Nodes[i].Name)
 	}
