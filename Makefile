@@ -17,8 +17,9 @@ LDFLAGS  := -s -w \
 BINARIES := kube-spread-exporter check_kube_spread
 
 # Debian packages the tests use: a real NRPE daemon and check_nrpe, and
-# Icinga 2 to validate the shipped configuration.
-SYSTEM_PACKAGES := nagios-nrpe-server nagios-nrpe-plugin icinga2
+# Icinga 2 to validate the shipped configuration; curl and jq run the
+# README's reimage guard as written.
+SYSTEM_PACKAGES := nagios-nrpe-server nagios-nrpe-plugin icinga2 curl jq
 
 # Sizes of make bench-scale; the full size is NODES=5000 PODS=150000 SERVICES=15000.
 NODES    ?= 50

@@ -11,12 +11,16 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 )
 
 // The informers cache these compact types, not the API structs: trim
 // (transform.go) converts every object before it is stored. A corev1.Pod is
 // 1,280 bytes however much of it is emptied; a cachedPod is 64, and holds
-// exactly what Snapshot and the event handler read.
+// exactly what Snapshot and the event handler read (80 with what the
+// placement model needs: a pointer to the pod's template, which the pods
+// of one ReplicaSet share, and an identity for its endpoints).
 //
 // client-go needs two things of a cached object, which each type provides
 // through readOnlyMeta and its own getters:
@@ -45,13 +49,29 @@ type cachedPod struct {
 	owner nsName
 	name  string
 	// node is spec.nodeName; "" while unscheduled.
-	node            string
+	node string
+	// template is what the placement model needs of the pod, interned
+	// (see podTemplate).
+	template        *placement.Template
 	resourceVersion resourceVersion
-	ownerKind       kind
+	// id is the hash an endpoint targeting the pod has (endpointID), so
+	// that a Service's endpoints lead to their pods' templates.
+	id        uint64
+	ownerKind kind
 	// ready: the Ready condition is True.
 	ready bool
 	// terminating: the pod has a deletion timestamp.
 	terminating bool
+	// finished: the pod Succeeded or Failed, and holds no resources.
+	finished bool
+}
+
+// cachedPDB is a cached PodDisruptionBudget.
+type cachedPDB struct {
+	readOnlyMeta
+	key             nsName
+	pdb             placement.PDB
+	resourceVersion resourceVersion
 }
 
 // cachedWorkload is a cached Deployment, StatefulSet, ReplicaSet or
@@ -127,9 +147,12 @@ type cachedNode struct {
 	// labels are all the node's labels: the maintenance selector and
 	// NodesMatching may name any.
 	labels nodeLabels
-	// taints are the keys of the NoSchedule and NoExecute taints, the
-	// effects that keep pods away.
-	taints          []string
+	// taints are all the node's taints, strings interned.
+	taints []placement.Taint
+	// allocatable is status.allocatable.
+	allocatable placement.Resources
+	// images are status.images, names normalized and interned.
+	images          []placement.Image
 	resourceVersion resourceVersion
 	// unschedulable is spec.unschedulable (cordoned).
 	unschedulable bool
@@ -284,6 +307,8 @@ var (
 	_ metav1.Object  = (*cachedService)(nil)
 	_ metav1.Object  = (*cachedEndpointSlice)(nil)
 	_ metav1.Object  = (*cachedNode)(nil)
+	_ metav1.Object  = (*cachedPDB)(nil)
+	_ runtime.Object = (*cachedPDB)(nil)
 	_ runtime.Object = (*cachedPod)(nil)
 	_ runtime.Object = (*cachedWorkload)(nil)
 	_ runtime.Object = (*cachedService)(nil)
@@ -347,11 +372,16 @@ func (s *cachedEndpointSlice) DeepCopyObject() runtime.Object {
 	return &c
 }
 
+func (b *cachedPDB) GetNamespace() string           { return b.key.namespace() }
+func (b *cachedPDB) GetName() string                { return b.key.name() }
+func (b *cachedPDB) GetResourceVersion() string     { return b.resourceVersion.String() }
+func (b *cachedPDB) DeepCopyObject() runtime.Object { c := *b; return &c }
+
 func (n *cachedNode) GetName() string            { return n.name.Value() }
 func (n *cachedNode) GetResourceVersion() string { return n.resourceVersion.String() }
 func (n *cachedNode) DeepCopyObject() runtime.Object {
 	c := *n
-	c.labels, c.taints = slices.Clone(n.labels), slices.Clone(n.taints)
+	c.labels, c.taints, c.images = slices.Clone(n.labels), slices.Clone(n.taints), slices.Clone(n.images)
 	return &c
 }
 

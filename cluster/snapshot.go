@@ -3,6 +3,7 @@ package cluster
 import (
 	"slices"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -32,7 +33,10 @@ func (w *Watcher) Snapshot() (*spread.Cluster, error) {
 	c := &spread.Cluster{TopologyKeys: w.config.TopologyKeys}
 	w.snapshotNodes(c)
 	services, owners, serviceIndex := w.snapshotServices()
-	w.snapshotReplicas(services, owners, serviceIndex)
+	pods := w.pods.List()
+	var refs placementRefs
+	c.Placement, refs = w.snapshotPlacement(pods)
+	w.snapshotReplicas(services, owners, serviceIndex, pods, refs)
 	c.Services = make([]*spread.Service, len(services))
 	for i := range services {
 		c.Services[i] = &services[i]
@@ -115,9 +119,8 @@ func (w *Watcher) snapshotServices() (services []spread.Service, owners podOwner
 // snapshotReplicas gives each service its replicas, all in one allocation:
 // a first pass finds the service of each pod and slice and counts, a second
 // fills in.
-func (w *Watcher) snapshotReplicas(services []spread.Service, owners podOwners, serviceIndex map[nsName]int32) {
+func (w *Watcher) snapshotReplicas(services []spread.Service, owners podOwners, serviceIndex map[nsName]int32, pods []any, refs placementRefs) {
 	counts := make([]int32, len(services))
-	pods := w.pods.List()
 	podService := make([]int32, len(pods))
 	for i, obj := range pods {
 		p := obj.(*cachedPod)
@@ -166,9 +169,10 @@ func (w *Watcher) snapshotReplicas(services []spread.Service, owners podOwners, 
 		if s := podService[i]; s >= 0 {
 			p := obj.(*cachedPod)
 			svc := &services[s]
-			svc.Replicas = append(svc.Replicas, spread.Replica{Node: p.node, Ready: p.ready && !p.terminating})
+			svc.Replicas = append(svc.Replicas, spread.Replica{Node: p.node, Ready: p.ready && !p.terminating, Pod: refs.pod[i]})
 		}
 	}
+	byEndpoint := refs.endpointIndex(pods)
 	// Each slice holds an endpoint once (see endpoints); a Service with
 	// several slices (one per address family, or over 100 endpoints, or a
 	// pod moving) counts each endpoint once across them.
@@ -189,7 +193,7 @@ func (w *Watcher) snapshotReplicas(services []spread.Service, owners podOwners, 
 				}
 				seen[key] = struct{}{}
 			}
-			svc.Replicas = append(svc.Replicas, spread.Replica{Node: ep.nodeName(), Ready: ep.ready()})
+			svc.Replicas = append(svc.Replicas, spread.Replica{Node: ep.nodeName(), Ready: ep.ready(), Pod: byEndpoint.find(svc.Namespace, ep.id())})
 		}
 	}
 }
@@ -236,7 +240,11 @@ func (w *Watcher) unschedulableReasons(n *cachedNode) []spread.Reason {
 
 func (w *Watcher) hasMaintenanceTaint(n *cachedNode) bool {
 	for _, taint := range n.taints {
-		if slices.Contains(w.config.MaintenanceTaints, taint) {
+		// PreferNoSchedule keeps no pod away.
+		if taint.Effect != placement.EffectNoSchedule && taint.Effect != placement.EffectNoExecute {
+			continue
+		}
+		if slices.Contains(w.config.MaintenanceTaints, taint.Key) {
 			return true
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -467,5 +469,77 @@ func TestProbeConfirmsFreshness(t *testing.T) {
 	w.probeOnce(ctx, time.Second, up, last)
 	if f := w.Freshness(); !f.Confirmed.After(first.Confirmed) {
 		t.Errorf("a clean probe after the error did not confirm: %v", f.Confirmed)
+	}
+}
+
+// TestSnapshotPlacement: the placement input holds every node, sorted,
+// with its room, the pods bound to a known node and not finished, and the
+// budgets; each replica, a workload's pod or a Service's endpoint, leads
+// to its pod.
+func TestSnapshotPlacement(t *testing.T) {
+	finished := pod("wiki", "report-x", "a", false, owned("Job", "report"))
+	finished.Status.Phase = corev1.PodSucceeded
+	sameNameElsewhere := pod("other", "mathoid-1-x", "b", true, owned("ReplicaSet", "mathoid-1"))
+	w, _ := startWatcher(t, Config{},
+		node("b", func(n *corev1.Node) {
+			n.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("4"), corev1.ResourcePods: apiresource.MustParse("110")}
+		}),
+		node("a"),
+		deployment("wiki", "mathoid", 2, nil), replicaSet("wiki", "mathoid-1", 2, owned("Deployment", "mathoid")),
+		pod("wiki", "mathoid-1-x", "a", true, owned("ReplicaSet", "mathoid-1")),
+		pod("wiki", "mathoid-1-y", "b", true, owned("ReplicaSet", "mathoid-1")),
+		pod("wiki", "pending", "", false, owned("ReplicaSet", "mathoid-1")),
+		pod("wiki", "lost", "gone-node", true, nil),
+		finished, sameNameElsewhere,
+		service("wiki", "mathoid", map[string]string{"app": "mathoid"}),
+		endpointSlice("wiki", "mathoid-abc", "mathoid", discoveryv1.AddressTypeIPv4,
+			endpoint{pod: "mathoid-1-x", node: "a", ready: true},
+			endpoint{pod: "mathoid-1-y", node: "b", ready: true},
+			endpoint{pod: "not-cached", node: "b", ready: true}),
+		&policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "wiki", Name: "mathoid"},
+			Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "mathoid"}}},
+			Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 1},
+		},
+	)
+	c, err := w.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := c.Placement
+	if len(pc.Nodes) != 2 || pc.Nodes[0].Name != "a" || pc.Nodes[1].Name != "b" || pc.Nodes[1].Allocatable.MilliCPU != 4000 {
+		t.Errorf("placement nodes = %+v", pc.Nodes)
+	}
+	var pods []string
+	for _, p := range pc.Pods {
+		pods = append(pods, p.Template.Namespace+"/"+p.Name+"@"+pc.Nodes[p.Node].Name)
+	}
+	slices.Sort(pods)
+	if want := []string{"other/mathoid-1-x@b", "wiki/mathoid-1-x@a", "wiki/mathoid-1-y@b"}; !slices.Equal(pods, want) {
+		t.Errorf("placement pods = %v, want %v", pods, want)
+	}
+	if len(pc.PDBs) != 1 || pc.PDBs[0].Name != "mathoid" || pc.PDBs[0].DisruptionsAllowed != 1 {
+		t.Errorf("placement PDBs = %+v", pc.PDBs)
+	}
+	for _, s := range c.Services {
+		var got []string
+		for _, r := range s.Replicas {
+			name := "?"
+			if i, ok := r.PlacementPod(); ok {
+				name = pc.Pods[i].Template.Namespace + "/" + pc.Pods[i].Name
+			}
+			got = append(got, r.Node+"="+name)
+		}
+		slices.Sort(got)
+		want := []string{"a=wiki/mathoid-1-x", "b=wiki/mathoid-1-y"}
+		if s.Kind == spread.KindService {
+			want = []string{"a=wiki/mathoid-1-x", "b=?", "b=wiki/mathoid-1-y"}
+		}
+		if s.Kind == spread.KindDeployment {
+			want = append([]string{"=?"}, want...) // the pending pod
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s %s replicas = %v, want %v", s.Kind, s.Name, got, want)
+		}
 	}
 }

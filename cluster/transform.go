@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -39,11 +40,14 @@ func trim(obj any) (any, error) {
 			name:            o.Name,
 			node:            intern(o.Spec.NodeName),
 			resourceVersion: parseResourceVersion(o.ResourceVersion),
+			id:              podID(o.Name),
 			terminating:     o.DeletionTimestamp != nil,
+			finished:        o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed,
 		}
 		var ownerName string
 		p.ownerKind, ownerName = controllerOf(&o.ObjectMeta, kindReplicaSet, kindStatefulSet, kindReplicationController)
 		p.owner = nsName(intern(string(makeNSName(o.Namespace, ownerName))))
+		p.template = podTemplate(o, p.ownerKind, metav1.GetControllerOfNoCopy(&o.ObjectMeta))
 		for _, c := range o.Status.Conditions {
 			if c.Type == corev1.PodReady {
 				p.ready = c.Status == corev1.ConditionTrue
@@ -77,15 +81,12 @@ func trim(obj any) (any, error) {
 		n := &cachedNode{
 			name:            unique.Make(o.Name),
 			labels:          makeNodeLabels(o.Labels),
+			taints:          nodeTaints(o.Spec.Taints),
+			allocatable:     resources(o.Status.Allocatable),
+			images:          nodeImages(o.Status.Images),
 			resourceVersion: parseResourceVersion(o.ResourceVersion),
 			unschedulable:   o.Spec.Unschedulable,
 			deleting:        o.DeletionTimestamp != nil,
-		}
-		for _, t := range o.Spec.Taints {
-			// PreferNoSchedule keeps no pod away.
-			if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
-				n.taints = append(n.taints, intern(t.Key))
-			}
 		}
 		for _, c := range o.Status.Conditions {
 			if c.Type == corev1.NodeReady {
@@ -94,6 +95,12 @@ func trim(obj any) (any, error) {
 			}
 		}
 		return n, nil
+	case *policyv1.PodDisruptionBudget:
+		return &cachedPDB{
+			key:             makeNSName(o.Namespace, o.Name),
+			pdb:             pdbInput(o),
+			resourceVersion: parseResourceVersion(o.ResourceVersion),
+		}, nil
 	case cache.DeletedFinalStateUnknown:
 		if o.Obj != nil {
 			trimmed, err := trim(o.Obj)
@@ -195,6 +202,11 @@ func endpointReady(ep *discoveryv1.Endpoint) bool {
 }
 
 var endpointSeed = maphash.MakeSeed()
+
+// podID is the endpointID of an endpoint whose target is the pod.
+func podID(name string) uint64 {
+	return endpointID(&discoveryv1.Endpoint{TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: name}})
+}
 
 // endpointID identifies the pod behind an endpoint across slices: a pod
 // appears once per address family in a dual-stack Service, and may briefly

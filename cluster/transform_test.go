@@ -13,12 +13,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -83,9 +85,22 @@ func TestTrimPod(t *testing.T) {
 		{pod("ns", "agent-x", "a", true, owned("DaemonSet", "agent")), &cachedPod{owner: "ns/", name: "agent-x", node: "a", ownerKind: kindOther, ready: true}},
 		{pod("ns", "bare", "a", true, nil), &cachedPod{owner: "ns/", name: "bare", node: "a", ownerKind: kindNone, ready: true}},
 	} {
-		if got := mustTrim(t, tc.pod); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("trim(pod %s) =\n%#v\nwant\n%#v", tc.pod.Name, got, tc.want)
+		got := mustTrim(t, tc.pod).(*cachedPod)
+		// The template and identity have tests of their own
+		// (placement_test.go); here only that they are there.
+		if got.template == nil || got.template.Namespace != "ns" || got.id != podID(tc.pod.Name) {
+			t.Errorf("trim(pod %s): template %+v, id %x", tc.pod.Name, got.template, got.id)
 		}
+		trimmed := *got
+		trimmed.template, trimmed.id = nil, 0
+		if !reflect.DeepEqual(&trimmed, tc.want) {
+			t.Errorf("trim(pod %s) =\n%#v\nwant\n%#v", tc.pod.Name, &trimmed, tc.want)
+		}
+	}
+	finished := pod("ns", "job-x", "a", false, owned("Job", "job"))
+	finished.Status.Phase = corev1.PodSucceeded
+	if got := mustTrim(t, finished).(*cachedPod); !got.finished {
+		t.Errorf("trim(succeeded pod): finished = false")
 	}
 }
 
@@ -178,7 +193,12 @@ func TestTrimNode(t *testing.T) {
 			{Key: "gone", Effect: corev1.TaintEffectNoExecute},
 		}
 		n.Status.Conditions = append([]corev1.NodeCondition{{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse}}, n.Status.Conditions...)
-		n.Status.Images = []corev1.ContainerImage{{Names: []string{"registry.invalid/big:1"}}}
+		n.Status.Images = []corev1.ContainerImage{{Names: []string{"registry.invalid/team/big:1", "registry.invalid/team/big@sha256:1"}, SizeBytes: 1 << 30}}
+		n.Status.Allocatable = corev1.ResourceList{
+			corev1.ResourceCPU: apiresource.MustParse("3900m"), corev1.ResourceMemory: apiresource.MustParse("15Gi"),
+			corev1.ResourceEphemeralStorage: apiresource.MustParse("100G"), corev1.ResourcePods: apiresource.MustParse("110"),
+			"example.com/gpu": apiresource.MustParse("2"), "hugepages-2Mi": apiresource.MustParse("0"),
+		}
 		n.ResourceVersion = "5"
 	})
 	got := mustTrim(t, n).(*cachedNode)
@@ -188,7 +208,16 @@ func TestTrimNode(t *testing.T) {
 			unique.Make(label{"maintenance", "batch-3"}),
 			unique.Make(label{"topology.kubernetes.io/zone", "zone-a"}),
 		},
-		taints:          []string{"node.kubernetes.io/unschedulable", "gone"},
+		taints: []placement.Taint{
+			{Key: "node.kubernetes.io/unschedulable", Effect: placement.EffectNoSchedule},
+			{Key: "soft", Effect: placement.EffectPreferNoSchedule},
+			{Key: "gone", Effect: placement.EffectNoExecute},
+		},
+		allocatable: placement.Resources{
+			MilliCPU: 3900, Memory: 15 << 30, EphemeralStorage: 100_000_000_000, Pods: 110,
+			Extended: []placement.Quantity{{Name: "example.com/gpu", Value: 2}},
+		},
+		images:          []placement.Image{{Names: []string{"team/big:1", "team/big@sha256:1"}, SizeBytes: 1 << 30}},
 		resourceVersion: 6,
 		unschedulable:   true,
 		ready:           true,

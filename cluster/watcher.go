@@ -21,6 +21,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,6 +30,7 @@ import (
 	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
+	policyinformers "k8s.io/client-go/informers/policy/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
@@ -95,6 +97,7 @@ type Watcher struct {
 
 	nodes, pods, services, endpointSlices                          cache.Indexer
 	deployments, statefulSets, replicaSets, replicationControllers cache.Indexer
+	podDisruptionBudgets                                           cache.Indexer
 
 	invalidAnnotations atomic.Uint64
 
@@ -190,6 +193,7 @@ func New(client kubernetes.Interface, config Config) (*Watcher, error) {
 		{&w.statefulSets, "statefulsets", informer(&appsv1.StatefulSet{}, appsinformers.NewStatefulSetInformer), true},
 		{&w.replicaSets, "replicasets", informer(&appsv1.ReplicaSet{}, appsinformers.NewReplicaSetInformer), true},
 		{&w.replicationControllers, "replicationcontrollers", informer(&corev1.ReplicationController{}, coreinformers.NewReplicationControllerInformer), true},
+		{&w.podDisruptionBudgets, "poddisruptionbudgets", informer(&policyv1.PodDisruptionBudget{}, policyinformers.NewPodDisruptionBudgetInformer), false},
 	} {
 		if *step.indexer, err = add(step.name, step.informer, step.validate); err != nil {
 			return nil, err

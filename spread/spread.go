@@ -12,6 +12,8 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 )
 
 // Reason says why a node will not keep its replicas through maintenance.
@@ -72,7 +74,14 @@ type Replica struct {
 	Node string
 	// Ready is true when the pod or endpoint is Ready and not terminating.
 	Ready bool
+	// Pod is the replica's pod in Cluster.Placement.Pods plus one; 0
+	// when unknown (no placement input, an endpoint without a pod).
+	Pod int32
 }
+
+// PlacementPod returns the index of the replica's pod in
+// Cluster.Placement.Pods, and whether it is known.
+func (r Replica) PlacementPod() (int32, bool) { return r.Pod - 1, r.Pod > 0 }
 
 // Service is a unit whose replicas should not share one fate: a Kubernetes
 // Service (replicas are its endpoints) or a workload (replicas are its pods).
@@ -96,6 +105,10 @@ type Cluster struct {
 	TopologyKeys []string
 	Nodes        map[string]*Node
 	Services     []*Service
+	// Placement is the input of the placement model (package placement):
+	// nodes with their room, the pods with their templates, the budgets.
+	// Nil when the source does not provide it.
+	Placement *placement.Cluster
 }
 
 // Options tune the analysis.

@@ -17,13 +17,19 @@ const (
 	VerdictBelowMinNodes Verdict = "below_min_nodes"
 	// VerdictSingleHomed: two or more surviving replicas, all on one node.
 	VerdictSingleHomed Verdict = "single_homed"
+	// VerdictNoRoom: some replicas survive, but displaced ones find no
+	// node to be recreated on (package placement): the service runs short
+	// until nodes come back. Only the what-if judges it; worse than
+	// single_homed, where every replica still runs, better than
+	// no_replicas_left, an outage.
+	VerdictNoRoom Verdict = "no_room"
 	// VerdictNoReplicasLeft: the service has ready replicas and none of
 	// them survives: the mathoid state.
 	VerdictNoReplicasLeft Verdict = "no_replicas_left"
 )
 
 // severity orders verdicts so the worst of many can be found.
-var severity = map[Verdict]int{VerdictOK: 0, VerdictBelowMinNodes: 1, VerdictSingleHomed: 2, VerdictNoReplicasLeft: 3}
+var severity = map[Verdict]int{VerdictOK: 0, VerdictBelowMinNodes: 1, VerdictSingleHomed: 2, VerdictNoRoom: 3, VerdictNoReplicasLeft: 4}
 
 // Worse reports whether v is worse than other.
 func (v Verdict) Worse(other Verdict) bool { return severity[v] > severity[other] }

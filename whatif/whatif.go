@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -20,16 +21,22 @@ type Answer struct {
 	// Nodes are the nodes asked about, sorted.
 	Nodes []string `json:"nodes"`
 	// AlreadyUnschedulable lists nodes that are going away anyway and are
-	// treated as gone in the answer.
+	// treated as gone in the answer. Asked nodes are among them when they
+	// are cordoned, tainted or labelled already.
 	AlreadyUnschedulable []NodeState `json:"already_unschedulable"`
-	// Verdict is the worst verdict of the services that the asked nodes
-	// make worse: what taking them down would do. A guard script gates on
-	// it.
+	// Verdict is the worst verdict of the services that taking the asked
+	// nodes down makes worse, judged against the asked nodes in service
+	// (whether or not they are already unschedulable): what taking them
+	// down would do. A guard script gates on it.
 	Verdict spread.Verdict `json:"verdict"`
-	// VerdictNow is the worst verdict of any service before the asked
-	// nodes go (already unschedulable nodes gone): trouble that exists
-	// whatever the answer.
+	// VerdictNow is the worst verdict of any service as the cluster is now
+	// (already unschedulable nodes gone, asked ones included): trouble
+	// that exists whatever the answer.
 	VerdictNow spread.Verdict `json:"verdict_now"`
+	// VerdictElsewhere is the worst verdict, with the asked nodes gone, of
+	// the services that taking them down does not make worse: trouble
+	// elsewhere that must not block this batch for ever.
+	VerdictElsewhere spread.Verdict `json:"verdict_elsewhere"`
 	// Services lists the services with ready replicas on a node that is
 	// gone (asked or already unschedulable), and any service whose verdict
 	// is not ok, sorted by namespace, kind, name.
@@ -50,10 +57,24 @@ type Service struct {
 	MinNodes  int         `json:"min_nodes"`
 	Now       Figures     `json:"now"`
 	After     Figures     `json:"after"`
-	// VerdictNow judges the spread with only the already unschedulable
-	// nodes gone; Verdict with the asked nodes gone too.
+	// VerdictNow judges the spread as the cluster is now (already
+	// unschedulable nodes gone); Verdict with the asked nodes gone too.
 	VerdictNow spread.Verdict `json:"verdict_now"`
 	Verdict    spread.Verdict `json:"verdict"`
+	// Blocking is true when taking the asked nodes down makes this
+	// service worse than it is with them in service: the services that
+	// make up the answer's Verdict.
+	Blocking bool `json:"blocking"`
+	// Placement says whether the replicas displaced from the gone nodes
+	// find room on the nodes that stay (package placement).
+	Placement placement.Summary `json:"placement"`
+	// WarmNodes counts the nodes that stay, could take a replica, and
+	// hold all of the service's images already: 0 means every replacement
+	// pulls its images first, a slow recovery.
+	WarmNodes int `json:"warm_nodes"`
+	// PDB lists the PodDisruptionBudgets covering the service's pods that
+	// the evictions from the gone nodes would exceed: a drain would block.
+	PDB []placement.PDBExceeded `json:"pdb"`
 }
 
 // Figures are the replicas that survive, and how they are spread.
@@ -71,32 +92,75 @@ type Figures struct {
 
 // Ask answers for the named nodes. It returns spread.ErrNoNodes or a
 // *spread.UnknownNodesError when the names are empty or unknown.
+//
+// Three clusters are analysed: now (as cached), in service (the asked
+// nodes schedulable, whatever they are now) and gone (the asked nodes
+// unschedulable). A service is blocking when it is worse gone than in
+// service. Judging against "in service" rather than "now" is what makes
+// the answer the same for tooling that cordons or labels a batch first
+// and asks second (kubectl drain cordons before anything else): asking
+// about nodes judges taking those nodes down.
 func Ask(c *spread.Cluster, nodes []string, opts spread.Options) (*Answer, error) {
+	return ask(c, spread.Analyze(c, opts), nodes, opts)
+}
+
+// ask is Ask with the analysis of c done already: the handler shares it
+// between the questions asked while the caches are unchanged.
+func ask(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Options) (*Answer, error) {
 	gone, err := c.WithNodesGone(nodes)
 	if err != nil {
 		return nil, err
 	}
-	now := spread.Analyze(c, opts)
 	after := spread.Analyze(gone, opts)
+	inService, upCluster := now, c
+	if anyUnschedulable(c, nodes) {
+		up, err := c.WithNodesInService(nodes)
+		if err != nil {
+			return nil, err
+		}
+		inService, upCluster = spread.Analyze(up, opts), up
+	}
+	// Where the displaced replicas go, with the asked nodes gone and, for
+	// judging what taking them down changes, with them in service (only
+	// when some other node is unschedulable: else nothing is displaced).
+	placedGone := simulate(c, gone)
+	var placedUp *placed
+	if anyGone(upCluster) {
+		placedUp = simulate(c, upCluster)
+	}
 
 	asked := slices.Clone(nodes)
 	slices.Sort(asked)
-	answer := &Answer{Nodes: slices.Compact(asked), Verdict: spread.VerdictOK, VerdictNow: spread.VerdictOK, Services: []Service{}, AlreadyUnschedulable: []NodeState{}}
+	answer := &Answer{
+		Nodes: slices.Compact(asked), AlreadyUnschedulable: []NodeState{}, Services: []Service{},
+		Verdict: spread.VerdictOK, VerdictNow: spread.VerdictOK, VerdictElsewhere: spread.VerdictOK,
+	}
 	for _, n := range now.Nodes {
 		if !n.Node.Schedulable() {
 			answer.AlreadyUnschedulable = append(answer.AlreadyUnschedulable, NodeState{Name: n.Node.Name, Reasons: n.Node.Unschedulable})
 		}
 	}
-	// Analyze sorts services the same way for both clusters, which share
-	// their services, so index i is the same service in both reports.
+	// Analyze sorts services the same way for every cluster, and the three
+	// share their services, so index i is the same service in each report.
+	var listed []*spread.Service
 	for i := range after.Services {
-		before, f := &now.Services[i], &after.Services[i]
-		verdictNow, verdict := before.Verdict(), f.Verdict()
-		if verdictNow.Worse(answer.VerdictNow) {
-			answer.VerdictNow = verdictNow
+		before, up, f := &now.Services[i], &inService.Services[i], &after.Services[i]
+		verdictNow, verdict, verdictUp := before.Verdict(), f.Verdict(), up.Verdict()
+		// A service without a displaced pod fits: no need to ask.
+		summary := placement.Summary{State: placement.StateFit, Reasons: map[placement.Reason]int{}}
+		if placedGone == nil || placedGone.hasDisplaced(f.Service) {
+			summary = placedGone.summary(f.Service)
+			verdict = worst(verdict, placementVerdict(summary))
 		}
-		if verdict.Worse(verdictNow) && verdict.Worse(answer.Verdict) {
-			answer.Verdict = verdict
+		if placedUp.hasDisplaced(f.Service) {
+			verdictUp = worst(verdictUp, placementVerdict(placedUp.summary(f.Service)))
+		}
+		blocking := verdict.Worse(verdictUp)
+		answer.VerdictNow = worst(answer.VerdictNow, verdictNow)
+		if blocking {
+			answer.Verdict = worst(answer.Verdict, verdict)
+		} else {
+			answer.VerdictElsewhere = worst(answer.VerdictElsewhere, verdict)
 		}
 		// Replicas on gone nodes are the ones no longer schedulable.
 		if verdict == spread.VerdictOK && f.ReplicasSchedulable == f.ReplicasReady {
@@ -105,10 +169,36 @@ func Ask(c *spread.Cluster, nodes []string, opts spread.Options) (*Answer, error
 		answer.Services = append(answer.Services, Service{
 			Namespace: f.Service.Namespace, Kind: f.Service.Kind, Name: f.Service.Name, MinNodes: f.MinNodes,
 			Now: surviving(c, before), After: surviving(gone, f),
-			VerdictNow: verdictNow, Verdict: verdict,
+			VerdictNow: verdictNow, Verdict: verdict, Blocking: blocking,
+			Placement: summary,
 		})
+		listed = append(listed, f.Service)
 	}
+	placedGone.addPlacement(answer, listed)
 	return answer, nil
+}
+
+// anyGone reports whether some node of c is unschedulable.
+func anyGone(c *spread.Cluster) bool {
+	for _, n := range c.Nodes {
+		if !n.Schedulable() {
+			return true
+		}
+	}
+	return false
+}
+
+// anyUnschedulable reports whether one of the named nodes is unschedulable
+// now; the names are known.
+func anyUnschedulable(c *spread.Cluster, names []string) bool {
+	return slices.ContainsFunc(names, func(name string) bool { return !c.Nodes[name].Schedulable() })
+}
+
+func worst(a, b spread.Verdict) spread.Verdict {
+	if b.Worse(a) {
+		return b
+	}
+	return a
 }
 
 // surviving sums up the ready replicas of f on the schedulable nodes of c.
@@ -164,19 +254,23 @@ type UnsafeService struct {
 // predict, so a reimage script should ask again before each batch; the plan
 // is for spotting a bad batch before starting.
 func AskPlan(c *spread.Cluster, batches [][]string, opts spread.Options) (*Plan, error) {
+	return askPlan(c, spread.Analyze(c, opts), batches, opts)
+}
+
+func askPlan(c *spread.Cluster, now *spread.Report, batches [][]string, opts spread.Options) (*Plan, error) {
 	if len(batches) == 0 {
 		return nil, spread.ErrNoNodes
 	}
 	plan := &Plan{Verdict: spread.VerdictOK, Batches: []Batch{}, Unsafe: []UnsafeService{}}
 	seen := make(map[[3]string]bool)
 	for i, nodes := range batches {
-		answer, err := Ask(c, nodes, opts)
+		answer, err := ask(c, now, nodes, opts)
 		if err != nil {
 			return nil, fmt.Errorf("batch %d: %w", i+1, err)
 		}
 		batch := Batch{Index: i + 1, Nodes: answer.Nodes, Verdict: answer.Verdict, Services: []Service{}}
 		for _, s := range answer.Services {
-			if !s.Verdict.Worse(s.VerdictNow) {
+			if !s.Blocking {
 				continue
 			}
 			batch.Services = append(batch.Services, s)

@@ -178,7 +178,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	server := &http.Server{Handler: o.handler(watcher, defaultMinNodes, logger), ReadHeaderTimeout: 10 * time.Second}
+	// MaxHeaderBytes lets a GET what-if naming the documented maximum of
+	// nodes reach the handler, which answers in JSON (whatif.MaxHeaderBytes).
+	server := &http.Server{Handler: o.handler(watcher, defaultMinNodes, logger), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: whatif.MaxHeaderBytes}
 	go func() {
 		<-ctx.Done()
 		shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)

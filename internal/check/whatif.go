@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/nagios"
@@ -59,20 +60,25 @@ func FetchWhatIf(ctx context.Context, src Source, nodes, selectors []string) (*w
 // can use the check as a guard: CRITICAL (exit 2) when a service would be
 // left with no ready replica, WARNING (exit 1) when one would end up on
 // fewer nodes than it needs (single-homed included), OK otherwise. Only the
-// services the asked nodes make worse count; trouble that exists already
-// is listed but does not change the state.
+// services that taking the asked nodes down makes worse count (blocking),
+// whether or not those nodes are cordoned already; trouble elsewhere is
+// listed but does not change the state.
 func WhatIf(answer *whatif.Answer) *nagios.Result {
 	counts := map[spread.Verdict]int{}
 	var worse []whatif.Service
 	for _, s := range answer.Services {
-		if s.Verdict.Worse(s.VerdictNow) {
+		// An exporter before "blocking" existed answers without
+		// verdict_elsewhere: judge as it did, against the verdict now.
+		if s.Blocking || (answer.VerdictElsewhere == "" && s.Verdict.Worse(s.VerdictNow)) {
 			counts[s.Verdict]++
 			worse = append(worse, s)
 		}
 	}
 	state := nagios.OK
 	switch answer.Verdict {
-	case spread.VerdictNoReplicasLeft:
+	case spread.VerdictNoReplicasLeft, spread.VerdictNoRoom:
+		// no_room: replicas displaced with nowhere to go stay Pending
+		// until nodes come back, however long the maintenance takes.
 		state = nagios.Critical
 	case spread.VerdictSingleHomed, spread.VerdictBelowMinNodes:
 		state = nagios.Warning
@@ -92,16 +98,16 @@ func WhatIf(answer *whatif.Answer) *nagios.Result {
 		summary = fmt.Sprintf("taking down %s hurts %d services: %s", nodes, len(worse), strings.Join(names, ", "))
 	}
 	result := &nagios.Result{State: state, Summary: summary}
-	for _, verdict := range []spread.Verdict{spread.VerdictNoReplicasLeft, spread.VerdictSingleHomed, spread.VerdictBelowMinNodes} {
+	for _, verdict := range []spread.Verdict{spread.VerdictNoReplicasLeft, spread.VerdictNoRoom, spread.VerdictSingleHomed, spread.VerdictBelowMinNodes} {
 		result.Perfdata = append(result.Perfdata, nagios.Perfdata{Label: string(verdict), Value: float64(counts[verdict]), Min: nagios.Float(0)})
 	}
 	for _, s := range worse {
 		detailState := nagios.Warning
-		if s.Verdict == spread.VerdictNoReplicasLeft {
+		if s.Verdict == spread.VerdictNoReplicasLeft || s.Verdict == spread.VerdictNoRoom {
 			detailState = nagios.Critical
 		}
-		result.Details = append(result.Details, fmt.Sprintf("%s %s/%s/%s: %s; %d ready replicas on %d nodes now, %d on %d after, min_nodes %d",
-			detailState, s.Namespace, s.Kind, s.Name, verdictText(s.Verdict), s.Now.Replicas, s.Now.Nodes, s.After.Replicas, s.After.Nodes, s.MinNodes))
+		result.Details = append(result.Details, fmt.Sprintf("%s %s/%s/%s: %s; %d ready replicas on %d schedulable nodes now, %d on %d after, min_nodes %d%s",
+			detailState, s.Namespace, s.Kind, s.Name, verdictText(s.Verdict), s.Now.Replicas, s.Now.Nodes, s.After.Replicas, s.After.Nodes, s.MinNodes, placementText(s)))
 	}
 	for _, n := range answer.AlreadyUnschedulable {
 		reasons := make([]string, len(n.Reasons))
@@ -110,14 +116,42 @@ func WhatIf(answer *whatif.Answer) *nagios.Result {
 		}
 		result.Details = append(result.Details, fmt.Sprintf("counted as gone already: %s (%s)", n.Name, strings.Join(reasons, ", ")))
 	}
-	if answer.VerdictNow != spread.VerdictOK {
-		result.Details = append(result.Details, fmt.Sprintf("before these nodes go, the worst service verdict is already %s: see the services check", answer.VerdictNow))
+	if answer.VerdictElsewhere != spread.VerdictOK && answer.VerdictElsewhere != "" {
+		result.Details = append(result.Details, fmt.Sprintf("whatever these nodes do, some service is %s: see the services check", answer.VerdictElsewhere))
 	}
 	return result
 }
 
+// placementText sums up where the displaced replicas go, when the
+// exporter says (an older one does not).
+func placementText(s whatif.Service) string {
+	p := s.Placement
+	if p.State == "" || p.Displaced == 0 {
+		return ""
+	}
+	text := fmt.Sprintf("; placement %s: %d of %d displaced fit", p.State, p.Placed, p.Displaced)
+	if len(p.Reasons) > 0 {
+		reasons := make([]string, 0, len(p.Reasons))
+		for r, n := range p.Reasons {
+			reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+		}
+		slices.Sort(reasons)
+		text += " (" + strings.Join(reasons, ", ") + ")"
+	}
+	if p.UnknownReason != "" {
+		text += " (" + p.UnknownReason + ")"
+	}
+	text += fmt.Sprintf(", %d warm nodes", s.WarmNodes)
+	for _, b := range s.PDB {
+		text += fmt.Sprintf("; PDB %s allows %d evictions, %d needed", b.Name, b.Allowed, b.Needed)
+	}
+	return text
+}
+
 func verdictText(v spread.Verdict) string {
 	switch v {
+	case spread.VerdictNoRoom:
+		return "would have displaced replicas with no room"
 	case spread.VerdictNoReplicasLeft:
 		return "would have no replica left"
 	case spread.VerdictSingleHomed:

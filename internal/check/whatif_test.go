@@ -25,21 +25,30 @@ func TestWhatIfResult(t *testing.T) {
 		{
 			answer: "mathoid-day-two-nodes.json",
 			state:  nagios.Critical,
-			want: `CRITICAL - taking down kubernetes2001, kubernetes2002 hurts 2 services: mathoid/Deployment/mathoid would have no replica left, mathoid/Service/mathoid would have no replica left | 'no_replicas_left'=2;;;0 'single_homed'=0;;;0 'below_min_nodes'=0;;;0
-CRITICAL mathoid/Deployment/mathoid: would have no replica left; 4 ready replicas on 2 nodes now, 0 on 0 after, min_nodes 2
-CRITICAL mathoid/Service/mathoid: would have no replica left; 4 ready replicas on 2 nodes now, 0 on 0 after, min_nodes 3
-before these nodes go, the worst service verdict is already below_min_nodes: see the services check
+			want: `CRITICAL - taking down kubernetes2001, kubernetes2002 hurts 2 services: mathoid/Deployment/mathoid would have no replica left, mathoid/Service/mathoid would have no replica left | 'no_replicas_left'=2;;;0 'no_room'=0;;;0 'single_homed'=0;;;0 'below_min_nodes'=0;;;0
+CRITICAL mathoid/Deployment/mathoid: would have no replica left; 4 ready replicas on 2 schedulable nodes now, 0 on 0 after, min_nodes 2; placement fit: 4 of 4 displaced fit, 0 warm nodes; PDB mathoid allows 1 evictions, 4 needed
+CRITICAL mathoid/Service/mathoid: would have no replica left; 4 ready replicas on 2 schedulable nodes now, 0 on 0 after, min_nodes 3; placement fit: 4 of 4 displaced fit, 0 warm nodes; PDB mathoid allows 1 evictions, 4 needed
 `,
 		},
 		{
 			answer: "comma-list.json",
 			state:  nagios.Warning,
-			want: `WARNING - taking down kubernetes2001, kubernetes2003 hurts 3 services: mathoid/Deployment/mathoid would be single-homed, mathoid/Service/mathoid would be single-homed, wiki/Deployment/spread would run on fewer nodes than it needs | 'no_replicas_left'=0;;;0 'single_homed'=2;;;0 'below_min_nodes'=1;;;0
-WARNING mathoid/Deployment/mathoid: would be single-homed; 4 ready replicas on 2 nodes now, 2 on 1 after, min_nodes 2
-WARNING mathoid/Service/mathoid: would be single-homed; 4 ready replicas on 2 nodes now, 2 on 1 after, min_nodes 3
-WARNING wiki/Deployment/spread: would run on fewer nodes than it needs; 3 ready replicas on 3 nodes now, 1 on 1 after, min_nodes 2
+			want: `WARNING - taking down kubernetes2001, kubernetes2003 hurts 3 services: mathoid/Deployment/mathoid would be single-homed, mathoid/Service/mathoid would be single-homed, wiki/Deployment/spread would run on fewer nodes than it needs | 'no_replicas_left'=0;;;0 'no_room'=0;;;0 'single_homed'=2;;;0 'below_min_nodes'=1;;;0
+WARNING mathoid/Deployment/mathoid: would be single-homed; 4 ready replicas on 2 schedulable nodes now, 2 on 1 after, min_nodes 2; placement fit: 2 of 2 displaced fit, 1 warm nodes; PDB mathoid allows 1 evictions, 2 needed
+WARNING mathoid/Service/mathoid: would be single-homed; 4 ready replicas on 2 schedulable nodes now, 2 on 1 after, min_nodes 3; placement fit: 2 of 2 displaced fit, 1 warm nodes; PDB mathoid allows 1 evictions, 2 needed
+WARNING wiki/Deployment/spread: would run on fewer nodes than it needs; 3 ready replicas on 3 schedulable nodes now, 1 on 1 after, min_nodes 2; placement fit: 3 of 3 displaced fit, 0 warm nodes
 counted as gone already: kubernetes2004 (cordoned)
-before these nodes go, the worst service verdict is already below_min_nodes: see the services check
+`,
+		},
+		{
+			// Cordon-first tooling asks about nodes it has cordoned.
+			answer: "mathoid-day-two-cordoned-first.json",
+			state:  nagios.Critical,
+			want: `CRITICAL - taking down kubernetes2001, kubernetes2002 hurts 2 services: mathoid/Deployment/mathoid would have no replica left, mathoid/Service/mathoid would have no replica left | 'no_replicas_left'=2;;;0 'no_room'=0;;;0 'single_homed'=0;;;0 'below_min_nodes'=0;;;0
+CRITICAL mathoid/Deployment/mathoid: would have no replica left; 0 ready replicas on 0 schedulable nodes now, 0 on 0 after, min_nodes 2; placement fit: 4 of 4 displaced fit, 0 warm nodes; PDB mathoid allows 1 evictions, 4 needed
+CRITICAL mathoid/Service/mathoid: would have no replica left; 0 ready replicas on 0 schedulable nodes now, 0 on 0 after, min_nodes 3; placement fit: 4 of 4 displaced fit, 0 warm nodes; PDB mathoid allows 1 evictions, 4 needed
+counted as gone already: kubernetes2001 (cordoned)
+counted as gone already: kubernetes2002 (cordoned)
 `,
 		},
 	}

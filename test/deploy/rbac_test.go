@@ -80,6 +80,12 @@ func TestLeastPrivilege(t *testing.T) {
 		if _, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
 			t.Errorf("list nodes as the ServiceAccount: %v", err)
 		}
+		if _, err := client.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{}); err != nil {
+			t.Errorf("list poddisruptionbudgets as the ServiceAccount: %v", err)
+		}
+		if _, err := client.PolicyV1().PodDisruptionBudgets(workloadNamespace).Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("get poddisruptionbudget as the ServiceAccount: %v, want forbidden", err)
+		}
 		if _, err := client.CoreV1().Nodes().Get(ctx, "deploy-a", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
 			t.Errorf("get node as the ServiceAccount: %v, want forbidden", err)
 		}
@@ -117,7 +123,7 @@ func TestLeastPrivilege(t *testing.T) {
 		// them would publish figures.
 		eventually(t, e, "the missing permission reported, and no figures", func(m map[string]*dto.MetricFamily) error {
 			var errs []error
-			for _, resource := range []string{"nodes", "pods", "services", "deployments", "statefulsets", "replicasets", "replicationcontrollers"} {
+			for _, resource := range []string{"nodes", "pods", "services", "deployments", "statefulsets", "replicasets", "replicationcontrollers", "poddisruptionbudgets"} {
 				errs = append(errs, expect(m, "kube_spread_cache_synced", map[string]string{"resource": resource}, 1))
 			}
 			errs = append(errs, expect(m, "kube_spread_cache_synced", map[string]string{"resource": "endpointslices"}, 0))

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/exporterproc"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/replay"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/repo"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
 )
@@ -83,6 +86,76 @@ func TestMathoidReplay(t *testing.T) {
 			expect(m, "kube_spread_node_unschedulable_reason", map[string]string{"node": "kubernetes2002", "reason": "cordoned"}, 1),
 		)
 	})
+
+	guardRefusesCordonedBatch(t, e)
+}
+
+// guardRefusesCordonedBatch asks, after day two's cordon, about the nodes
+// that are already cordoned, as cordon-first tooling does (kubectl drain
+// cordons before anything else): the README's guard, run as written, and
+// the check must refuse them; a node holding no mathoid replica passes.
+func guardRefusesCordonedBatch(t *testing.T, e *exporterproc.Exporter) {
+	t.Helper()
+	ctx := context.Background()
+	guard := filepath.Join(t.TempDir(), "guard.sh")
+	if err := os.WriteFile(guard, []byte(readmeGuard(t)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"sh", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the README's guard needs %s: run \"make system-deps\"", tool)
+		}
+	}
+	runGuard := func(nodes ...string) (int, string) {
+		cmd := exec.CommandContext(ctx, guard, nodes...)
+		cmd.Env = append(os.Environ(), "KUBE_SPREAD_EXPORTER="+e.URL)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			return exitErr.ExitCode(), stderr.String()
+		} else if err != nil {
+			t.Fatalf("run the guard: %v", err)
+		}
+		return 0, stderr.String()
+	}
+	if code, stderr := runGuard("kubernetes2001", "kubernetes2002"); code != 1 ||
+		!strings.Contains(stderr, "refusing to take down kubernetes2001 kubernetes2002: no_replicas_left") ||
+		!strings.Contains(stderr, "mathoid/Deployment/mathoid: 0 ready replicas left after: no_replicas_left") {
+		t.Errorf("README guard on the cordoned batch {2001, 2002}: exit %d, stderr:\n%s\nwant exit 1 naming mathoid", code, stderr)
+	}
+	// 2003 holds no mathoid replica: taking it down changes nothing, and
+	// mathoid's trouble on the cordoned nodes must not block it for ever.
+	if code, stderr := runGuard("kubernetes2003"); code != 0 || !strings.Contains(stderr, "note: some service is no_replicas_left") {
+		t.Errorf("README guard on {2003}: exit %d, stderr:\n%s\nwant exit 0 with a note on the trouble elsewhere", code, stderr)
+	}
+	if code, _ := runGuard("kubernetes2O01"); code != 3 {
+		t.Errorf("README guard on a misspelt node: exit %d, want 3", code)
+	}
+
+	checkBinary := exporterproc.BuildForTest(t, "check_kube_spread")
+	out, err := exec.CommandContext(ctx, checkBinary, "--url="+e.URL+"/metrics", "whatif", "--node=kubernetes2001", "--node=kubernetes2002").Output()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.HasPrefix(string(out), "CRITICAL - taking down kubernetes2001, kubernetes2002 hurts 2 services: mathoid/Deployment/mathoid would have no replica left") {
+		t.Errorf("check_kube_spread whatif on the cordoned batch: err %v, output:\n%s\nwant CRITICAL (exit 2) naming mathoid", err, out)
+	}
+}
+
+// readmeGuard returns the reimage guard script of the README, so the test
+// runs what users copy.
+func readmeGuard(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(repo.RootForTest(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, found := strings.Cut(string(readme), "```sh\n#!/bin/sh\n# Refuse a batch")
+	script, _, closed := strings.Cut(after, "```")
+	if !found || !closed {
+		t.Fatal("README.md has no guard script (a sh block starting with \"# Refuse a batch\")")
+	}
+	return "#!/bin/sh\n# Refuse a batch" + script
 }
 
 // askWhatIf asks the preflight question of day two before its cordon, as

@@ -1,0 +1,421 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"weak"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	resourcehelper "k8s.io/component-helpers/resource"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
+)
+
+// This file turns API objects into the inputs of the placement model:
+// pod templates (interned: the pods of one ReplicaSet share one), node
+// resources, taints and images, and PodDisruptionBudgets. Quantities are
+// parsed here, so that the model works on int64 milli-units and bytes.
+
+// perPodLabels are labels that a controller sets differently on each pod
+// of one template. They are left out of the template so that the pods
+// still share it; no spread constraint, anti-affinity or budget is
+// expected to select single StatefulSet pods by them.
+var perPodLabels = []string{"statefulset.kubernetes.io/pod-name", "apps.kubernetes.io/pod-index"}
+
+// defaultScheduler is the scheduler name of the default profile; the API
+// server sets it on pods that name none.
+const defaultScheduler = "default-scheduler"
+
+// scoreDefaults are the requests kube-scheduler scores a container
+// without requests with (pkg/scheduler/util: DefaultMilliCPURequest,
+// DefaultMemoryRequest), so that empty-looking pods still spread.
+var scoreDefaults = corev1.ResourceList{
+	corev1.ResourceCPU:    apiresource.MustParse("100m"),
+	corev1.ResourceMemory: apiresource.MustParse("200Mi"),
+}
+
+// podTemplate returns the interned placement template of a pod.
+func podTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference) *placement.Template {
+	t := buildTemplate(pod, owner, ownerRef)
+	return templates.intern(t)
+}
+
+func buildTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference) *placement.Template {
+	spec := &pod.Spec
+	t := &placement.Template{
+		Namespace: intern(pod.Namespace),
+		Recreated: owner >= kindReplicaSet,
+	}
+	if ownerRef != nil {
+		t.Owner = ownerRef.Kind + "/" + ownerRef.Name
+	}
+	for key, value := range pod.Labels {
+		if !slices.Contains(perPodLabels, key) {
+			t.Labels = append(t.Labels, placement.Label{Key: key, Value: value})
+		}
+	}
+	sortLabels(t.Labels)
+	if spec.Priority != nil {
+		t.Priority = *spec.Priority
+	}
+	t.PreemptNever = spec.PreemptionPolicy != nil && *spec.PreemptionPolicy == corev1.PreemptNever
+
+	// The request the scheduler fits (containers, init containers with
+	// sidecars, overhead, pod-level resources), and the one it scores.
+	t.Requests = resources(resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}))
+	t.Requests.Pods = 1
+	scored := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{NonMissingContainerRequests: scoreDefaults})
+	t.ScoreMilliCPU, t.ScoreMemory = scored.Cpu().MilliValue(), scored.Memory().Value()
+
+	for _, tol := range spec.Tolerations {
+		t.Tolerations = append(t.Tolerations, placement.Toleration{Key: tol.Key, Operator: string(tol.Operator), Value: tol.Value, Effect: placement.TaintEffect(tol.Effect)})
+	}
+	for key, value := range spec.NodeSelector {
+		t.NodeSelector = append(t.NodeSelector, placement.Label{Key: key, Value: value})
+	}
+	sortLabels(t.NodeSelector)
+	if a := spec.Affinity; a != nil {
+		if na := a.NodeAffinity; na != nil && na.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+			t.NodeAffinity = []placement.NodeSelectorTerm{}
+			for _, term := range na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+				t.NodeAffinity = append(t.NodeAffinity, placement.NodeSelectorTerm{
+					Expressions: nodeRequirements(term.MatchExpressions),
+					Fields:      nodeRequirements(term.MatchFields),
+				})
+			}
+		}
+		if pa := a.PodAffinity; pa != nil && len(pa.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
+			t.Unknown = "required inter-pod affinity"
+		}
+		if paa := a.PodAntiAffinity; paa != nil {
+			for _, term := range paa.RequiredDuringSchedulingIgnoredDuringExecution {
+				converted, unknown := antiAffinityTerm(term, pod.Labels)
+				if unknown != "" && t.Unknown == "" {
+					t.Unknown = unknown
+				}
+				t.AntiAffinity = append(t.AntiAffinity, converted)
+			}
+		}
+	}
+	for _, c := range spec.TopologySpreadConstraints {
+		if c.WhenUnsatisfiable != corev1.DoNotSchedule {
+			continue // ScheduleAnyway only scores
+		}
+		constraint := placement.SpreadConstraint{
+			MaxSkew:            c.MaxSkew,
+			TopologyKey:        c.TopologyKey,
+			Selector:           selector(c.LabelSelector, c.MatchLabelKeys, pod.Labels),
+			MinDomains:         1,
+			IgnoreNodeAffinity: c.NodeAffinityPolicy != nil && *c.NodeAffinityPolicy == corev1.NodeInclusionPolicyIgnore,
+			HonorNodeTaints:    c.NodeTaintsPolicy != nil && *c.NodeTaintsPolicy == corev1.NodeInclusionPolicyHonor,
+		}
+		if c.MinDomains != nil {
+			constraint.MinDomains = *c.MinDomains
+		}
+		t.Spread = append(t.Spread, constraint)
+	}
+	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
+		if image := placement.NormalizeImage(c.Image); image != "" && !slices.Contains(t.Images, image) {
+			t.Images = append(t.Images, intern(image))
+		}
+		for _, port := range c.Ports {
+			if port.HostPort != 0 && t.Unknown == "" {
+				t.Unknown = "host ports"
+			}
+		}
+	}
+	if t.Unknown == "" {
+		t.Unknown = unknownConstraint(spec)
+	}
+	return t
+}
+
+// unknownConstraint names what in a pod spec the model does not
+// understand, "" when nothing: volumes bound to nodes or zones, dynamic
+// resource claims, another scheduler, scheduling gates.
+func unknownConstraint(spec *corev1.PodSpec) string {
+	for _, v := range spec.Volumes {
+		// A claim's volume may be bound to a node or zone (local and
+		// zonal disks), which the model does not read: PVs are not cached.
+		if v.PersistentVolumeClaim != nil || v.Ephemeral != nil {
+			return "persistent volume claim"
+		}
+	}
+	switch {
+	case len(spec.ResourceClaims) > 0:
+		return "dynamic resource allocation claims"
+	case spec.SchedulerName != "" && spec.SchedulerName != defaultScheduler:
+		return "scheduler " + spec.SchedulerName
+	case len(spec.SchedulingGates) > 0:
+		return "scheduling gates"
+	}
+	return ""
+}
+
+// antiAffinityTerm converts a required anti-affinity term. A
+// namespaceSelector that is not empty selects namespaces by labels, which
+// are not cached: unknown.
+func antiAffinityTerm(term corev1.PodAffinityTerm, podLabels map[string]string) (placement.AffinityTerm, string) {
+	out := placement.AffinityTerm{
+		Namespaces:  term.Namespaces,
+		Selector:    selector(term.LabelSelector, term.MatchLabelKeys, podLabels),
+		TopologyKey: term.TopologyKey,
+	}
+	for _, key := range term.MismatchLabelKeys {
+		if value, ok := podLabels[key]; ok {
+			out.Selector.Requirements = append(out.Selector.Requirements, placement.Requirement{Key: key, Operator: placement.OpNotIn, Values: []string{value}})
+		}
+	}
+	if ns := term.NamespaceSelector; ns != nil {
+		if len(ns.MatchLabels) > 0 || len(ns.MatchExpressions) > 0 {
+			return out, "anti-affinity namespace selector"
+		}
+		out.AllNamespaces = true
+	}
+	return out, ""
+}
+
+// selector converts a label selector, with the pod's values of
+// matchLabelKeys added as the API server and the scheduler add them. A nil
+// selector matches nothing.
+func selector(s *metav1.LabelSelector, matchLabelKeys []string, podLabels map[string]string) placement.Selector {
+	if s == nil {
+		return placement.Selector{Nothing: true}
+	}
+	var out placement.Selector
+	keys := make([]string, 0, len(s.MatchLabels))
+	for key := range s.MatchLabels {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		out.Requirements = append(out.Requirements, placement.Requirement{Key: key, Operator: placement.OpIn, Values: []string{s.MatchLabels[key]}})
+	}
+	for _, e := range s.MatchExpressions {
+		out.Requirements = append(out.Requirements, placement.Requirement{Key: e.Key, Operator: placement.Operator(e.Operator), Values: e.Values})
+	}
+	for _, key := range matchLabelKeys {
+		if value, ok := podLabels[key]; ok {
+			out.Requirements = append(out.Requirements, placement.Requirement{Key: key, Operator: placement.OpIn, Values: []string{value}})
+		}
+	}
+	return out
+}
+
+func nodeRequirements(reqs []corev1.NodeSelectorRequirement) []placement.Requirement {
+	if len(reqs) == 0 {
+		return nil
+	}
+	out := make([]placement.Requirement, len(reqs))
+	for i, r := range reqs {
+		out[i] = placement.Requirement{Key: r.Key, Operator: placement.Operator(r.Operator), Values: r.Values}
+	}
+	return out
+}
+
+// resources converts a resource list: CPU to millicores, the rest to
+// their base unit.
+func resources(list corev1.ResourceList) placement.Resources {
+	var r placement.Resources
+	for name, q := range list {
+		switch name {
+		case corev1.ResourceCPU:
+			r.MilliCPU = q.MilliValue()
+		case corev1.ResourceMemory:
+			r.Memory = q.Value()
+		case corev1.ResourceEphemeralStorage:
+			r.EphemeralStorage = q.Value()
+		case corev1.ResourcePods:
+			r.Pods = q.Value()
+		default:
+			if v := q.Value(); v != 0 {
+				r.Extended = append(r.Extended, placement.Quantity{Name: intern(string(name)), Value: v})
+			}
+		}
+	}
+	slices.SortFunc(r.Extended, func(a, b placement.Quantity) int { return strings.Compare(a.Name, b.Name) })
+	return r
+}
+
+func sortLabels(l placement.Labels) {
+	slices.SortFunc(l, func(a, b placement.Label) int { return strings.Compare(a.Key, b.Key) })
+}
+
+// nodeTaints converts a node's taints.
+func nodeTaints(taints []corev1.Taint) []placement.Taint {
+	if len(taints) == 0 {
+		return nil
+	}
+	out := make([]placement.Taint, len(taints))
+	for i, t := range taints {
+		out[i] = placement.Taint{Key: intern(t.Key), Value: intern(t.Value), Effect: placement.TaintEffect(intern(string(t.Effect)))}
+	}
+	return out
+}
+
+// nodeImages converts status.images, each name normalized and interned:
+// nodes of one pool hold the same images.
+func nodeImages(images []corev1.ContainerImage) []placement.Image {
+	if len(images) == 0 {
+		return nil
+	}
+	out := make([]placement.Image, len(images))
+	for i, image := range images {
+		names := make([]string, 0, len(image.Names))
+		for _, name := range image.Names {
+			if n := placement.NormalizeImage(name); n != "" && !slices.Contains(names, n) {
+				names = append(names, intern(n))
+			}
+		}
+		out[i] = placement.Image{Names: names, SizeBytes: image.SizeBytes}
+	}
+	return out
+}
+
+// pdbInput converts a PodDisruptionBudget. Its disruptionsAllowed is the
+// disruption controller's; a budget it has not processed yet (observed
+// generation behind) allows nothing, as the Eviction API then refuses.
+func pdbInput(pdb *policyv1.PodDisruptionBudget) placement.PDB {
+	out := placement.PDB{
+		Namespace:          intern(pdb.Namespace),
+		Name:               pdb.Name,
+		Selector:           selector(pdb.Spec.Selector, nil, nil),
+		DisruptionsAllowed: pdb.Status.DisruptionsAllowed,
+	}
+	if pdb.Status.ObservedGeneration < pdb.Generation {
+		out.DisruptionsAllowed = 0
+	}
+	return out
+}
+
+// templates interns pod templates.
+var templates = templateInterner{byKey: make(map[string]weak.Pointer[placement.Template])}
+
+// templateInterner keeps one copy of each distinct template for as long
+// as some cached pod refers to it: weak pointers, and a cleanup that
+// forgets a key once its template is collected, so that churn (a new
+// ReplicaSet per rollout) does not grow the table.
+type templateInterner struct {
+	mu    sync.Mutex
+	byKey map[string]weak.Pointer[placement.Template]
+	buf   []byte
+}
+
+func (in *templateInterner) intern(t *placement.Template) *placement.Template {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.buf = appendTemplateKey(in.buf[:0], t)
+	if p, ok := in.byKey[string(in.buf)]; ok {
+		if existing := p.Value(); existing != nil {
+			return existing
+		}
+	}
+	key := string(in.buf)
+	in.byKey[key] = weak.Make(t)
+	runtime.AddCleanup(t, in.forget, key)
+	return t
+}
+
+// forget drops a key whose template was collected, unless the key has
+// been given to a new template since.
+func (in *templateInterner) forget(key string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if p, ok := in.byKey[key]; ok && p.Value() == nil {
+		delete(in.byKey, key)
+	}
+}
+
+// appendTemplateKey writes every field of a template, each string with
+// its length first so that no two templates write the same bytes.
+func appendTemplateKey(b []byte, t *placement.Template) []byte {
+	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
+	num := func(n int64) { b = binary.AppendVarint(b, n) }
+	flag := func(v bool) {
+		if v {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	strs := func(ss []string) {
+		num(int64(len(ss)))
+		for _, s := range ss {
+			str(s)
+		}
+	}
+	labels := func(l placement.Labels) {
+		num(int64(len(l)))
+		for _, label := range l {
+			str(label.Key)
+			str(label.Value)
+		}
+	}
+	requirements := func(rs []placement.Requirement) {
+		num(int64(len(rs)))
+		for _, r := range rs {
+			str(r.Key)
+			str(string(r.Operator))
+			strs(r.Values)
+		}
+	}
+	sel := func(s placement.Selector) { flag(s.Nothing); requirements(s.Requirements) }
+
+	str(t.Namespace)
+	str(t.Owner)
+	labels(t.Labels)
+	num(int64(t.Priority))
+	flag(t.PreemptNever)
+	r := &t.Requests
+	num(r.MilliCPU)
+	num(r.Memory)
+	num(r.EphemeralStorage)
+	num(r.Pods)
+	num(int64(len(r.Extended)))
+	for _, q := range r.Extended {
+		str(q.Name)
+		num(q.Value)
+	}
+	num(t.ScoreMilliCPU)
+	num(t.ScoreMemory)
+	num(int64(len(t.Tolerations)))
+	for _, tol := range t.Tolerations {
+		str(tol.Key)
+		str(tol.Operator)
+		str(tol.Value)
+		str(string(tol.Effect))
+	}
+	labels(t.NodeSelector)
+	flag(t.NodeAffinity != nil)
+	num(int64(len(t.NodeAffinity)))
+	for _, term := range t.NodeAffinity {
+		requirements(term.Expressions)
+		requirements(term.Fields)
+	}
+	num(int64(len(t.Spread)))
+	for _, c := range t.Spread {
+		num(int64(c.MaxSkew))
+		str(c.TopologyKey)
+		sel(c.Selector)
+		num(int64(c.MinDomains))
+		flag(c.IgnoreNodeAffinity)
+		flag(c.HonorNodeTaints)
+	}
+	num(int64(len(t.AntiAffinity)))
+	for _, term := range t.AntiAffinity {
+		strs(term.Namespaces)
+		flag(term.AllNamespaces)
+		sel(term.Selector)
+		str(term.TopologyKey)
+	}
+	strs(t.Images)
+	flag(t.Recreated)
+	str(t.Unknown)
+	return b
+}

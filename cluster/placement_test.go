@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"reflect"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
+)
+
+func requests(cpu, memory string) corev1.ResourceRequirements {
+	list := corev1.ResourceList{}
+	if cpu != "" {
+		list[corev1.ResourceCPU] = apiresource.MustParse(cpu)
+	}
+	if memory != "" {
+		list[corev1.ResourceMemory] = apiresource.MustParse(memory)
+	}
+	return corev1.ResourceRequirements{Requests: list}
+}
+
+func TestBuildTemplate(t *testing.T) {
+	base := func(mutate func(p *corev1.Pod)) *corev1.Pod {
+		p := pod("ns", "web-1-a", "a", true, owned("ReplicaSet", "web-1"))
+		p.Labels = map[string]string{"app": "web", "pod-template-hash": "1"}
+		p.Spec.Containers[0].Resources = requests("250m", "256Mi")
+		if mutate != nil {
+			mutate(p)
+		}
+		return p
+	}
+	webSelector := placement.Selector{Requirements: []placement.Requirement{{Key: "app", Operator: placement.OpIn, Values: []string{"web"}}}}
+	for _, tc := range []struct {
+		name  string
+		pod   *corev1.Pod
+		check func(t *testing.T, got *placement.Template)
+	}{
+		{"requests, labels, owner, image", base(nil), func(t *testing.T, got *placement.Template) {
+			want := placement.Resources{MilliCPU: 250, Memory: 256 << 20, Pods: 1}
+			if !reflect.DeepEqual(got.Requests, want) || got.ScoreMilliCPU != 250 || got.ScoreMemory != 256<<20 {
+				t.Errorf("requests %+v, scored %d/%d", got.Requests, got.ScoreMilliCPU, got.ScoreMemory)
+			}
+			if got.Owner != "ReplicaSet/web-1" || !got.Recreated || got.Unknown != "" {
+				t.Errorf("owner %q, recreated %v, unknown %q", got.Owner, got.Recreated, got.Unknown)
+			}
+			if !reflect.DeepEqual(got.Labels, placement.Labels{{Key: "app", Value: "web"}, {Key: "pod-template-hash", Value: "1"}}) {
+				t.Errorf("labels %v", got.Labels)
+			}
+			if !reflect.DeepEqual(got.Images, []string{"app:1"}) {
+				t.Errorf("images %v", got.Images)
+			}
+		}},
+		{"init containers, sidecars and overhead", base(func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{
+				{Name: "migrate", Image: "migrate:1", Resources: requests("1", "64Mi")},
+				{Name: "proxy", Image: "proxy:1", Resources: requests("100m", "32Mi"), RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)},
+			}
+			p.Spec.Overhead = corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("10m")}
+		}), func(t *testing.T, got *placement.Template) {
+			// CPU: the largest init container (1) beats the containers
+			// and sidecar (350m); memory: containers and sidecar (288Mi)
+			// beat the init container (64Mi); plus overhead.
+			if got.Requests.MilliCPU != 1010 || got.Requests.Memory != 288<<20 {
+				t.Errorf("requests %+v, want 1010m and 288Mi", got.Requests)
+			}
+			if !reflect.DeepEqual(got.Images, []string{"migrate:1", "proxy:1", "app:1"}) {
+				t.Errorf("images %v", got.Images)
+			}
+		}},
+		{"no requests: scored with the scheduler's defaults", base(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{}
+		}), func(t *testing.T, got *placement.Template) {
+			if got.Requests.MilliCPU != 0 || got.ScoreMilliCPU != 100 || got.ScoreMemory != 200<<20 {
+				t.Errorf("requests %+v, scored %d/%d", got.Requests, got.ScoreMilliCPU, got.ScoreMemory)
+			}
+		}},
+		{"scheduling constraints", base(func(p *corev1.Pod) {
+			p.Spec.Priority = ptr.To[int32](100)
+			p.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "web", Effect: corev1.TaintEffectNoSchedule}}
+			p.Spec.NodeSelector = map[string]string{"pool": "web"}
+			p.Spec.Affinity = &corev1.Affinity{
+				NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
+					{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "disk", Operator: corev1.NodeSelectorOpIn, Values: []string{"ssd"}}}},
+				}}},
+				PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{
+					{LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, TopologyKey: "kubernetes.io/hostname"},
+				}},
+			}
+			p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{
+				{MaxSkew: 1, TopologyKey: "zone", WhenUnsatisfiable: corev1.DoNotSchedule,
+					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, MatchLabelKeys: []string{"pod-template-hash"}, MinDomains: ptr.To[int32](3)},
+				{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.ScheduleAnyway,
+					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+			}
+		}), func(t *testing.T, got *placement.Template) {
+			if got.Priority != 100 || len(got.Tolerations) != 1 || got.Tolerations[0].Value != "web" {
+				t.Errorf("priority %d, tolerations %+v", got.Priority, got.Tolerations)
+			}
+			if !reflect.DeepEqual(got.NodeSelector, placement.Labels{{Key: "pool", Value: "web"}}) || len(got.NodeAffinity) != 1 {
+				t.Errorf("node selector %v, affinity %+v", got.NodeSelector, got.NodeAffinity)
+			}
+			wantSpread := []placement.SpreadConstraint{{MaxSkew: 1, TopologyKey: "zone", MinDomains: 3, Selector: placement.Selector{Requirements: []placement.Requirement{
+				{Key: "app", Operator: placement.OpIn, Values: []string{"web"}},
+				{Key: "pod-template-hash", Operator: placement.OpIn, Values: []string{"1"}},
+			}}}}
+			if !reflect.DeepEqual(got.Spread, wantSpread) {
+				t.Errorf("spread (hard only, matchLabelKeys merged) %+v", got.Spread)
+			}
+			if want := []placement.AffinityTerm{{Selector: webSelector, TopologyKey: "kubernetes.io/hostname"}}; !reflect.DeepEqual(got.AntiAffinity, want) {
+				t.Errorf("anti-affinity %+v", got.AntiAffinity)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.check(t, buildTemplate(tc.pod, kindReplicaSet, metav1.GetControllerOfNoCopy(&tc.pod.ObjectMeta)))
+		})
+	}
+}
+
+func TestBuildTemplateUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(p *corev1.Pod)
+		want   string
+	}{
+		{"nothing", func(*corev1.Pod) {}, ""},
+		{"required pod affinity", func(p *corev1.Pod) {
+			p.Spec.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{TopologyKey: "zone"}}}}
+		}, "required inter-pod affinity"},
+		{"preferred pod affinity is fine", func(p *corev1.Pod) {
+			p.Spec.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{Weight: 1}}}}
+		}, ""},
+		{"anti-affinity by namespace labels", func(p *corev1.Pod) {
+			p.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{
+				{TopologyKey: "zone", NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}},
+			}}}
+		}, "anti-affinity namespace selector"},
+		{"claim", func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+		}, "persistent volume claim"},
+		{"emptyDir is fine", func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}, ""},
+		{"DRA", func(p *corev1.Pod) { p.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpu"}} }, "dynamic resource allocation claims"},
+		{"another scheduler", func(p *corev1.Pod) { p.Spec.SchedulerName = "bin-packer" }, "scheduler bin-packer"},
+		{"the default scheduler named", func(p *corev1.Pod) { p.Spec.SchedulerName = "default-scheduler" }, ""},
+		{"host ports", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 80, HostPort: 80}}
+		}, "host ports"},
+		{"scheduling gates", func(p *corev1.Pod) { p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "x"}} }, "scheduling gates"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pod("ns", "web-1-a", "a", true, owned("ReplicaSet", "web-1"))
+			tc.mutate(p)
+			if got := buildTemplate(p, kindReplicaSet, nil).Unknown; got != tc.want {
+				t.Errorf("Unknown = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestTemplatesInterned: the pods of one ReplicaSet, and of one
+// StatefulSet revision despite their per-pod labels, share one template;
+// another ReplicaSet has its own.
+func TestTemplatesInterned(t *testing.T) {
+	sts := func(name string) *corev1.Pod {
+		p := pod("ns", name, "a", true, owned("StatefulSet", "db"))
+		p.Labels = map[string]string{"app": "db", "statefulset.kubernetes.io/pod-name": name, "controller-revision-hash": "r1"}
+		return p
+	}
+	a := mustTrim(t, sts("db-0")).(*cachedPod)
+	b := mustTrim(t, sts("db-1")).(*cachedPod)
+	if a.template != b.template {
+		t.Errorf("pods of one StatefulSet revision have two templates: %p, %p", a.template, b.template)
+	}
+	rs1 := mustTrim(t, pod("ns", "web-1-a", "a", true, owned("ReplicaSet", "web-1"))).(*cachedPod)
+	rs1b := mustTrim(t, pod("ns", "web-1-a", "b", false, owned("ReplicaSet", "web-1"))).(*cachedPod)
+	rs2 := mustTrim(t, pod("ns", "web-1-a", "a", true, owned("ReplicaSet", "web-2"))).(*cachedPod)
+	if rs1.template != rs1b.template || rs1.template == rs2.template {
+		t.Errorf("templates: same ReplicaSet %p %p, another %p", rs1.template, rs1b.template, rs2.template)
+	}
+}
+
+func TestPDBInput(t *testing.T) {
+	pdb := &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "mathoid", Name: "mathoid", Generation: 2},
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MinAvailable: ptr.To(intstr.FromString("50%")),
+			Selector:     &metav1.LabelSelector{MatchLabels: map[string]string{"app": "mathoid"}},
+		},
+		Status: policyv1.PodDisruptionBudgetStatus{ObservedGeneration: 2, DisruptionsAllowed: 2},
+	}
+	got := mustTrim(t, pdb).(*cachedPDB).pdb
+	want := placement.PDB{Namespace: "mathoid", Name: "mathoid", DisruptionsAllowed: 2, Selector: placement.Selector{
+		Requirements: []placement.Requirement{{Key: "app", Operator: placement.OpIn, Values: []string{"mathoid"}}},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pdb = %+v, want %+v", got, want)
+	}
+	pdb.Generation = 3 // changed, not yet seen by the disruption controller
+	if got := mustTrim(t, pdb).(*cachedPDB).pdb.DisruptionsAllowed; got != 0 {
+		t.Errorf("disruptionsAllowed of an unobserved generation = %d, want 0", got)
+	}
+}

@@ -1,0 +1,123 @@
+package cluster
+
+import (
+	"hash/maphash"
+	"slices"
+	"strings"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
+)
+
+// placementRefs tie the cached pods to the placement input of a snapshot.
+type placementRefs struct {
+	// pod holds, for each cached pod in list order, its index in
+	// placement.Cluster.Pods plus one; 0 when it is not there.
+	pod []int32
+}
+
+// snapshotPlacement builds the input of the placement model: every node
+// (sorted by name, the model's tie-break order), every pod that is bound
+// to a known node and not finished, and every PodDisruptionBudget.
+func (w *Watcher) snapshotPlacement(pods []any) (*placement.Cluster, placementRefs) {
+	nodeObjs := w.nodes.List()
+	nodes := make([]*cachedNode, len(nodeObjs))
+	for i, obj := range nodeObjs {
+		nodes[i] = obj.(*cachedNode)
+	}
+	slices.SortFunc(nodes, func(a, b *cachedNode) int { return strings.Compare(a.name.Value(), b.name.Value()) })
+	pc := &placement.Cluster{Nodes: make([]placement.Node, len(nodes))}
+	nodeIndex := make(map[string]int32, len(nodes))
+	labelCount := 0
+	for _, n := range nodes {
+		labelCount += len(n.labels)
+	}
+	// One block for every node's labels.
+	labels := make(placement.Labels, 0, labelCount)
+	for i, n := range nodes {
+		start := len(labels)
+		for _, l := range n.labels {
+			labels = append(labels, placement.Label{Key: l.Value().key, Value: l.Value().value})
+		}
+		name := n.name.Value()
+		pc.Nodes[i] = placement.Node{
+			Name:        name,
+			Labels:      labels[start:len(labels):len(labels)],
+			Taints:      n.taints,
+			Allocatable: n.allocatable,
+			Images:      n.images,
+		}
+		nodeIndex[name] = int32(i)
+	}
+
+	refs := placementRefs{pod: make([]int32, len(pods))}
+	kept := 0
+	for _, obj := range pods {
+		if p := obj.(*cachedPod); !p.finished && p.node != "" {
+			kept++
+		}
+	}
+	pc.Pods = make([]placement.Pod, 0, kept)
+	for i, obj := range pods {
+		p := obj.(*cachedPod)
+		if p.finished || p.node == "" {
+			continue
+		}
+		node, ok := nodeIndex[p.node]
+		if !ok {
+			continue // bound to a node that is gone from the cache
+		}
+		pc.Pods = append(pc.Pods, placement.Pod{Template: p.template, Name: p.name, Node: node, Ready: p.ready, Terminating: p.terminating})
+		refs.pod[i] = int32(len(pc.Pods))
+	}
+
+	pdbObjs := w.podDisruptionBudgets.List()
+	pc.PDBs = make([]placement.PDB, len(pdbObjs))
+	for i, obj := range pdbObjs {
+		pc.PDBs[i] = obj.(*cachedPDB).pdb
+	}
+	slices.SortFunc(pc.PDBs, func(a, b placement.PDB) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	return pc, refs
+}
+
+// endpointPods finds the pod behind an endpoint: by the endpoint's
+// identity (the hash of its target's kind and name) in the Service's
+// namespace.
+type endpointPods map[uint64]int32
+
+var namespaceSeed = maphash.MakeSeed()
+
+// endpointKey mixes the namespace into an endpoint's identity: pod names
+// repeat across namespaces. The multiplier is odd, so no two namespaces'
+// hashes cancel for the same identity but by a 64-bit collision.
+func endpointKey(namespace string, id uint64) uint64 {
+	return id ^ maphash.String(namespaceSeed, namespace)*0x9e3779b97f4a7c15
+}
+
+// endpointIndex indexes the pods that are in the placement input by
+// namespace and identity.
+func (r placementRefs) endpointIndex(pods []any) endpointPods {
+	index := make(endpointPods, len(pods))
+	lastNamespace, lastHash := "", uint64(0)
+	for i, obj := range pods {
+		if r.pod[i] == 0 {
+			continue
+		}
+		p := obj.(*cachedPod)
+		// Pods come in runs of one namespace: hash it once per run.
+		if ns := p.owner.namespace(); ns != lastNamespace || lastHash == 0 {
+			lastNamespace, lastHash = ns, maphash.String(namespaceSeed, ns)*0x9e3779b97f4a7c15
+		}
+		index[p.id^lastHash] = r.pod[i]
+	}
+	return index
+}
+
+// find returns the pod of an endpoint as a Replica.Pod: 0 when unknown.
+func (e endpointPods) find(namespace string, id uint64) int32 {
+	if id == 0 {
+		return 0
+	}
+	return e[endpointKey(namespace, id)]
+}

@@ -1,0 +1,670 @@
+package placement
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Outcome is where one displaced pod goes.
+type Outcome struct {
+	// Node is the index of the node the pod is placed on, -1 when it
+	// finds none.
+	Node int32
+	// Reason says why it finds none; "" when placed or unknown.
+	Reason Reason
+	// Unknown says which constraint the model does not understand; the
+	// pod is then neither placed nor given a reason.
+	Unknown string
+}
+
+// Result is the answer of Simulate for one set of gone nodes.
+type Result struct {
+	c    *Cluster
+	gone []bool
+	// outcomes holds the displaced pods' outcomes; outcomeOf maps a pod's
+	// index to its entry.
+	outcomes  []Outcome
+	outcomeOf map[int32]int32
+	// candidates are the nodes that are not gone; tainted those of them
+	// with a NoSchedule or NoExecute taint.
+	candidates, tainted []int32
+
+	// Built on first use by PDBs.
+	pdbs *pdbState
+}
+
+// Simulate takes the nodes marked in gone (by index in c.Nodes) away and
+// places every displaced pod on the nodes that remain, in placement order:
+// higher priority first, then by namespace, owner and pod name, a stable
+// stand-in for the order in which controllers recreate them (see Order).
+//
+// A displaced pod is one on a gone node whose template is Recreated and
+// that is not terminating. For each, in turn, every remaining node goes
+// through the filters in kube-scheduler's order; the pod goes to the
+// feasible node with the highest score (LeastAllocated plus
+// BalancedAllocation, each weight 1 as in the default profile; the first
+// node by index on a tie, where the scheduler picks at random), and
+// occupies it for the pods after it. A pod that fits nowhere gets the
+// reason most nodes gave (the earlier filter on a tie).
+//
+// Gone nodes stay in the cluster for topology spread, as cordoned nodes
+// stay in the scheduler's snapshot: their domains count, with the
+// displaced pods gone from them and every other pod still there.
+func Simulate(c *Cluster, gone []bool) *Result {
+	s := newSimulation(c, gone)
+	s.place()
+	return s.result
+}
+
+// simulation is the working state of one Simulate call: the remaining
+// room of every node and the counters the constraints read, updated as
+// pods are placed. Nothing of the Cluster is modified, so that many
+// questions can be asked of one snapshot (cluster-autoscaler's simulator
+// forks its snapshot for the same reason).
+type simulation struct {
+	c      *Cluster
+	result *Result
+	gone   []bool
+	// displaced are the displaced pods' indexes in placement order.
+	displaced []int32
+
+	// slots are the extended resources displaced pods request, after the
+	// fixed slots; stride = fixedSlots + len(slots).
+	slots  []string
+	stride int
+	// allocatable and used hold stride values per node; scoreUsed the
+	// scheduler's non-zero CPU and memory requests, two per node.
+	allocatable, used, scoreUsed []int64
+	// lowestPriority is the lowest priority of a pod staying on a
+	// remaining node, while hasLowest says there is one.
+	lowestPriority int32
+	hasLowest      bool
+	// nextStart is the node index the next pod's search starts at.
+	nextStart int
+	// balanceNow caches each node's BalancedAllocation balance before the
+	// next pod (it changes only when a pod is placed there); -1 when not
+	// computed yet.
+	balanceNow []int64
+	// requests caches each displaced template's request per slot.
+	requests map[*Template][]int64
+
+	// static caches, per displaced template, the static filters' verdict
+	// for every node.
+	static map[*Template][]reasonID
+	// failed remembers the reason of templates whose pods cannot fit and
+	// never will in this simulation (see place).
+	failed map[*Template]reasonID
+
+	topologies map[string]*topology
+	// counters count, per topology domain, the pods a constraint of a
+	// displaced template looks at; matching memoizes, per template of any
+	// pod, the counters its pods count for.
+	counters []*counter
+	matching map[*Template][]*counter
+	// spread and anti are each displaced template's own constraints,
+	// in the template's order.
+	spread, anti map[*Template][]*counter
+	// owners counts, per template with required anti-affinity, its own
+	// pods by domain, one counter per term: a pod may not join them
+	// where a term matches it (the symmetry of anti-affinity).
+	owners map[*Template][]*counter
+	// ownersAgainst memoizes, per displaced template, the owner counters
+	// whose term matches its pods.
+	ownersAgainst map[*Template][]*counter
+	// countersByNamespace and ownersByNamespace index the counters and
+	// the owner counters by the namespaces they look at, once all exist.
+	countersByNamespace, ownersByNamespace map[string][]*counter
+}
+
+func newSimulation(c *Cluster, gone []bool) *simulation {
+	s := &simulation{
+		c:             c,
+		gone:          gone,
+		result:        &Result{c: c, gone: gone, outcomeOf: make(map[int32]int32)},
+		requests:      make(map[*Template][]int64),
+		static:        make(map[*Template][]reasonID),
+		failed:        make(map[*Template]reasonID),
+		topologies:    make(map[string]*topology),
+		matching:      make(map[*Template][]*counter),
+		spread:        make(map[*Template][]*counter),
+		anti:          make(map[*Template][]*counter),
+		owners:        make(map[*Template][]*counter),
+		ownersAgainst: make(map[*Template][]*counter),
+	}
+	for i := range c.Nodes {
+		if !s.isGone(int32(i)) {
+			s.result.candidates = append(s.result.candidates, int32(i))
+			if filterTaints(&Template{}, &c.Nodes[i]) != fits {
+				s.result.tainted = append(s.result.tainted, int32(i))
+			}
+		}
+	}
+	s.findDisplaced()
+	s.prepareResources()
+	s.prepareCounters()
+	s.countPods()
+	return s
+}
+
+func (s *simulation) isGone(node int32) bool {
+	return int(node) < len(s.gone) && s.gone[node]
+}
+
+// displaced reports whether a pod is recreated elsewhere.
+func (s *simulation) isDisplaced(p *Pod) bool {
+	return p.Node >= 0 && s.isGone(p.Node) && !p.Terminating && p.Template != nil && p.Template.Recreated
+}
+
+// findDisplaced lists the displaced pods in placement order.
+func (s *simulation) findDisplaced() {
+	for i := range s.c.Pods {
+		if s.isDisplaced(&s.c.Pods[i]) {
+			s.displaced = append(s.displaced, int32(i))
+		}
+	}
+	slices.SortFunc(s.displaced, func(a, b int32) int { return Order(&s.c.Pods[a], &s.c.Pods[b]) })
+	s.result.outcomes = make([]Outcome, len(s.displaced))
+	for i, p := range s.displaced {
+		s.result.outcomeOf[p] = int32(i)
+	}
+}
+
+// Order is the placement order of displaced pods: higher priority first,
+// as kube-scheduler's queue sorts; then, where the scheduler goes by when
+// each replacement was created (which no model can know), by namespace,
+// owner and pod name, so that the answer is the same every time.
+func Order(a, b *Pod) int {
+	ta, tb := a.Template, b.Template
+	return cmp.Or(
+		cmp.Compare(tb.Priority, ta.Priority),
+		strings.Compare(ta.Namespace, tb.Namespace),
+		strings.Compare(ta.Owner, tb.Owner),
+		strings.Compare(a.Name, b.Name),
+	)
+}
+
+// prepareResources lays out the resource slots and fills in each node's
+// allocatable. Only extended resources that displaced pods request get a
+// slot: no other can make a displaced pod not fit.
+func (s *simulation) prepareResources() {
+	for _, p := range s.displaced {
+		for _, q := range s.c.Pods[p].Template.Requests.Extended {
+			if !slices.Contains(s.slots, q.Name) {
+				s.slots = append(s.slots, q.Name)
+			}
+		}
+	}
+	slices.Sort(s.slots)
+	s.stride = fixedSlots + len(s.slots)
+	nodes := len(s.c.Nodes)
+	s.allocatable = make([]int64, nodes*s.stride)
+	s.used = make([]int64, nodes*s.stride)
+	s.scoreUsed = make([]int64, nodes*2)
+	s.balanceNow = make([]int64, nodes)
+	for i := range s.balanceNow {
+		s.balanceNow[i] = -1
+	}
+	for i := range s.c.Nodes {
+		s.fill(s.allocatable[i*s.stride:(i+1)*s.stride], &s.c.Nodes[i].Allocatable)
+	}
+}
+
+// fill writes resources into the slots of values, adding.
+func (s *simulation) fill(values []int64, r *Resources) {
+	values[slotCPU] += r.MilliCPU
+	values[slotMemory] += r.Memory
+	values[slotEphemeralStorage] += r.EphemeralStorage
+	values[slotPods] += r.Pods
+	for _, q := range r.Extended {
+		if i, ok := slices.BinarySearch(s.slots, q.Name); ok {
+			values[fixedSlots+i] += q.Value
+		}
+	}
+}
+
+// request returns a template's request per slot.
+func (s *simulation) request(t *Template) []int64 {
+	if r, ok := s.requests[t]; ok {
+		return r
+	}
+	r := make([]int64, s.stride)
+	s.fill(r, &t.Requests)
+	s.requests[t] = r
+	return r
+}
+
+// prepareCounters builds the counters of every displaced template's
+// constraints, and the owner counters of those with anti-affinity.
+func (s *simulation) prepareCounters() {
+	for _, p := range s.displaced {
+		t := s.c.Pods[p].Template
+		if t.Unknown != "" {
+			continue
+		}
+		if _, done := s.spread[t]; done {
+			continue
+		}
+		spread := make([]*counter, len(t.Spread))
+		for i := range t.Spread {
+			spread[i] = s.newSpreadCounter(t, &t.Spread[i])
+		}
+		s.spread[t] = spread
+		anti := make([]*counter, len(t.AntiAffinity))
+		for i := range t.AntiAffinity {
+			term := &t.AntiAffinity[i]
+			anti[i] = &counter{owner: t, term: term, selector: &term.Selector, topology: s.topology(term.TopologyKey)}
+			anti[i].counts = make([]int32, anti[i].topology.domains)
+			s.counters = append(s.counters, anti[i])
+		}
+		s.anti[t] = anti
+		s.ownerCounters(t)
+	}
+}
+
+// countPods counts every pod that stays, once: its requests on its node,
+// and the counters it matches.
+func (s *simulation) countPods() {
+	for i := range s.c.Pods {
+		p := &s.c.Pods[i]
+		if p.Node < 0 || int(p.Node) >= len(s.c.Nodes) || s.isDisplaced(p) {
+			continue
+		}
+		t := p.Template
+		if t == nil {
+			continue
+		}
+		if !s.isGone(p.Node) {
+			s.occupy(p.Node, t)
+			if !s.hasLowest || t.Priority < s.lowestPriority {
+				s.lowestPriority, s.hasLowest = t.Priority, true
+			}
+		}
+		for _, c := range s.matchingCounters(t) {
+			c.add(p.Node, p.Terminating)
+		}
+		if len(t.AntiAffinity) > 0 {
+			for _, c := range s.ownerCounters(t) {
+				c.add(p.Node, p.Terminating)
+			}
+		}
+	}
+	for _, c := range s.counters {
+		c.findMin()
+	}
+}
+
+// occupy adds a template's requests to a node.
+func (s *simulation) occupy(node int32, t *Template) {
+	used := s.used[int(node)*s.stride : int(node+1)*s.stride]
+	if len(t.Requests.Extended) == 0 {
+		used[slotCPU] += t.Requests.MilliCPU
+		used[slotMemory] += t.Requests.Memory
+		used[slotEphemeralStorage] += t.Requests.EphemeralStorage
+		used[slotPods] += t.Requests.Pods
+	} else {
+		s.fill(used, &t.Requests)
+	}
+	s.scoreUsed[2*node] += t.ScoreMilliCPU
+	s.scoreUsed[2*node+1] += t.ScoreMemory
+	s.balanceNow[node] = -1
+}
+
+// place places the displaced pods one by one.
+func (s *simulation) place() {
+	var tally reasonTally
+	for i, podIndex := range s.displaced {
+		p := &s.c.Pods[podIndex]
+		t := p.Template
+		out := &s.result.outcomes[i]
+		out.Node = -1
+		if t.Unknown != "" {
+			out.Unknown = t.Unknown
+			continue
+		}
+		if r, ok := s.failed[t]; ok {
+			out.Reason = s.reason(r)
+			continue
+		}
+		tally.reset(s.stride)
+		node := s.bestNode(t, &tally)
+		if node < 0 && s.mayPreempt(t) {
+			// The scheduler would evict lower-priority pods to make
+			// room, which the model does not simulate.
+			out.Unknown = "preemption of lower-priority pods"
+			continue
+		}
+		if node < 0 {
+			r := tally.most()
+			out.Reason = s.reason(r)
+			// Placing pods only takes room, adds to the anti-affinity
+			// counters and raises topology spread's minimum: a template
+			// without spread constraints that fits nowhere now fits
+			// nowhere later either.
+			if len(t.Spread) == 0 {
+				s.failed[t] = r
+			}
+			continue
+		}
+		out.Node = node
+		s.occupy(node, t)
+		for _, c := range s.matchingCounters(t) {
+			c.add(node, false)
+		}
+		for _, c := range s.owners[t] {
+			c.add(node, false)
+		}
+	}
+}
+
+// mayPreempt reports whether a pod that fits nowhere could preempt: it
+// may, and some pod on a remaining node has a lower priority.
+func (s *simulation) mayPreempt(t *Template) bool {
+	return !t.PreemptNever && s.hasLowest && t.Priority > s.lowestPriority
+}
+
+// bestNode runs the nodes through the filters and returns the feasible
+// node with the best score, -1 when none is feasible; tally counts the
+// first failing filter of each node.
+//
+// Like kube-scheduler, it stops looking once it has found
+// feasibleNodesToFind feasible nodes (all of them below 100 nodes, 10% at
+// 5,000), and the next pod starts looking where this one stopped. In a
+// large cluster the pod therefore goes to the best node of a sample, as
+// it does for the scheduler; whether it fits at all does not depend on
+// the sample, since a pod that fits nowhere has seen every node.
+func (s *simulation) bestNode(t *Template, tally *reasonTally) int32 {
+	static := s.staticVerdicts(t)
+	request := s.request(t)
+	spread, anti, owners := s.spread[t], s.anti[t], s.ownersAgainst[t]
+	selfMatch := make([]int32, len(spread))
+	for i, c := range spread {
+		if c.selector.Matches(t.Labels) {
+			selfMatch[i] = 1
+		}
+	}
+	if len(s.result.candidates) == 0 {
+		tally.count(idNoNode)
+		return -1
+	}
+	best, bestScore := int32(-1), int64(math.MinInt64)
+	nodes := len(s.c.Nodes)
+	toFind, found, processed := feasibleNodesToFind(nodes), 0, 0
+	for ; processed < nodes && found < toFind; processed++ {
+		node := int32((s.nextStart + processed) % nodes)
+		if s.isGone(node) {
+			continue
+		}
+		verdict := static[node]
+		if verdict == fits {
+			base := int(node) * s.stride
+			verdict = filterResources(request, s.used[base:base+s.stride], s.allocatable[base:base+s.stride])
+		}
+		if verdict == fits {
+			verdict = filterSpread(spread, selfMatch, node)
+		}
+		if verdict == fits {
+			verdict = filterAntiAffinity(anti, owners, node)
+		}
+		if verdict != fits {
+			tally.count(verdict)
+			continue
+		}
+		found++
+		// A tie goes to the lower index, not to the first one seen, so
+		// that the answer does not depend on where the search started.
+		if score := s.score(t, node); score > bestScore || score == bestScore && node < best {
+			best, bestScore = node, score
+		}
+	}
+	s.nextStart = (s.nextStart + processed) % nodes
+	return best
+}
+
+// The scheduler's defaults for how many feasible nodes to look for
+// (pkg/scheduler/schedule_one.go): all nodes below 100; else a share of
+// 50% less 1% per 125 nodes, at least 5% and at least 100 nodes.
+const (
+	minFeasibleNodesToFind           = 100
+	minFeasibleNodesPercentageToFind = 5
+)
+
+func feasibleNodesToFind(nodes int) int {
+	if nodes < minFeasibleNodesToFind {
+		return nodes
+	}
+	percentage := max(50-nodes/125, minFeasibleNodesPercentageToFind)
+	return max(nodes*percentage/100, minFeasibleNodesToFind)
+}
+
+// staticVerdicts returns the static filters' verdict of every node for a
+// template, computed once.
+func (s *simulation) staticVerdicts(t *Template) []reasonID {
+	if v, ok := s.static[t]; ok {
+		return v
+	}
+	v := make([]reasonID, len(s.c.Nodes))
+	// Most templates select no nodes: then only the tainted nodes can
+	// refuse them, and every other node passes as it is.
+	nodes := s.result.candidates
+	if len(t.NodeSelector) == 0 && t.NodeAffinity == nil {
+		nodes = s.result.tainted
+	}
+	for _, node := range nodes {
+		v[node] = staticFilters(t, &s.c.Nodes[node])
+	}
+	s.static[t] = v
+	// The owner counters that look at this template's pods are known
+	// once every pod is counted, which is before placing starts.
+	s.ownersAgainst[t] = s.findOwnersAgainst(t)
+	return v
+}
+
+// findOwnersAgainst lists the owner counters whose term matches pods of
+// template t.
+func (s *simulation) findOwnersAgainst(t *Template) []*counter {
+	if s.ownersByNamespace == nil {
+		var all []*counter
+		for _, counters := range s.owners {
+			all = append(all, counters...)
+		}
+		// Map order does not leak: the filter only asks whether any
+		// counter forbids a node.
+		s.ownersByNamespace = indexByNamespace(all)
+	}
+	var against []*counter
+	for _, list := range [2][]*counter{s.ownersByNamespace[t.Namespace], s.ownersByNamespace[anyNamespace]} {
+		for _, c := range list {
+			if c.selector.Matches(t.Labels) {
+				against = append(against, c)
+			}
+		}
+	}
+	return against
+}
+
+// filterSpread is PodTopologySpread's filter on one node: for every hard
+// constraint, the node must have the topology key, and placing the pod in
+// the node's domain must keep that domain within maxSkew of the least
+// populated eligible domain (0 while fewer than minDomains domains are
+// eligible).
+func filterSpread(counters []*counter, selfMatch []int32, node int32) reasonID {
+	for i, c := range counters {
+		domain := c.topology.domainOf[node]
+		if domain < 0 {
+			return idTopologySpread
+		}
+		minimum := c.min
+		if c.eligibleDomains < int(c.constraint.MinDomains) {
+			minimum = 0
+		}
+		if c.counts[domain]+selfMatch[i]-minimum > c.constraint.MaxSkew {
+			return idTopologySpread
+		}
+	}
+	return fits
+}
+
+// filterAntiAffinity is InterPodAffinity's filter for required
+// anti-affinity on one node: no pod that one of the pod's terms matches
+// may run in the node's domain of that term, and the pod may not join the
+// domain of a pod whose own term matches it.
+func filterAntiAffinity(anti, owners []*counter, node int32) reasonID {
+	for _, list := range [2][]*counter{anti, owners} {
+		for _, c := range list {
+			if domain := c.topology.domainOf[node]; domain >= 0 && c.occupied(domain) {
+				return idPodAntiAffinity
+			}
+		}
+	}
+	return fits
+}
+
+// Weights of the default profile's score plugins that are modelled
+// (pkg/scheduler/apis/config/v1 defaults): NodeResourcesFit with the
+// LeastAllocated strategy on CPU and memory, and
+// NodeResourcesBalancedAllocation, each weight 1. The other score plugins
+// (ImageLocality, TaintToleration's PreferNoSchedule, preferred affinity,
+// soft and default topology spreading) are not: they decide between nodes
+// that all fit, which changes how many pods fit only when room is tight.
+const (
+	weightLeastAllocated      = 1
+	weightBalancedAllocation  = 1
+	maxNodeScore              = 100
+	halfMaxNodeScore          = maxNodeScore / 2
+	scoreResourceCount        = 2 // CPU and memory
+	defaultScoreResourceCount = scoreResourceCount
+)
+
+// score rates a feasible node for a pod of template t.
+func (s *simulation) score(t *Template, node int32) int64 {
+	base := int(node) * s.stride
+	allocatable := [scoreResourceCount]int64{s.allocatable[base+slotCPU], s.allocatable[base+slotMemory]}
+	least := leastAllocated(
+		[scoreResourceCount]int64{s.scoreUsed[2*node] + t.ScoreMilliCPU, s.scoreUsed[2*node+1] + t.ScoreMemory},
+		allocatable)
+	used := [scoreResourceCount]int64{s.used[base+slotCPU], s.used[base+slotMemory]}
+	now := s.balanceNow[node]
+	if now < 0 {
+		now = balance(used, allocatable)
+		s.balanceNow[node] = now
+	}
+	with := balance([scoreResourceCount]int64{used[0] + t.Requests.MilliCPU, used[1] + t.Requests.Memory}, allocatable)
+	return weightLeastAllocated*least + weightBalancedAllocation*balancedAllocation(with, now)
+}
+
+// leastAllocated is the LeastAllocated score: the mean share of each
+// resource left free after the pod, 0 to 100, over the resources the node
+// has.
+func leastAllocated(requested, allocatable [scoreResourceCount]int64) int64 {
+	var sum, resources int64
+	for i := range requested {
+		if allocatable[i] == 0 {
+			continue
+		}
+		resources++
+		if requested[i] <= allocatable[i] {
+			sum += (allocatable[i] - requested[i]) * maxNodeScore / allocatable[i]
+		}
+	}
+	if resources == 0 {
+		return 0
+	}
+	return sum / resources
+}
+
+// balancedAllocation is BalancedAllocation's score: how much the pod
+// improves the balance between the shares of CPU and memory requested,
+// 50 (worse) to 100 (better), 75 when it changes nothing.
+// withPod and withoutPod are the balances (see balance) after and before.
+func balancedAllocation(withPod, withoutPod int64) int64 {
+	return halfMaxNodeScore + (halfMaxNodeScore+withPod-withoutPod)/2
+}
+
+// balance is 100 times one minus the standard deviation of the requested
+// shares; with two resources that is half their difference.
+func balance(requested, allocatable [scoreResourceCount]int64) int64 {
+	var fractions [scoreResourceCount]float64
+	n := 0
+	for i := range requested {
+		if allocatable[i] == 0 {
+			continue
+		}
+		fractions[n] = min(float64(requested[i])/float64(allocatable[i]), 1)
+		n++
+	}
+	std := 0.0
+	if n == defaultScoreResourceCount {
+		std = math.Abs(fractions[0]-fractions[1]) / 2
+	}
+	return int64((1 - std) * maxNodeScore)
+}
+
+// reason turns a reason id into its name.
+func (s *simulation) reason(id reasonID) Reason {
+	switch id {
+	case idTaint:
+		return ReasonTaint
+	case idNodeSelector:
+		return ReasonNodeSelector
+	case idNodeAffinity:
+		return ReasonNodeAffinity
+	case idInsufficientPods:
+		return ReasonInsufficientPods
+	case idTopologySpread:
+		return ReasonTopologySpread
+	case idPodAntiAffinity:
+		return ReasonPodAntiAffinity
+	case idNoNode:
+		return ReasonNoSchedulableNode
+	}
+	switch slot := int(id - reasonResources); slot {
+	case slotCPU:
+		return ReasonInsufficientCPU
+	case slotMemory:
+		return ReasonInsufficientMemory
+	case slotEphemeralStorage:
+		return ReasonInsufficientEphemeralStorage
+	default:
+		return InsufficientResource(s.slots[slot-fixedSlots])
+	}
+}
+
+// reasonTally counts how many nodes gave each reason for one pod: one
+// counter per reason id below the resources' end, then the three high
+// ids.
+type reasonTally struct{ counts []int32 }
+
+func (r *reasonTally) reset(stride int) {
+	size := int(reasonResources) + stride + 3
+	if cap(r.counts) < size {
+		r.counts = make([]int32, size)
+	}
+	r.counts = r.counts[:size]
+	clear(r.counts)
+}
+
+func (r *reasonTally) index(id reasonID) int {
+	if id >= idTopologySpread {
+		return len(r.counts) - 3 + int(id-idTopologySpread)
+	}
+	return int(id)
+}
+
+func (r *reasonTally) count(id reasonID) { r.counts[r.index(id)]++ }
+
+// most returns the reason most nodes gave, the earlier filter on a tie
+// (ids are in filter order, and so are the counters).
+func (r *reasonTally) most() reasonID {
+	best, bestCount := len(r.counts)-1, int32(0)
+	for i, n := range r.counts {
+		if n > bestCount {
+			best, bestCount = i, n
+		}
+	}
+	if best >= len(r.counts)-3 {
+		return idTopologySpread + reasonID(best-(len(r.counts)-3))
+	}
+	return reasonID(best)
+}
