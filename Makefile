@@ -32,7 +32,7 @@ EXPORTER_REV ?= HEAD
 EXPORTER_FLAGS ?= ; --no-collector.node-replicas; GOGC=50 --no-collector.node-replicas
 
 # Size of make fidelity: cases run with seeds FIDELITY_SEED, FIDELITY_SEED+1, ...
-FIDELITY_CASES ?= 60
+FIDELITY_CASES ?= 100
 FIDELITY_SEED  ?= 1
 
 .PHONY: all build test unit lint tools system-deps demo demo-secure bench bench-scale fidelity fuzz clean
