@@ -66,6 +66,7 @@ func TestPlacementMatchesScheduler(t *testing.T) {
 func runCase(t *testing.T, runner *Runner, binary string, c *Case) []*ServiceResult {
 	ctx := context.Background()
 	t.Log(c.Describe())
+	t.Log("nodes: " + c.DescribeNodes())
 	t.Cleanup(func() {
 		if err := runner.Cleanup(context.Background(), c); err != nil {
 			t.Errorf("clean up seed %d: %v", c.Seed, err)

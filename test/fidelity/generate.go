@@ -290,6 +290,21 @@ func (c *Case) Describe() string {
 	return b.String()
 }
 
+// DescribeNodes is one line on the case's nodes: zone, disk, taint and
+// allocatable of each, what a disagreement is read against.
+func (c *Case) DescribeNodes() string {
+	var parts []string
+	for _, n := range c.Nodes {
+		part := fmt.Sprintf("%s[%s %s cpu=%s mem=%s", n.Name, n.Labels[zoneLabel], n.Labels[diskLabel],
+			n.Status.Allocatable.Cpu(), n.Status.Allocatable.Memory())
+		for _, taint := range n.Spec.Taints {
+			part += fmt.Sprintf(" taint=%s:%s", taint.Value, taint.Effect)
+		}
+		parts = append(parts, part+"]")
+	}
+	return strings.Join(parts, " ")
+}
+
 // constraints names the scheduling constraints of a pod template, briefly.
 func constraints(t *corev1.PodTemplateSpec) string {
 	var parts []string
