@@ -31,7 +31,11 @@ EXPORTER_REV ?= HEAD
 # by default with its defaults, without kube_spread_node_replicas, and that with GOGC=50.
 EXPORTER_FLAGS ?= ; --no-collector.node-replicas; GOGC=50 --no-collector.node-replicas
 
-.PHONY: all build test unit lint tools system-deps demo demo-secure bench bench-scale fuzz clean
+# Size of make fidelity: cases run with seeds FIDELITY_SEED, FIDELITY_SEED+1, ...
+FIDELITY_CASES ?= 100
+FIDELITY_SEED  ?= 1
+
+.PHONY: all build test unit lint tools system-deps demo demo-secure bench bench-scale fidelity fuzz clean
 
 all: lint build test
 
@@ -118,6 +122,11 @@ bench:
 bench-scale: tools
 	@echo ">> scale harness: $(NODES) nodes, $(PODS) pods, $(SERVICES) services, exporter at $(or $(EXPORTER_REV),the working tree)"
 	$(GO) run ./test/scale/scale-harness -nodes=$(NODES) -pods=$(PODS) -services=$(SERVICES) -exporter.rev=$(EXPORTER_REV) -exporter.flags='$(EXPORTER_FLAGS)'
+
+## fidelity: compare the what-if's placement with what kube-scheduler does, over FIDELITY_CASES generated cases, and print the agreement
+fidelity: tools
+	@echo ">> placement fidelity against kube-scheduler: $(FIDELITY_CASES) cases from seed $(FIDELITY_SEED)"
+	$(GO) test -count=1 -v -timeout 120m -run '^TestPlacementMatchesScheduler$$' ./test/fidelity/ -fidelity.cases=$(FIDELITY_CASES) -fidelity.seed=$(FIDELITY_SEED)
 
 clean:
 	@echo ">> removing bin/ (the tool cache .cache/ stays; rm -rf .cache to rebuild it)"

@@ -19,7 +19,8 @@ import (
 // clusterSource is a fixed cluster for the exporter's real handlers.
 type clusterSource struct{ cluster *spread.Cluster }
 
-func (s clusterSource) Snapshot() (*spread.Cluster, error) { return s.cluster, nil }
+func (s clusterSource) Snapshot() (*spread.Cluster, error)          { return s.cluster, nil }
+func (s clusterSource) SnapshotForScrape() (*spread.Cluster, error) { return s.cluster, nil }
 func (s clusterSource) Status() []cluster.ResourceStatus {
 	return []cluster.ResourceStatus{{Resource: "nodes", Synced: true, LastUpdate: time.Now()}, {Resource: "pods", Synced: true}}
 }

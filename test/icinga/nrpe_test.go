@@ -222,7 +222,8 @@ func freePort(t *testing.T) int {
 // fixedSource is a fixed cluster for the exporter's own handlers.
 type fixedSource struct{ cluster *spread.Cluster }
 
-func (s fixedSource) Snapshot() (*spread.Cluster, error) { return s.cluster, nil }
+func (s fixedSource) Snapshot() (*spread.Cluster, error)          { return s.cluster, nil }
+func (s fixedSource) SnapshotForScrape() (*spread.Cluster, error) { return s.cluster, nil }
 func (fixedSource) Status() []cluster.ResourceStatus {
 	return []cluster.ResourceStatus{{Resource: "pods", Synced: true, LastUpdate: time.Now()}}
 }

@@ -619,6 +619,22 @@ func (c *ControlPlane) StartEtcd(ctx context.Context) error {
 	return nil
 }
 
+// StopScheduler stops kube-scheduler, leaving the other components
+// running: pods created meanwhile stay Pending, unlooked at. A test that
+// needs the scheduler to take a set of pods in a known order stops it,
+// creates them, and starts it again: on start the scheduler queues every
+// pending pod before it places any, in the order its informer lists them
+// (by namespace and name), and at equal priority takes them in that order.
+func (c *ControlPlane) StopScheduler() error { return c.stopComponent(KubeScheduler) }
+
+// StartScheduler starts kube-scheduler again after StopScheduler and waits
+// until it serves.
+func (c *ControlPlane) StartScheduler(ctx context.Context) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	return c.startComponent(ctx, KubeScheduler)
+}
+
 // IssueServingCert issues, from the control plane's CA, a certificate that
 // serves on 127.0.0.1 and localhost, for a component of the tests or the
 // demo that should be reached over TLS (the exporter with a

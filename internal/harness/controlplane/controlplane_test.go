@@ -190,6 +190,63 @@ func TestRestarts(t *testing.T) {
 	eventually(ctx, t, "the ConfigMap after the etcd restart", func() error { return get(ctx) })
 }
 
+// TestSchedulerPause checks that a pod created while the scheduler is
+// stopped waits, unlooked at, and is taken up once it starts again.
+func TestSchedulerPause(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client := kubernetes.NewForConfigOrDie(cp.Config)
+	if err := cp.StopScheduler(); err != nil {
+		t.Fatal(err)
+	}
+	// No node has this label: the scheduler's only possible answer is
+	// Unschedulable, which shows that it looked at the pod.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "waits-for-the-scheduler", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeSelector: map[string]string{"kube-spread.io/test": "no-such-node"},
+			Containers:   []corev1.Container{{Name: "app", Image: "registry.invalid/pause:1"}},
+		},
+	}
+	create(t, func() error {
+		_, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+		return err
+	})
+	scheduled := func() (corev1.PodCondition, error) {
+		got, err := client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return corev1.PodCondition{}, err
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == corev1.PodScheduled {
+				return c, nil
+			}
+		}
+		return corev1.PodCondition{}, nil
+	}
+	// The scheduler answers in milliseconds; a second of silence is enough.
+	time.Sleep(time.Second)
+	if c, err := scheduled(); err != nil || c.Type != "" {
+		t.Fatalf("pod looked at while the scheduler was stopped: %+v, %v", c, err)
+	}
+	if err := cp.StartScheduler(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(ctx, t, "the pod marked Unschedulable by the restarted scheduler", func() error {
+		c, err := scheduled()
+		if err != nil {
+			return err
+		}
+		if c.Status != corev1.ConditionFalse || c.Reason != corev1.PodReasonUnschedulable {
+			return fmt.Errorf("PodScheduled %+v", c)
+		}
+		return nil
+	})
+	if err := client.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestAPIServerOnly checks the mode of the scale harness: only etcd and
 // kube-apiserver run, with the extra flags, and pods are accepted in the
 // default namespace at once.

@@ -5,12 +5,19 @@
 // nothing moves them back when 2003 and 2004 return. On day two 2001 and
 // 2002 are cordoned together, and no surviving node holds a replica.
 //
+// Each node lists the container images it holds (status.images), as a
+// kubelet reports them: every node has run mathoid before the replay and
+// holds its image, and a reimage wipes a node's images. After day one
+// 2003 and 2004 are pristine: replicas moved there must pull mathoid first,
+// the slow recovery of the incident report.
+//
 // The demo (cmd/mathoid-replay) and the integration tests run the same
 // steps, so the demo shows what the tests prove.
 package replay
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -40,6 +47,17 @@ const (
 // Nodes are the codfw Kubernetes nodes of the incident.
 var Nodes = []string{"kubernetes2001", "kubernetes2002", "kubernetes2003", "kubernetes2004"}
 
+// Image is mathoid's container image.
+const Image = "registry.invalid/wikimedia/mathoid:2018-07-03"
+
+// Images a node reports: a freshly imaged node holds only the pause image,
+// which the node's setup pulls; a node that has run mathoid holds its image
+// too. Sizes are of the order of the real images.
+var (
+	PristineImages = []corev1.ContainerImage{{Names: []string{"registry.invalid/pause:3.1"}, SizeBytes: 742472}}
+	MathoidImages  = append(slices.Clone(PristineImages), corev1.ContainerImage{Names: []string{Image}, SizeBytes: 389 << 20})
+)
+
 // Scenario drives the replay against a cluster whose nodes are simulated
 // by kwok and whose pods are placed by the real scheduler.
 type Scenario struct {
@@ -62,18 +80,23 @@ func (s *Scenario) Setup(ctx context.Context) error {
 		return fmt.Errorf("create namespace %s: %w", Namespace, err)
 	}
 	for i, name := range Nodes {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-			Name: name,
-			// kwok simulates the kubelet; the annotation marks the node as
-			// fake for people reading the cluster.
-			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
-			Labels: map[string]string{
-				"kubernetes.io/hostname": name,
-				// Two rows, as two racks of codfw.
-				"topology.kubernetes.io/zone": fmt.Sprintf("codfw-row-%c", 'a'+i%2),
-				PoolLabel:                     pool,
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: name,
+				// kwok simulates the kubelet; the annotation marks the node as
+				// fake for people reading the cluster.
+				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+				Labels: map[string]string{
+					"kubernetes.io/hostname": name,
+					// Two rows, as two racks of codfw.
+					"topology.kubernetes.io/zone": fmt.Sprintf("codfw-row-%c", 'a'+i%2),
+					PoolLabel:                     pool,
+				},
 			},
-		}}
+			// The API server keeps the status of a new Node, as for a kubelet
+			// registering, and kwok's node stages leave images alone.
+			Status: corev1.NodeStatus{Images: slices.Clone(MathoidImages)},
+		}
 		if _, err := s.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
@@ -111,7 +134,7 @@ func (s *Scenario) Setup(ctx context.Context) error {
 					Containers: []corev1.Container{{
 						Name: Name,
 						// kwok runs nothing, so the image is never pulled.
-						Image: "registry.invalid/wikimedia/mathoid:2018-07-03",
+						Image: Image,
 						Ports: []corev1.ContainerPort{{ContainerPort: 10044}},
 					}},
 				},
@@ -147,6 +170,9 @@ func (s *Scenario) DayOne(ctx context.Context) error {
 	if err := s.deletePodsOn(ctx, reimaged...); err != nil {
 		return err
 	}
+	if err := s.SetImages(ctx, PristineImages, reimaged...); err != nil {
+		return err
+	}
 	placement, err := s.waitReady(ctx, []string{"kubernetes2001", "kubernetes2002"})
 	if err != nil {
 		return err
@@ -172,6 +198,23 @@ func (s *Scenario) Cordon(ctx context.Context, unschedulable bool, nodes ...stri
 	for _, name := range nodes {
 		if _, err := s.Client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			return fmt.Errorf("cordon %s (unschedulable=%t): %w", name, unschedulable, err)
+		}
+	}
+	return nil
+}
+
+// SetImages sets the images the nodes report, through the status
+// subresource, as a kubelet does after pulling or after a reimage.
+func (s *Scenario) SetImages(ctx context.Context, images []corev1.ContainerImage, nodes ...string) error {
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"images": images}})
+	if err != nil {
+		return err
+	}
+	for _, name := range nodes {
+		// A merge patch replaces the list whole, and needs no resourceVersion
+		// that kwok's heartbeats would keep changing.
+		if _, err := s.Client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+			return fmt.Errorf("set the images of %s: %w", name, err)
 		}
 	}
 	return nil
