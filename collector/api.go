@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -78,6 +79,27 @@ func newMatcher(param, expr string) (matcher, error) {
 	return matcher{re: re}, nil
 }
 
+// candidates returns the services a query can select. For exact names,
+// what a check of one service asks, it is the one service found by binary
+// search (the report is sorted by namespace, kind and name): scanning
+// 30,000 services' names cost 4 ms of CPU per check at full size.
+func candidates(services []spread.Figures, namespace, kind, name matcher) []spread.Figures {
+	if namespace.literal == nil || kind.literal == nil || name.literal == nil {
+		return services
+	}
+	i, found := slices.BinarySearchFunc(services, [3]string{*namespace.literal, *kind.literal, *name.literal}, func(f spread.Figures, key [3]string) int {
+		return cmp.Or(
+			strings.Compare(f.Service.Namespace, key[0]),
+			strings.Compare(string(f.Service.Kind), key[1]),
+			strings.Compare(f.Service.Name, key[2]),
+		)
+	})
+	if !found {
+		return nil
+	}
+	return services[i : i+1]
+}
+
 func (m matcher) match(s string) bool {
 	switch {
 	case m.literal != nil:
@@ -135,8 +157,9 @@ func (a *API) serveServices(w http.ResponseWriter, query url.Values) {
 	schedulableNodes := s.schedulableNodes()
 	var findings []spread.Finding
 	answer := api.Services{Services: []api.Service{}}
-	for i := range s.report.Services {
-		f := &s.report.Services[i]
+	selectable := candidates(s.report.Services, namespace, kind, name)
+	for i := range selectable {
+		f := &selectable[i]
 		svc := f.Service
 		if !namespace.match(svc.Namespace) || !kind.match(string(svc.Kind)) || !name.match(svc.Name) {
 			continue

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,3 +151,49 @@ func cordon(ctx context.Context, b *testing.B, client *fake.Clientset, w *cluste
 }
 
 var _ io.Writer = (*countingWriter)(nil)
+
+// BenchmarkAPIService is what one check of one service costs the exporter
+// through the JSON API once the analysis is done: the request a
+// per-service Icinga check sends, at each size, exact names and a regular
+// expression that has to scan every service.
+func BenchmarkAPIService(b *testing.B) {
+	for _, pods := range benchmarkSizes {
+		generated := synth.Generate(synth.ForPods(pods))
+		var objs []runtime.Object
+		for _, obj := range generated.Objects() {
+			objs = append(objs, obj.(runtime.Object))
+		}
+		w, err := cluster.New(fake.NewSimpleClientset(objs...), cluster.Config{TopologyKeys: []string{synth.ZoneKey}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		w.Start(ctx)
+		if !w.WaitForSync(ctx) {
+			b.Fatal("caches did not sync")
+		}
+		c := New(w, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+		api := NewAPI(c, time.Now(), slog.New(slog.DiscardHandler))
+		svc := generated.Services[0]
+		name := svc.Deployment.Name
+		for query, target := range map[string]string{
+			"exact": fmt.Sprintf("/api/v1/services?namespace=%s&kind=Deployment&name=%s", svc.Namespace, name),
+			"regex": fmt.Sprintf("/api/v1/services?namespace=%s&kind=Deployment&name=%s$", svc.Namespace, strings.TrimSuffix(name, name[len(name)-1:])+".?"+name[len(name)-1:]),
+		} {
+			b.Run(fmt.Sprintf("pods=%d/%s", pods, query), func(b *testing.B) {
+				request := httptest.NewRequest("GET", target, nil)
+				// The first request pays for the analysis, shared with /metrics.
+				api.ServeHTTP(httptest.NewRecorder(), request)
+				b.ReportAllocs()
+				for b.Loop() {
+					recorder := httptest.NewRecorder()
+					api.ServeHTTP(recorder, request)
+					if recorder.Code != 200 || !strings.Contains(recorder.Body.String(), `"name":"`+name+`"`) {
+						b.Fatalf("status %d: %.300s", recorder.Code, recorder.Body)
+					}
+				}
+			})
+		}
+		cancel()
+	}
+}
