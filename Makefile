@@ -25,7 +25,8 @@ SYSTEM_PACKAGES := nagios-nrpe-server nagios-nrpe-plugin icinga2 curl jq
 NODES    ?= 50
 PODS     ?= 1500
 SERVICES ?= 150
-# The commit make bench-scale builds the exporter from (EXPORTER_REV= for the working tree).
+# The commits make bench-scale builds the exporter from, comma-separated, each measured on the
+# same loaded cluster (EXPORTER_REV= for the working tree; EXPORTER_REV=main,HEAD compares two).
 EXPORTER_REV ?= HEAD
 # The exporter command lines make bench-scale measures on the same cluster, separated by ';':
 # by default with its defaults, without kube_spread_node_replicas, and that with GOGC=50.

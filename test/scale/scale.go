@@ -57,15 +57,20 @@ type Config struct {
 	Burst         int
 	// CheckRuns is how many times each check_kube_spread run is timed.
 	CheckRuns int
-	// ExporterRev is the git revision the exporter is built from, out of a
-	// clean export of it (git archive), so that a row measures a commit and
-	// not whatever the working tree holds at the time. Empty builds the
-	// working tree.
-	ExporterRev string
-	// Exporters are the exporter's command lines to measure, one after
-	// the other on the same loaded cluster: each is a list of flags,
-	// optionally after environment variables (GOGC=50 --flag). None
-	// measures the exporter with its defaults.
+	// WhatIfRuns is how many what-if questions for a batch of
+	// WhatIfBatch nodes are timed.
+	WhatIfRuns, WhatIfBatch int
+	// ExporterRevs are the git revisions the exporter is built from, each
+	// out of a clean export of it (git archive), so that a row measures a
+	// commit and not whatever the working tree holds at the time. An empty
+	// revision builds the working tree. Several revisions are measured one
+	// after the other on the same loaded cluster: a fair comparison of two
+	// commits, and one load instead of two.
+	ExporterRevs []string
+	// Exporters are the exporter's command lines to measure for each
+	// revision, one after the other on the same loaded cluster: each is a
+	// list of flags, optionally after environment variables (GOGC=50
+	// --flag). None measures the exporter with its defaults.
 	Exporters [][]string
 	// Logf receives progress messages.
 	Logf func(format string, args ...any)
@@ -75,7 +80,8 @@ type Config struct {
 func DefaultConfig(size synth.Size) Config {
 	return Config{
 		Size: size, Workers: 48, Scrapes: 50, Reactions: 10, ChurnRate: 20, ChurnDuration: 30 * time.Second, Burst: 1000, CheckRuns: 10,
-		ExporterRev: "HEAD",
+		WhatIfRuns: 20, WhatIfBatch: 10,
+		ExporterRevs: []string{"HEAD"},
 	}
 }
 
@@ -118,6 +124,11 @@ type Result struct {
 	// Checks are the costs of check_kube_spread runs against the exporter
 	// (checks.go).
 	Checks []CheckCost
+	// WhatIfP50 and WhatIfMax are over WhatIfQuestions what-if questions
+	// for a batch of WhatIfBatch nodes; WhatIfCPU is the exporter's CPU
+	// time per question (whatif.go).
+	WhatIfP50, WhatIfMax, WhatIfCPU time.Duration
+	WhatIfBatch, WhatIfQuestions    int
 
 	checkBinary string
 }
@@ -294,12 +305,24 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 		return nil, fmt.Errorf("create working directory: %w", err)
 	}
 	defer os.RemoveAll(work)
-	var commit string
-	binary, checkBinary, err := buildExporter(ctx, root, work, cfg.ExporterRev, &commit)
-	if err != nil {
-		return nil, err
+	revs := cfg.ExporterRevs
+	if len(revs) == 0 {
+		revs = []string{""}
 	}
-	logf("exporter built from %s", commit)
+	type build struct{ commit, binary, check string }
+	var builds []build
+	for i, rev := range revs {
+		var b build
+		dir := filepath.Join(work, fmt.Sprintf("exporter-%d", i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create working directory: %w", err)
+		}
+		if b.binary, b.check, err = buildExporter(ctx, root, dir, rev, &b.commit); err != nil {
+			return nil, err
+		}
+		logf("exporter built from %s", b.commit)
+		builds = append(builds, b)
+	}
 
 	token, err := loaderToken()
 	if err != nil {
@@ -336,14 +359,16 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 		exporters = [][]string{nil}
 	}
 	var results []*Result
-	for _, flags := range exporters {
-		r := &Result{Size: cfg.Size, Commit: commit, Flags: flags, Load: loaded}
-		logf("exporter flags: %q", flags)
-		r.checkBinary = checkBinary
-		if err := r.measure(ctx, cfg, binary, cp.Kubeconfig, client, cluster, logf); err != nil {
-			return results, err
+	for _, b := range builds {
+		for _, flags := range exporters {
+			r := &Result{Size: cfg.Size, Commit: b.commit, Flags: flags, Load: loaded}
+			logf("exporter %s, flags: %q", b.commit, flags)
+			r.checkBinary = b.check
+			if err := r.measure(ctx, cfg, b.binary, cp.Kubeconfig, client, cluster, logf); err != nil {
+				return results, err
+			}
+			results = append(results, r)
 		}
-		results = append(results, r)
 	}
 	return results, nil
 }
@@ -392,6 +417,9 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig str
 		return err
 	}
 	if err := r.measureChecks(ctx, exporter, cluster, cfg.CheckRuns, logf); err != nil {
+		return err
+	}
+	if err := r.measureWhatIfs(ctx, exporter, cluster, cfg.WhatIfRuns, cfg.WhatIfBatch, logf); err != nil {
 		return err
 	}
 	if err := r.measureChangedScrapes(ctx, client, cluster, scraper, cfg, logf); err != nil {

@@ -22,7 +22,8 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	cfg.Scrapes, cfg.Reactions = 10, 3
 	cfg.ChurnDuration, cfg.Burst = 5*time.Second, 200
 	// The code under test, uncommitted changes included.
-	cfg.ExporterRev = ""
+	cfg.ExporterRevs = []string{""}
+	cfg.WhatIfRuns = 5
 	cfg.Logf = t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -37,6 +38,7 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	}
 	for _, result := range results {
 		t.Log("\n" + TableHeader + "\n" + result.Row())
+		t.Log("\n" + WhatIfTableHeader + "\n" + result.WhatIfRow())
 		checkMeasured(t, result)
 	}
 	if with, without := results[0].Series, results[1].Series; without >= with {

@@ -32,10 +32,13 @@ func main() {
 	flag.DurationVar(&cfg.ChurnDuration, "churn.duration", cfg.ChurnDuration, "how long the churn lasts")
 	flag.IntVar(&cfg.Burst, "burst", cfg.Burst, "pod status updates sent at once after the churn")
 	flag.IntVar(&cfg.CheckRuns, "check.runs", cfg.CheckRuns, "timed runs of each check_kube_spread command")
-	flag.StringVar(&cfg.ExporterRev, "exporter.rev", cfg.ExporterRev, "git revision to build the exporter from (empty: the working tree as it is)")
+	flag.IntVar(&cfg.WhatIfRuns, "whatif.runs", cfg.WhatIfRuns, "timed what-if questions")
+	flag.IntVar(&cfg.WhatIfBatch, "whatif.batch", cfg.WhatIfBatch, "nodes in each what-if question")
+	revs := flag.String("exporter.rev", strings.Join(cfg.ExporterRevs, ","), "git revisions to build the exporter from, comma-separated, each measured on the same cluster (empty: the working tree as it is)")
 	exporters := flag.String("exporter.flags", "", "the exporter's flags, space-separated, after any NAME=value environment variables; several runs on the same cluster separated by ';' (\"; GOGC=50 --no-collector.node-replicas\" measures the defaults, then without node_replicas and with GOGC=50)")
 	flag.Parse()
 	cfg.Size = size
+	cfg.ExporterRevs = strings.Split(*revs, ",")
 	for _, variant := range strings.Split(*exporters, ";") {
 		cfg.Exporters = append(cfg.Exporters, strings.Fields(variant))
 	}
@@ -64,6 +67,12 @@ func main() {
 			for _, row := range r.CheckRows() {
 				fmt.Println(row)
 			}
+		}
+		// The cost of a what-if, a table of docs/benchmarks.md.
+		fmt.Println()
+		fmt.Println(scale.WhatIfTableHeader)
+		for _, r := range results {
+			fmt.Println(r.WhatIfRow())
 		}
 	}
 	if err != nil {

@@ -5,16 +5,23 @@
 // measure the same shape of cluster.
 //
 // The objects look like what the API server hands out: pods carry
-// containers, labels, an owner reference with a UID, a pod IP and the
-// conditions a kubelet sets, so the cost of trimming them is measured too.
+// containers with images and resource requests, the tolerations the
+// DefaultTolerationSeconds admission plugin adds, labels, an owner reference
+// with a UID, a pod IP and the conditions a kubelet sets; nodes carry
+// allocatable resources and the 30 to 50 images a kubelet reports. So the
+// cost of trimming them, and of the placement model's input, is measured too.
 package synth
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"sort"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -85,6 +92,10 @@ func Generate(size Size) *Cluster {
 		c.Nodes = append(c.Nodes, Node(i))
 	}
 	nextNode := 0
+	nodeImages := make([]map[string]bool, size.Nodes)
+	for i := range nodeImages {
+		nodeImages[i] = map[string]bool{}
+	}
 	for i := range size.Services {
 		ns := NamespaceName(i)
 		if len(c.Namespaces) == 0 || c.Namespaces[len(c.Namespaces)-1] != ns {
@@ -105,7 +116,7 @@ func Generate(size Size) *Cluster {
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid("sts"), Labels: labels},
 				Spec: appsv1.StatefulSetSpec{
 					Replicas: ptr(int32(replicas)), Selector: &metav1.LabelSelector{MatchLabels: labels},
-					ServiceName: name, Template: template(labels),
+					ServiceName: name, Template: template(i, labels),
 				},
 			}
 			owner = controllerRef("apps/v1", "StatefulSet", name, svc.StatefulSet.UID)
@@ -114,7 +125,7 @@ func Generate(size Size) *Cluster {
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid("deploy"), Labels: labels},
 				Spec: appsv1.DeploymentSpec{
 					Replicas: ptr(int32(replicas)), Selector: &metav1.LabelSelector{MatchLabels: labels},
-					Template: template(labels),
+					Template: template(i, labels),
 					// The harness runs no controller-manager; paused says
 					// so to anyone reading the objects.
 					Paused: true,
@@ -129,7 +140,7 @@ func Generate(size Size) *Cluster {
 				},
 				Spec: appsv1.ReplicaSetSpec{
 					Replicas: ptr(int32(replicas)), Selector: &metav1.LabelSelector{MatchLabels: rsLabels},
-					Template: template(rsLabels),
+					Template: template(i, rsLabels),
 				},
 			}
 			owner = controllerRef("apps/v1", "ReplicaSet", rsName, svc.ReplicaSet.UID)
@@ -145,12 +156,22 @@ func Generate(size Size) *Cluster {
 				Ports:     []corev1.ServicePort{{Name: "http", Port: 8080}},
 			},
 		}
+		spec := template(i, labels).Spec
 		for j := range replicas {
 			node := nextNode % size.Nodes
 			nextNode++
-			svc.Pods = append(svc.Pods, Pod(ns, podName(j), labels, owner, NodeName(node), podIP(nextNode)))
+			svc.Pods = append(svc.Pods, Pod(ns, podName(j), labels, owner, spec, NodeName(node), podIP(nextNode)))
+			for _, c := range spec.InitContainers {
+				nodeImages[node][c.Image] = true
+			}
+			for _, c := range spec.Containers {
+				nodeImages[node][c.Image] = true
+			}
 		}
 		c.Services = append(c.Services, svc)
+	}
+	for i, node := range c.Nodes {
+		node.Status.Images = nodeImageList(nodeImages[i])
 	}
 	return c
 }
@@ -172,9 +193,26 @@ func Node(i int) *corev1.Node {
 	}
 }
 
-// NodeStatus is the status of a healthy node.
+// NodeStatus is the status of a healthy node: 32 CPUs, 128 GiB, room for
+// 110 pods, and the images every node runs (its pods' images are added by
+// Generate).
 func NodeStatus() corev1.NodeStatus {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("32"),
+		corev1.ResourceMemory:           resource.MustParse("128Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("200Gi"),
+	}
+	allocatable := corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("31500m"),
+		corev1.ResourceMemory:           resource.MustParse("125Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("180Gi"),
+	}
 	return corev1.NodeStatus{
+		Capacity:    capacity,
+		Allocatable: allocatable,
+		Images:      nodeImageList(nil),
 		Conditions: []corev1.NodeCondition{
 			{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory"},
 			{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure"},
@@ -184,10 +222,15 @@ func NodeStatus() corev1.NodeStatus {
 	}
 }
 
-// Pod is a pod bound to node, with the status of a running, Ready pod.
-func Pod(namespace, name string, labels map[string]string, owner metav1.OwnerReference, node, ip string) *corev1.Pod {
-	spec := template(labels).Spec
+// Pod is a pod of the given template bound to node, with the status of a
+// running, Ready pod.
+func Pod(namespace, name string, labels map[string]string, owner metav1.OwnerReference, spec corev1.PodSpec, node, ip string) *corev1.Pod {
 	spec.NodeName = node
+	// What the DefaultTolerationSeconds admission plugin adds to every pod.
+	spec.Tolerations = []corev1.Toleration{
+		{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr(int64(300))},
+		{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr(int64(300))},
+	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: namespace, Name: name, UID: types.UID("pod-" + namespace + "-" + name),
@@ -278,18 +321,85 @@ func (c *Cluster) Objects() []any {
 	return objs
 }
 
-func template(labels map[string]string) corev1.PodTemplateSpec {
-	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: labels},
-		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{
-				Name: "app", Image: "registry.example/app:1.0",
-				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-			}},
-			// No token volume: nothing runs, and it keeps etcd smaller.
-			AutomountServiceAccountToken: ptr(false),
+// template is the pod template of the i-th service: its own image, a mesh
+// proxy sidecar in every second service, an init container in every fifth,
+// and requests and limits in a few common sizes.
+func template(i int, labels map[string]string) corev1.PodTemplateSpec {
+	size := podSizes[i%len(podSizes)]
+	app := corev1.Container{
+		Name: "app", Image: fmt.Sprintf("registry.example/%s/svc-%05d:1.%d", NamespaceName(i), i, i%7),
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(size.cpu), corev1.ResourceMemory: resource.MustParse(size.memory)},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(size.memory)},
 		},
 	}
+	spec := corev1.PodSpec{
+		Containers: []corev1.Container{app},
+		// No token volume: nothing runs, and it keeps etcd smaller.
+		AutomountServiceAccountToken: ptr(false),
+	}
+	if i%2 == 0 {
+		spec.Containers = append(spec.Containers, corev1.Container{
+			Name: "proxy", Image: proxyImage,
+			Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+			},
+		})
+	}
+	if i%5 == 0 {
+		spec.InitContainers = []corev1.Container{{
+			Name: "wait-for-db", Image: initImage,
+			Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			},
+		}}
+	}
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec}
+}
+
+// podSizes are the requests of the services' main containers, dealt round
+// robin. 30 pods of the mean size take about a third of a node.
+var podSizes = []struct{ cpu, memory string }{
+	{"50m", "64Mi"}, {"100m", "128Mi"}, {"250m", "512Mi"}, {"500m", "1Gi"}, {"1", "2Gi"}, {"250m", "256Mi"},
+}
+
+const (
+	proxyImage = "registry.example/mesh/proxy:1.30.2"
+	initImage  = "registry.example/tools/wait-for:2.1.0"
+)
+
+// systemImages are on every node: what its daemons and the pause container run.
+var systemImages = []string{
+	"registry.k8s.io/pause:3.10",
+	"registry.k8s.io/kube-proxy:v1.35.0",
+	"registry.example/monitoring/node-exporter:1.9.1",
+	"registry.example/logging/fluent-bit:4.0.3",
+	"registry.example/network/cni-node:3.30.2",
+	"registry.example/storage/csi-node-driver:1.14.0",
+	"registry.example/security/falco:0.41.0",
+}
+
+// nodeImageList is what a kubelet reports in status.images: the system
+// images and the given ones, each under its digest and its tag, sorted so
+// the output does not depend on map order.
+func nodeImageList(images map[string]bool) []corev1.ContainerImage {
+	names := append([]string(nil), systemImages...)
+	for name := range images {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	list := make([]corev1.ContainerImage, 0, len(names))
+	for _, name := range names {
+		digest := sha256.Sum256([]byte(name))
+		repo := name[:strings.LastIndex(name, ":")]
+		list = append(list, corev1.ContainerImage{
+			Names:     []string{fmt.Sprintf("%s@sha256:%x", repo, digest), name},
+			SizeBytes: int64(20<<20 + int(digest[0])<<20),
+		})
+	}
+	return list
 }
 
 func controllerRef(apiVersion, kind, name string, uid types.UID) metav1.OwnerReference {
