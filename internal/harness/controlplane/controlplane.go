@@ -406,6 +406,14 @@ func (c *ControlPlane) defaultArgs(name string) (args, env []string) {
 			"--tls-private-key-file=" + f.servingKey,
 			"--client-ca-file=" + f.ca,
 			"--leader-elect=false",
+			// The scheduler's first list of pods arrives in key order
+			// (namespace, name), which is the order StopScheduler
+			// promises. With client-go's default watch-list streaming
+			// (WatchListClient, on since 1.35) the reflector collects the
+			// initial objects in a map (reflector.go, temporaryStore) and
+			// hands them over in random order, so pods waiting when the
+			// scheduler starts were taken in a different order each run.
+			"--feature-gates=WatchListClient=false",
 		}, nil
 	case Kwok:
 		return []string{
@@ -624,7 +632,8 @@ func (c *ControlPlane) StartEtcd(ctx context.Context) error {
 // needs the scheduler to take a set of pods in a known order stops it,
 // creates them, and starts it again: on start the scheduler queues every
 // pending pod before it places any, in the order its informer lists them
-// (by namespace and name), and at equal priority takes them in that order.
+// (by namespace and name: the scheduler runs with WatchListClient off for
+// that), and at equal priority takes them in that order.
 func (c *ControlPlane) StopScheduler() error { return c.stopComponent(KubeScheduler) }
 
 // StartScheduler starts kube-scheduler again after StopScheduler and waits
