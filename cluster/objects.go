@@ -152,7 +152,7 @@ type cachedNode struct {
 	// allocatable is status.allocatable.
 	allocatable placement.Resources
 	// images are status.images, names normalized and interned.
-	images          []placement.Image
+	images          []*placement.Image
 	resourceVersion resourceVersion
 	// unschedulable is spec.unschedulable (cordoned).
 	unschedulable bool

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/binary"
+	"hash/maphash"
 	"runtime"
 	"slices"
 	"strings"
@@ -57,7 +59,7 @@ func buildTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference)
 	}
 	for key, value := range pod.Labels {
 		if !slices.Contains(perPodLabels, key) {
-			t.Labels = append(t.Labels, placement.Label{Key: key, Value: value})
+			t.Labels = append(t.Labels, placement.Label{Key: intern(key), Value: value})
 		}
 	}
 	sortLabels(t.Labels)
@@ -74,7 +76,10 @@ func buildTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference)
 	t.ScoreMilliCPU, t.ScoreMemory = scored.Cpu().MilliValue(), scored.Memory().Value()
 
 	for _, tol := range spec.Tolerations {
-		t.Tolerations = append(t.Tolerations, placement.Toleration{Key: tol.Key, Operator: string(tol.Operator), Value: tol.Value, Effect: placement.TaintEffect(tol.Effect)})
+		// Interned: most pods carry the same few tolerations.
+		t.Tolerations = append(t.Tolerations, placement.Toleration{
+			Key: intern(tol.Key), Operator: intern(string(tol.Operator)), Value: intern(tol.Value), Effect: placement.TaintEffect(intern(string(tol.Effect))),
+		})
 	}
 	for key, value := range spec.NodeSelector {
 		t.NodeSelector = append(t.NodeSelector, placement.Label{Key: key, Value: value})
@@ -259,13 +264,14 @@ func nodeTaints(taints []corev1.Taint) []placement.Taint {
 	return out
 }
 
-// nodeImages converts status.images, each name normalized and interned:
-// nodes of one pool hold the same images.
-func nodeImages(images []corev1.ContainerImage) []placement.Image {
+// nodeImages converts status.images, each name normalized and interned,
+// each image interned as a whole: a node lists 30 to 50 images, most of
+// them on many other nodes too.
+func nodeImages(images []corev1.ContainerImage) []*placement.Image {
 	if len(images) == 0 {
 		return nil
 	}
-	out := make([]placement.Image, len(images))
+	out := make([]*placement.Image, len(images))
 	for i, image := range images {
 		names := make([]string, 0, len(image.Names))
 		for _, name := range image.Names {
@@ -273,7 +279,7 @@ func nodeImages(images []corev1.ContainerImage) []placement.Image {
 				names = append(names, intern(n))
 			}
 		}
-		out[i] = placement.Image{Names: names, SizeBytes: image.SizeBytes}
+		out[i] = nodeImageInterner.intern(&placement.Image{Names: names, SizeBytes: image.SizeBytes})
 	}
 	return out
 }
@@ -295,41 +301,68 @@ func pdbInput(pdb *policyv1.PodDisruptionBudget) placement.PDB {
 }
 
 // templates interns pod templates.
-var templates = templateInterner{byKey: make(map[string]weak.Pointer[placement.Template])}
+var templates = newInterner(appendTemplateKey)
 
-// templateInterner keeps one copy of each distinct template for as long
-// as some cached pod refers to it: weak pointers, and a cleanup that
-// forgets a key once its template is collected, so that churn (a new
-// ReplicaSet per rollout) does not grow the table.
-type templateInterner struct {
-	mu    sync.Mutex
-	byKey map[string]weak.Pointer[placement.Template]
-	buf   []byte
+// nodeImageInterner interns the images of nodes.
+var nodeImageInterner = newInterner(appendImageKey)
+
+// interner keeps one copy of each distinct value for as long as something
+// refers to it: weak pointers, and a cleanup that forgets a value once it
+// is collected, so that churn (a new ReplicaSet per rollout, new image
+// versions) does not grow the table. Values are found by a hash of their
+// key bytes and compared by those bytes, so the table holds a number per
+// value, not its key: templates are hundreds of bytes long.
+type interner[T any] struct {
+	mu         sync.Mutex
+	seed       maphash.Seed
+	byHash     map[uint64][]weak.Pointer[T]
+	key        func([]byte, *T) []byte
+	buf, other []byte
 }
 
-func (in *templateInterner) intern(t *placement.Template) *placement.Template {
+func newInterner[T any](key func([]byte, *T) []byte) *interner[T] {
+	return &interner[T]{seed: maphash.MakeSeed(), byHash: make(map[uint64][]weak.Pointer[T]), key: key}
+}
+
+// intern returns the value equal to v that is interned already, or
+// interns v.
+func (in *interner[T]) intern(v *T) *T {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.buf = appendTemplateKey(in.buf[:0], t)
-	if p, ok := in.byKey[string(in.buf)]; ok {
+	in.buf = in.key(in.buf[:0], v)
+	hash := maphash.Bytes(in.seed, in.buf)
+	for _, p := range in.byHash[hash] {
 		if existing := p.Value(); existing != nil {
-			return existing
+			in.other = in.key(in.other[:0], existing)
+			if bytes.Equal(in.buf, in.other) {
+				return existing
+			}
 		}
 	}
-	key := string(in.buf)
-	in.byKey[key] = weak.Make(t)
-	runtime.AddCleanup(t, in.forget, key)
-	return t
+	in.byHash[hash] = append(in.byHash[hash], weak.Make(v))
+	runtime.AddCleanup(v, in.forget, hash)
+	return v
 }
 
-// forget drops a key whose template was collected, unless the key has
-// been given to a new template since.
-func (in *templateInterner) forget(key string) {
+// forget drops the collected values of a hash.
+func (in *interner[T]) forget(hash uint64) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if p, ok := in.byKey[key]; ok && p.Value() == nil {
-		delete(in.byKey, key)
+	live := slices.DeleteFunc(in.byHash[hash], func(p weak.Pointer[T]) bool { return p.Value() == nil })
+	if len(live) == 0 {
+		delete(in.byHash, hash)
+	} else {
+		in.byHash[hash] = live
 	}
+}
+
+func appendImageKey(b []byte, image *placement.Image) []byte {
+	b = binary.AppendVarint(b, image.SizeBytes)
+	for _, name := range image.Names {
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
+	}
+	return b
 }
 
 // appendTemplateKey writes every field of a template, each string with

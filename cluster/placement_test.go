@@ -208,3 +208,39 @@ func TestPDBInput(t *testing.T) {
 		t.Errorf("disruptionsAllowed of an unobserved generation = %d, want 0", got)
 	}
 }
+
+// TestNodeImagesShareInternedImages: nodes that hold the same image (same
+// names, same size) share one Image, and different ones do not merge.
+func TestNodeImagesShareInternedImages(t *testing.T) {
+	status := func(size int64, names ...string) []corev1.ContainerImage {
+		return []corev1.ContainerImage{{Names: names, SizeBytes: size}}
+	}
+	a := nodeImages(status(100, "registry.invalid/app@sha256:1", "registry.invalid/app:1"))
+	b := nodeImages(status(100, "registry.invalid/app@sha256:1", "registry.invalid/app:1"))
+	if a[0] != b[0] {
+		t.Errorf("two nodes holding the same image got two copies: %p %p", a[0], b[0])
+	}
+	for _, other := range [][]corev1.ContainerImage{
+		status(101, "registry.invalid/app@sha256:1", "registry.invalid/app:1"),
+		status(100, "registry.invalid/app@sha256:1"),
+		status(100, "registry.invalid/app:1", "registry.invalid/app@sha256:1"),
+	} {
+		if got := nodeImages(other); got[0] == a[0] {
+			t.Errorf("%v shares the Image of %v", other, *a[0])
+		}
+	}
+}
+
+// TestTemplatesShareInternedTemplates: equal templates are one pointer,
+// templates that differ in any field are not.
+func TestTemplatesShareInternedTemplates(t *testing.T) {
+	one := &placement.Template{Namespace: "ns", Owner: "ReplicaSet/a", Requests: placement.Resources{MilliCPU: 100}}
+	same := &placement.Template{Namespace: "ns", Owner: "ReplicaSet/a", Requests: placement.Resources{MilliCPU: 100}}
+	other := &placement.Template{Namespace: "ns", Owner: "ReplicaSet/a", Requests: placement.Resources{MilliCPU: 101}}
+	if templates.intern(one) != templates.intern(same) {
+		t.Error("equal templates are two pointers")
+	}
+	if templates.intern(other) == templates.intern(one) {
+		t.Error("templates with different requests share a pointer")
+	}
+}

@@ -217,7 +217,7 @@ func TestTrimNode(t *testing.T) {
 			MilliCPU: 3900, Memory: 15 << 30, EphemeralStorage: 100_000_000_000, Pods: 110,
 			Extended: []placement.Quantity{{Name: "example.com/gpu", Value: 2}},
 		},
-		images:          []placement.Image{{Names: []string{"team/big:1", "team/big@sha256:1"}, SizeBytes: 1 << 30}},
+		images:          []*placement.Image{{Names: []string{"team/big:1", "team/big@sha256:1"}, SizeBytes: 1 << 30}},
 		resourceVersion: 6,
 		unschedulable:   true,
 		ready:           true,

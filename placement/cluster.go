@@ -223,7 +223,9 @@ type Pod struct {
 	Terminating bool
 }
 
-// Image is an image a node holds, under each of its names.
+// Image is an image a node holds, under each of its names. Nodes share
+// the Image of an image they all hold (the caller interns them): one image
+// is on many nodes, and a pointer is a fifth of a copy.
 type Image struct {
 	Names     []string
 	SizeBytes int64
@@ -235,7 +237,7 @@ type Node struct {
 	Labels      Labels
 	Taints      []Taint
 	Allocatable Resources
-	Images      []Image
+	Images      []*Image
 }
 
 // PDB is a PodDisruptionBudget.

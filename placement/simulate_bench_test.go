@@ -29,7 +29,7 @@ func syntheticCluster(pods int) *Cluster {
 		}
 		for j := range 40 {
 			image := fmt.Sprintf("registry.example/team/svc-%05d:1", (i*40+j)%serviceCount)
-			n.Images = append(n.Images, Image{Names: []string{image, image + "@sha256:x"}, SizeBytes: 100 << 20})
+			n.Images = append(n.Images, &Image{Names: []string{image, image + "@sha256:x"}, SizeBytes: 100 << 20})
 		}
 		c.Nodes[i] = n
 	}

@@ -590,12 +590,12 @@ func TestSimulatePlacesOnLeastAllocatedNode(t *testing.T) {
 
 func TestWarmNodes(t *testing.T) {
 	var s scenario
-	s.node("old1", 8000, 16).Images = []Image{{Names: []string{"mathoid:2018", "mathoid@sha256:1"}}, {Names: []string{"envoy:1"}}}
-	s.node("old2", 8000, 16).Images = []Image{{Names: []string{"mathoid:2018"}}, {Names: []string{"envoy:1"}}}
-	s.node("new1", 8000, 16).Images = []Image{{Names: []string{"envoy:1"}}}
+	s.node("old1", 8000, 16).Images = []*Image{{Names: []string{"mathoid:2018", "mathoid@sha256:1"}}, {Names: []string{"envoy:1"}}}
+	s.node("old2", 8000, 16).Images = []*Image{{Names: []string{"mathoid:2018"}}, {Names: []string{"envoy:1"}}}
+	s.node("new1", 8000, 16).Images = []*Image{{Names: []string{"envoy:1"}}}
 	s.node("new2", 8000, 16)
 	tainted := s.node("tainted", 8000, 16)
-	tainted.Images = []Image{{Names: []string{"mathoid:2018"}}, {Names: []string{"envoy:1"}}}
+	tainted.Images = []*Image{{Names: []string{"mathoid:2018"}}, {Names: []string{"envoy:1"}}}
 	tainted.Taints = []Taint{{Key: "k", Effect: EffectNoSchedule}}
 	mathoid := workload("mathoid", 100, 100)
 	mathoid.Images = []string{"mathoid:2018", "envoy:1"}

@@ -39,7 +39,7 @@ func mathoidDayOne(cordoned ...string) *spread.Cluster {
 			Allocatable: placement.Resources{MilliCPU: 16000, Memory: 64 << 30, Pods: 110},
 		}
 		if i < 2 {
-			n.Images = []placement.Image{{Names: []string{"wikimedia/mathoid:2018"}}}
+			n.Images = []*placement.Image{{Names: []string{"wikimedia/mathoid:2018"}}}
 		}
 		pc.Nodes = append(pc.Nodes, n)
 	}
