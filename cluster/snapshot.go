@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
@@ -60,6 +62,11 @@ func (w *Watcher) snapshot(alwaysPlacement bool) (*spread.Cluster, error) {
 	for i := range services {
 		c.Services[i] = &services[i]
 	}
+	// In the order of a report: every analysis of this snapshot (a what-if
+	// runs three per question) then sorts a sorted list, in linear time.
+	slices.SortFunc(c.Services, func(a, b *spread.Service) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(string(a.Kind), string(b.Kind)), strings.Compare(a.Name, b.Name))
+	})
 	return c, nil
 }
 

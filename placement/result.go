@@ -43,7 +43,7 @@ type Summary struct {
 func (r *Result) Summarize(pods []int32) Summary {
 	s := Summary{State: StateFit, Reasons: map[Reason]int{}}
 	for _, p := range pods {
-		i, ok := r.outcomeOf[p]
+		i, ok := r.outcomeIndex(p)
 		if !ok {
 			continue
 		}
@@ -70,20 +70,30 @@ func (r *Result) Summarize(pods []int32) Summary {
 
 // Outcome returns the outcome of a pod, and whether it is displaced.
 func (r *Result) Outcome(pod int32) (Outcome, bool) {
-	i, ok := r.outcomeOf[pod]
+	i, ok := r.outcomeIndex(pod)
 	if !ok {
 		return Outcome{}, false
 	}
 	return r.outcomes[i], true
 }
 
+// outcomeIndex returns the index of a pod's outcome, and whether it is
+// displaced.
+func (r *Result) outcomeIndex(pod int32) (int32, bool) {
+	if pod < 0 || int(pod) >= len(r.outcomeOf) || r.outcomeOf[pod] == 0 {
+		return 0, false
+	}
+	return r.outcomeOf[pod] - 1, true
+}
+
 // Displaced returns the indexes of the displaced pods in placement order.
 func (r *Result) Displaced() []int32 {
-	pods := make([]int32, 0, len(r.outcomeOf))
-	for p := range r.outcomeOf {
-		pods = append(pods, p)
+	pods := make([]int32, len(r.outcomes))
+	for p, i := range r.outcomeOf {
+		if i > 0 {
+			pods[i-1] = int32(p)
+		}
 	}
-	slices.SortFunc(pods, func(a, b int32) int { return int(r.outcomeOf[a] - r.outcomeOf[b]) })
 	return pods
 }
 
