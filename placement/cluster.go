@@ -153,6 +153,13 @@ type SpreadConstraint struct {
 	HonorNodeTaints bool
 }
 
+// PreferredTerm is a preferred node affinity term: a node that matches it
+// scores its weight (1 to 100).
+type PreferredTerm struct {
+	Weight int32
+	Term   NodeSelectorTerm
+}
+
 // AffinityTerm is a required pod anti-affinity term: no pod matching the
 // selector in the term's namespaces may run in the same topology domain.
 type AffinityTerm struct {
@@ -195,7 +202,15 @@ type Template struct {
 	// must match one term.
 	NodeAffinity []NodeSelectorTerm
 	Spread       []SpreadConstraint
-	AntiAffinity []AffinityTerm
+	// SoftSpread are the topology spread constraints with
+	// whenUnsatisfiable ScheduleAnyway: they only score (see score.go). A
+	// template without any constraint, hard or soft, is spread by the
+	// scheduler's system defaults instead.
+	SoftSpread []SpreadConstraint
+	// PreferredAffinity are the preferred node affinity terms: they only
+	// score.
+	PreferredAffinity []PreferredTerm
+	AntiAffinity      []AffinityTerm
 	// Images are the images of the containers and init containers.
 	Images []string
 	// Recreated: a controller recreates the pod elsewhere when its node

@@ -120,6 +120,19 @@ type simulation struct {
 	// countersByNamespace and ownersByNamespace index the counters and
 	// the owner counters by the namespaces they look at, once all exist.
 	countersByNamespace, ownersByNamespace map[string][]*counter
+
+	// soft holds each displaced template's soft or system default spread
+	// constraints, which only score (score.go).
+	soft map[*Template]*softSpread
+	// imageNodes lists the holders of each image a displaced pod names;
+	// imageSums memoizes, per template, ImageLocality's sum per node.
+	imageNodes map[string][]nodeImage
+	imageSums  map[*Template]map[int32]int64
+	// feasible, totals and seenDomain are scratch buffers of one pod's
+	// node choice.
+	feasible   []int32
+	totals     []int64
+	seenDomain []bool
 }
 
 func newSimulation(c *Cluster, gone []bool) *simulation {
@@ -136,6 +149,8 @@ func newSimulation(c *Cluster, gone []bool) *simulation {
 		anti:          make(map[*Template][]*counter),
 		owners:        make(map[*Template][]*counter),
 		ownersAgainst: make(map[*Template][]*counter),
+		soft:          make(map[*Template]*softSpread),
+		imageSums:     make(map[*Template]map[int32]int64),
 	}
 	for i := range c.Nodes {
 		if !s.isGone(int32(i)) {
@@ -146,6 +161,7 @@ func newSimulation(c *Cluster, gone []bool) *simulation {
 		}
 	}
 	s.findDisplaced()
+	s.indexImages()
 	s.prepareResources()
 	s.prepareCounters()
 	s.countPods()
@@ -280,6 +296,7 @@ func (s *simulation) prepareCounters() {
 		}
 		s.anti[t] = anti
 		s.ownerCounters(t)
+		s.prepareSoftSpread(t)
 	}
 }
 
@@ -408,7 +425,7 @@ func (s *simulation) bestNode(t *Template, tally *reasonTally) int32 {
 		tally.count(idNoNode)
 		return -1
 	}
-	best, bestScore := int32(-1), int64(math.MinInt64)
+	s.feasible = s.feasible[:0]
 	nodes := len(s.c.Nodes)
 	toFind, found, processed := feasibleNodesToFind(nodes), 0, 0
 	for ; processed < nodes && found < toFind; processed++ {
@@ -432,14 +449,15 @@ func (s *simulation) bestNode(t *Template, tally *reasonTally) int32 {
 			continue
 		}
 		found++
-		// A tie goes to the lower index, not to the first one seen, so
-		// that the answer does not depend on where the search started.
-		if score := s.score(t, node); score > bestScore || score == bestScore && node < best {
-			best, bestScore = node, score
-		}
+		s.feasible = append(s.feasible, node)
 	}
 	s.nextStart = (s.nextStart + processed) % nodes
-	return best
+	if len(s.feasible) == 0 {
+		return -1
+	}
+	// A tie goes to the lower index, not to the first one seen, so that
+	// the answer does not depend on where the search started.
+	return s.pick(t, s.feasible)
 }
 
 // The scheduler's defaults for how many feasible nodes to look for
@@ -541,13 +559,11 @@ func filterAntiAffinity(anti, owners []*counter, node int32) reasonID {
 	return fits
 }
 
-// Weights of the default profile's score plugins that are modelled
+// Weights of the default profile's resource score plugins
 // (pkg/scheduler/apis/config/v1 defaults): NodeResourcesFit with the
 // LeastAllocated strategy on CPU and memory, and
 // NodeResourcesBalancedAllocation, each weight 1. The other score plugins
-// (ImageLocality, TaintToleration's PreferNoSchedule, preferred affinity,
-// soft and default topology spreading) are not: they decide between nodes
-// that all fit, which changes how many pods fit only when room is tight.
+// are in score.go.
 const (
 	weightLeastAllocated      = 1
 	weightBalancedAllocation  = 1
@@ -557,7 +573,8 @@ const (
 	defaultScoreResourceCount = scoreResourceCount
 )
 
-// score rates a feasible node for a pod of template t.
+// score rates a feasible node for a pod of template t by its resources:
+// LeastAllocated plus BalancedAllocation, neither of which normalizes.
 func (s *simulation) score(t *Template, node int32) int64 {
 	base := int(node) * s.stride
 	allocatable := [scoreResourceCount]int64{s.allocatable[base+slotCPU], s.allocatable[base+slotMemory]}
