@@ -57,7 +57,21 @@ type Result struct {
 // taint node.kubernetes.io/unschedulable:NoSchedule, which the node
 // lifecycle controller puts on a cordoned node.
 func Simulate(c *Cluster, gone []bool) *Result {
+	return SimulateRestart(c, gone, nil)
+}
+
+// SimulateRestart is Simulate with the pods marked in restarted (by index
+// in c.Pods) displaced too, wherever they run: a rollout restart of their
+// workload, whose replacements the scheduler places anew. Only recreated,
+// not terminating pods are replaced.
+func SimulateRestart(c *Cluster, gone, restarted []bool) *Result {
 	s := newSimulation(c, gone)
+	s.restarted = restarted
+	s.findDisplaced()
+	s.indexImages()
+	s.prepareResources()
+	s.prepareCounters()
+	s.countPods()
 	s.place()
 	return s.result
 }
@@ -71,6 +85,8 @@ type simulation struct {
 	c      *Cluster
 	result *Result
 	gone   []bool
+	// restarted marks pods replaced wherever they run (SimulateRestart).
+	restarted []bool
 	// displaced are the displaced pods' indexes in placement order.
 	displaced []int32
 
@@ -160,11 +176,6 @@ func newSimulation(c *Cluster, gone []bool) *simulation {
 			}
 		}
 	}
-	s.findDisplaced()
-	s.indexImages()
-	s.prepareResources()
-	s.prepareCounters()
-	s.countPods()
 	return s
 }
 
@@ -172,15 +183,17 @@ func (s *simulation) isGone(node int32) bool {
 	return int(node) < len(s.gone) && s.gone[node]
 }
 
-// displaced reports whether a pod is recreated elsewhere.
-func (s *simulation) isDisplaced(p *Pod) bool {
-	return p.Node >= 0 && s.isGone(p.Node) && !p.Terminating && p.Template != nil && p.Template.Recreated
+// isDisplaced reports whether the pod of index i is recreated elsewhere.
+func (s *simulation) isDisplaced(i int) bool {
+	p := &s.c.Pods[i]
+	restarted := i < len(s.restarted) && s.restarted[i]
+	return p.Node >= 0 && (s.isGone(p.Node) || restarted) && !p.Terminating && p.Template != nil && p.Template.Recreated
 }
 
 // findDisplaced lists the displaced pods in placement order.
 func (s *simulation) findDisplaced() {
 	for i := range s.c.Pods {
-		if s.isDisplaced(&s.c.Pods[i]) {
+		if s.isDisplaced(i) {
 			s.displaced = append(s.displaced, int32(i))
 		}
 	}
@@ -305,7 +318,7 @@ func (s *simulation) prepareCounters() {
 func (s *simulation) countPods() {
 	for i := range s.c.Pods {
 		p := &s.c.Pods[i]
-		if p.Node < 0 || int(p.Node) >= len(s.c.Nodes) || s.isDisplaced(p) {
+		if p.Node < 0 || int(p.Node) >= len(s.c.Nodes) || s.isDisplaced(i) {
 			continue
 		}
 		t := p.Template
