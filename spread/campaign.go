@@ -114,7 +114,7 @@ func (c *Cluster) settle(result *placement.Result, batch []string) *Cluster {
 			moved[int32(i)] = -1
 		}
 	}
-	pullImages(out, pulls)
+	pullImages(out, in, pulls)
 
 	next := *c
 	next.Placement = out
@@ -162,10 +162,11 @@ func (s *Service) moved(moved map[int32]int32, c *placement.Cluster) *Service {
 	return copied
 }
 
-// pullImages adds to each node the images of the pods placed on it that
-// it does not hold, with the size another node reports for them (0 when
-// none does): the kubelet pulls them before the pods start.
-func pullImages(c *placement.Cluster, pulls map[int32][]string) {
+// pullImages adds to each node of c the images of the pods placed on it
+// that it does not hold, with the largest size a node of before (the
+// cluster before the batch wiped any) reports for them, 0 when none does:
+// the kubelet pulls them before the pods start.
+func pullImages(c, before *placement.Cluster, pulls map[int32][]string) {
 	if len(pulls) == 0 {
 		return
 	}
@@ -175,8 +176,8 @@ func pullImages(c *placement.Cluster, pulls map[int32][]string) {
 			sizes[name] = 0
 		}
 	}
-	for i := range c.Nodes {
-		for _, image := range c.Nodes[i].Images {
+	for i := range before.Nodes {
+		for _, image := range before.Nodes[i].Images {
 			for _, name := range image.Names {
 				if _, wanted := sizes[name]; wanted && image.SizeBytes > sizes[name] {
 					sizes[name] = image.SizeBytes

@@ -186,3 +186,67 @@ func TestAskCampaignRejects(t *testing.T) {
 		})
 	}
 }
+
+// smallCluster has empty nodes by name and one workload "web" with one
+// replica on each of the nodes named in on.
+func smallCluster(nodeNames []string, on ...string) *spread.Cluster {
+	c := &spread.Cluster{Nodes: map[string]*spread.Node{}, Placement: &placement.Cluster{}}
+	index := map[string]int32{}
+	for i, name := range nodeNames {
+		c.Nodes[name] = &spread.Node{Name: name}
+		c.Placement.Nodes = append(c.Placement.Nodes, placement.Node{Name: name, Labels: placement.Labels{{Key: placement.LabelHostname, Value: name}},
+			Allocatable: placement.Resources{MilliCPU: 4000, Memory: 16 << 30, Pods: 110}})
+		index[name] = int32(i)
+	}
+	web := &placement.Template{Namespace: "default", Owner: "ReplicaSet/web-1", Labels: placement.Labels{{Key: "app", Value: "web"}},
+		Requests: placement.Resources{MilliCPU: 500, Memory: 1 << 30, Pods: 1}, ScoreMilliCPU: 500, ScoreMemory: 1 << 30, Recreated: true}
+	svc := &spread.Service{Namespace: "default", Kind: spread.KindDeployment, Name: "web", DesiredReplicas: len(on)}
+	for i, name := range on {
+		c.Placement.Pods = append(c.Placement.Pods, placement.Pod{Template: web, Name: fmt.Sprintf("web-1-%d", i), Node: index[name], Ready: true})
+		svc.Replicas = append(svc.Replicas, spread.Replica{Node: name, Ready: true, Pod: int32(len(c.Placement.Pods))})
+	}
+	c.Services = []*spread.Service{svc}
+	return c
+}
+
+func TestCampaignRemedies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cluster *spread.Cluster
+		batches [][]string
+		back    bool
+		want    *Remedy
+	}{
+		{
+			// [a, b] leaves web on c alone; one node at a time, each
+			// displaced replica finds an empty node.
+			name:    "a batch too large is split",
+			cluster: smallCluster([]string{"a", "b", "c", "d"}, "a", "b", "c"),
+			batches: [][]string{{"b", "a"}, {"c"}},
+			back:    true,
+			want: &Remedy{Found: true, Tried: 1, Batches: [][]string{{"a"}, {"b"}, {"c"}},
+				Changes: []Change{{Kind: ChangeSplit, Batch: 1, Restart: []string{}, Description: "splitting batch 1 into [a] and [b]"}},
+				Why:     "splitting batch 1 into [a] and [b] makes every batch safe"},
+		},
+		{
+			// Two nodes hold two replicas: whichever goes first, the other
+			// alone is fewer than the two nodes web needs.
+			name:    "nothing helps two replicas on two nodes",
+			cluster: smallCluster([]string{"a", "b"}, "a", "b"),
+			batches: [][]string{{"a"}, {"b"}},
+			back:    true,
+			want: &Remedy{Found: false, Tried: 1, Changes: []Change{},
+				Why: "none of the 1 changed campaigns tried (a restart of the broken workloads before an earlier batch, a split of one batch, a move of one batch; at most 32) makes every batch safe"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			campaign, err := AskCampaign(tc.cluster, tc.batches, tc.back, spread.Options{DefaultMinNodes: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(campaign.Remedy, tc.want) {
+				t.Errorf("remedy\n%+v\nwant\n%+v", campaign.Remedy, tc.want)
+			}
+		})
+	}
+}
