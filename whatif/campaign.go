@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/jsonapi"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -109,7 +110,7 @@ func AskCampaign(c *spread.Cluster, batches [][]string, nodesReturn bool, opts s
 	for i, batch := range batches {
 		for _, node := range batch {
 			if first, ok := seen[node]; ok && first != i+1 {
-				return nil, fmt.Errorf("node %s is in batches %d and %d: a campaign takes each node once", jsonShort(node), first, i+1)
+				return nil, fmt.Errorf("node %s is in batches %d and %d: a campaign takes each node once", jsonapi.Shorten(node), first, i+1)
 			}
 			seen[node] = i + 1
 		}
@@ -123,14 +124,6 @@ func AskCampaign(c *spread.Cluster, batches [][]string, nodesReturn bool, opts s
 		campaign.Remedy = findRemedy(c, spec, campaign, opts)
 	}
 	return campaign, nil
-}
-
-// jsonShort cuts a node name for an error line.
-func jsonShort(name string) string {
-	if len(name) > 253 {
-		return name[:253] + "..."
-	}
-	return name
 }
 
 // simulateCampaign judges every batch of spec on the cluster the earlier
@@ -253,16 +246,27 @@ func whyUnsafe(index int, s Service, before, start []NodeReplicas) string {
 	case s.Verdict == spread.VerdictNoReplicasLeft:
 		return fmt.Sprintf("batch %d takes down every node holding the %d %s replicas (%s)", index, total, s.Name, wordList(nodes))
 	}
-	what := map[spread.Verdict]string{
-		spread.VerdictBelowMinNodes: fmt.Sprintf("on fewer nodes than the %d it needs", s.MinNodes),
-		spread.VerdictSingleHomed:   "single-homed",
-		spread.VerdictNoRoom:        fmt.Sprintf("with %d displaced replicas finding no room", s.Placement.Unplaced),
-	}[s.Verdict]
-	why := fmt.Sprintf("batch %d leaves %s %s: %d of its replicas on %d nodes survive", index, s.Name, what, s.After.Replicas, s.After.Nodes)
+	var why string
+	switch s.Verdict {
+	case spread.VerdictSingleHomed:
+		why = fmt.Sprintf("batch %d leaves all %s of %s on one node", index, plural(s.After.Replicas, "surviving replica"), s.Name)
+	case spread.VerdictNoRoom:
+		why = fmt.Sprintf("batch %d leaves %s of %s with no node to go to", index, plural(s.Placement.Unplaced, "displaced replica"), s.Name)
+	default:
+		why = fmt.Sprintf("batch %d leaves %s of %s on %s, fewer than the %d it needs", index, plural(s.After.Replicas, "replica"), s.Name, plural(s.After.Nodes, "node"), s.MinNodes)
+	}
 	if moved {
-		why = fmt.Sprintf("%s %d %s replicas onto %s; ", earlierBatches(index), total, s.Name, wordList(nodes)) + why
+		why = fmt.Sprintf("%s the %d %s replicas onto %s; ", earlierBatches(index), total, s.Name, wordList(nodes)) + why
 	}
 	return why
+}
+
+// plural writes a count and a noun, "1 replica", "2 replicas".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // earlierBatches names the batches before index with their verb.

@@ -60,6 +60,8 @@ func TestAskCampaignMathoid(t *testing.T) {
 		name    string
 		batches [][]string
 		back    bool
+		// zoneless: the nodes have no zone label.
+		zoneless bool
 		// before is mathoid's predicted placement before each batch.
 		before   []placed
 		verdicts []spread.Verdict
@@ -100,9 +102,26 @@ func TestAskCampaignMathoid(t *testing.T) {
 			why:      "batches 1–2 move all 4 mathoid replicas onto kubernetes2001 and kubernetes2002, and batch 3 takes them down",
 			remedy:   []string{"restarting mathoid/Deployment/mathoid after batch 2"},
 		},
+		{
+			// Without rows, the hostname constraint alone decides: the
+			// cold 2003 has no replica, spreading beats image locality.
+			name:     "one node a day, back empty and cold, no zones",
+			batches:  [][]string{{k3}, {k4}, {k1, k2}},
+			back:     true,
+			zoneless: true,
+			before:   []placed{{{k1, 1}, {k2, 1}, {k3, 1}, {k4, 1}}, {{k1, 2}, {k2, 1}, {k4, 1}}, {{k1, 2}, {k2, 1}, {k3, 1}}},
+			verdicts: []spread.Verdict{spread.VerdictOK, spread.VerdictOK, spread.VerdictBelowMinNodes},
+			why:      "batches 1–2 move the 4 mathoid replicas onto kubernetes2001, kubernetes2002 and kubernetes2003; batch 3 leaves 1 replica of mathoid on 1 node, fewer than the 2 it needs",
+			remedy:   []string{"restarting mathoid/Deployment/mathoid after batch 2"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mathoidStartOfDayOne()
+			if tc.zoneless {
+				for i := range c.Placement.Nodes {
+					c.Placement.Nodes[i].Labels = c.Placement.Nodes[i].Labels[:1]
+				}
+			}
 			campaign, err := AskCampaign(c, tc.batches, tc.back, spread.Options{DefaultMinNodes: 2})
 			if err != nil {
 				t.Fatal(err)
