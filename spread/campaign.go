@@ -32,8 +32,15 @@ func (c *Cluster) AfterBatch(batch []string, back bool) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	result := placement.Simulate(c.Placement, c.goneNodes(gone))
-	next := c.settle(result, batch)
+	return c.AfterDisplacement(PlaceDisplaced(c.Placement, gone), batch, back), nil
+}
+
+// AfterDisplacement is AfterBatch with the placement of the displaced
+// pods given: d is PlaceDisplaced of c's placement input with the batch
+// gone, which the what-if of the batch computes anyway. The batch's names
+// are known nodes.
+func (c *Cluster) AfterDisplacement(d *Displacement, batch []string, back bool) *Cluster {
+	next := c.settle(d.result, batch)
 	for _, name := range batch {
 		node := *next.Nodes[name]
 		if back {
@@ -43,7 +50,7 @@ func (c *Cluster) AfterBatch(batch []string, back bool) (*Cluster, error) {
 		}
 		next.Nodes[name] = &node
 	}
-	return next, nil
+	return next
 }
 
 // AfterRestart returns the cluster as the placement model predicts it

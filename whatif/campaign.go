@@ -158,7 +158,7 @@ func simulateCampaign(c *spread.Cluster, spec campaignSpec, opts spread.Options,
 		if start == nil {
 			start = now
 		}
-		answer, err := ask(state, now, nodes, opts)
+		answer, placed, err := askPlaced(state, now, nodes, opts)
 		if err != nil {
 			return nil, fmt.Errorf("batch %d: %w", index, err)
 		}
@@ -186,11 +186,7 @@ func simulateCampaign(c *spread.Cluster, spec campaignSpec, opts spread.Options,
 		if index == len(spec.batches) {
 			break
 		}
-		next, err := state.AfterBatch(nodes, spec.nodesReturn)
-		if err != nil {
-			return nil, fmt.Errorf("after batch %d: %w", index, err)
-		}
-		state = next
+		state = state.AfterDisplacement(placed, nodes, spec.nodesReturn)
 		if !spec.nodesReturn {
 			away = append(away, answer.Nodes...)
 		}
