@@ -232,6 +232,11 @@ type Pod struct {
 	// Ready: the Ready condition is True (a PodDisruptionBudget counts
 	// only healthy pods).
 	Ready bool
+	// Pending: the pod is a replacement no node had room for when it was
+	// created (Node is -1). A campaign (spread.AfterBatch) keeps such
+	// pods, and every later simulation places them again, as the
+	// scheduler retries them when nodes come back.
+	Pending bool
 	// Terminating pods still hold their resources but are not displaced
 	// (their replacement exists already) and do not count for topology
 	// spread, as for the scheduler.

@@ -187,7 +187,8 @@ func (s *simulation) isGone(node int32) bool {
 func (s *simulation) isDisplaced(i int) bool {
 	p := &s.c.Pods[i]
 	restarted := i < len(s.restarted) && s.restarted[i]
-	return p.Node >= 0 && (s.isGone(p.Node) || restarted) && !p.Terminating && p.Template != nil && p.Template.Recreated
+	moves := p.Node >= 0 && (s.isGone(p.Node) || restarted) || p.Node < 0 && p.Pending
+	return moves && !p.Terminating && p.Template != nil && p.Template.Recreated
 }
 
 // findDisplaced lists the displaced pods in placement order.

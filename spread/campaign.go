@@ -15,7 +15,9 @@ import (
 // AfterBatch returns the cluster as the placement model predicts it once
 // the named nodes are taken down and the pods displaced from them (and
 // from every other unschedulable node) are recreated: each on the node the
-// model chose, or pending when it found none. The batch's nodes lose
+// model chose, or pending when it found none. Pods left pending by an
+// earlier batch are placed again with them, as the scheduler retries
+// them. The batch's nodes lose
 // their images (a reimage wipes them) and their terminating pods; pods
 // that no controller recreates (DaemonSet pods, bare pods) stay where
 // they were, as a DaemonSet recreates its pod on the node when it
@@ -109,7 +111,7 @@ func (c *Cluster) settle(result *placement.Result, batch []string) *Cluster {
 	pulls := make(map[int32][]string)
 	for _, p := range result.Displaced() {
 		outcome, _ := result.Outcome(p)
-		out.Pods[p].Node = outcome.Node
+		out.Pods[p].Node, out.Pods[p].Pending = outcome.Node, outcome.Node < 0
 		moved[p] = outcome.Node
 		if outcome.Node >= 0 {
 			pulls[outcome.Node] = append(pulls[outcome.Node], in.Pods[p].Template.Images...)

@@ -85,3 +85,35 @@ func TestAfterRestart(t *testing.T) {
 		t.Errorf("without placement input: err = %v", err)
 	}
 }
+
+// TestAfterBatchRetriesPending: replacements without room stay pending,
+// not ready, and a later batch places them where a returned node has room,
+// as the scheduler retries them.
+func TestAfterBatchRetriesPending(t *testing.T) {
+	c := campaignCluster()
+	// b and c have room for nothing more.
+	c.Placement.Nodes[1].Allocatable.Pods = 1
+	c.Placement.Nodes[2].Allocatable.Pods = 0
+	next, err := c.AfterBatch([]string{"a"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := replicaNodes(next.Services[0]), []string{"", "", "b"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after a: replicas on %v, want %v", got, want)
+	}
+	if r := next.Services[0].Replicas[0]; r.Ready {
+		t.Errorf("a pending replica is ready")
+	}
+	last, err := next.AfterBatch([]string{"b"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := replicaNodes(last.Services[0]), []string{"a", "a", "a"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after b: replicas on %v, want %v", got, want)
+	}
+	for _, r := range last.Services[0].Replicas {
+		if !r.Ready {
+			t.Errorf("replica on %q not ready", r.Node)
+		}
+	}
+}
