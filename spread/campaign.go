@@ -52,7 +52,22 @@ func (c *Cluster) AfterDisplacement(d *Displacement, batch []string, back bool) 
 		}
 		next.Nodes[name] = &node
 	}
+	if back && next.hasPending() {
+		// The scheduler retries pending pods when a node comes back:
+		// place them now, before the next batch is judged.
+		next = next.settle(placement.Simulate(next.Placement, next.goneNodes(next)), nil)
+	}
 	return next
+}
+
+// hasPending reports whether some replacement waits for room.
+func (c *Cluster) hasPending() bool {
+	for i := range c.Placement.Pods {
+		if c.Placement.Pods[i].Pending {
+			return true
+		}
+	}
+	return false
 }
 
 // AfterRestart returns the cluster as the placement model predicts it

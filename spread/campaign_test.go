@@ -87,14 +87,14 @@ func TestAfterRestart(t *testing.T) {
 }
 
 // TestAfterBatchRetriesPending: replacements without room stay pending,
-// not ready, and a later batch places them where a returned node has room,
-// as the scheduler retries them.
+// not ready, and are placed when room comes back: at once when the
+// batch's nodes return.
 func TestAfterBatchRetriesPending(t *testing.T) {
 	c := campaignCluster()
 	// b and c have room for nothing more.
 	c.Placement.Nodes[1].Allocatable.Pods = 1
 	c.Placement.Nodes[2].Allocatable.Pods = 0
-	next, err := c.AfterBatch([]string{"a"}, true)
+	next, err := c.AfterBatch([]string{"a"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,14 +104,16 @@ func TestAfterBatchRetriesPending(t *testing.T) {
 	if r := next.Services[0].Replicas[0]; r.Ready {
 		t.Errorf("a pending replica is ready")
 	}
-	last, err := next.AfterBatch([]string{"b"}, true)
+	// When a comes back, the scheduler retries the pending pods there,
+	// before the next batch.
+	back, err := c.AfterBatch([]string{"a"}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := replicaNodes(last.Services[0]), []string{"a", "a", "a"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("after b: replicas on %v, want %v", got, want)
+	if got, want := replicaNodes(back.Services[0]), []string{"a", "a", "b"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after a, back: replicas on %v, want %v", got, want)
 	}
-	for _, r := range last.Services[0].Replicas {
+	for _, r := range back.Services[0].Replicas {
 		if !r.Ready {
 			t.Errorf("replica on %q not ready", r.Node)
 		}
