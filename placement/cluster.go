@@ -10,8 +10,8 @@
 // in the scheduler's filter order; pods are placed one at a time, highest
 // priority first, then by namespace, owner name (not kind) and pod name,
 // the order of a scheduler that finds every replacement created (see
-// Order); each goes to the feasible node with the best
-// LeastAllocated plus BalancedAllocation score among the sample of nodes
+// Order); each goes to the feasible node with the best score of the
+// default profile's score plugins (score.go) among the sample of nodes
 // the scheduler would look at. It is a model, read from
 // the scheduler's sources and never copied: what it does not understand
 // (required pod affinity, volumes, DRA claims, other schedulers, host

@@ -44,9 +44,9 @@ type Result struct {
 // A displaced pod is one on a gone node whose template is Recreated and
 // that is not terminating. For each, in turn, every remaining node goes
 // through the filters in kube-scheduler's order; the pod goes to the
-// feasible node with the highest score (LeastAllocated plus
-// BalancedAllocation, each weight 1 as in the default profile; the first
-// node by index on a tie, where the scheduler picks at random), and
+// feasible node with the highest score (the default profile's score
+// plugins with their weights, score.go; the first node by index on a
+// tie, where the scheduler picks at random), and
 // occupies it for the pods after it. A pod that fits nowhere gets the
 // reason most nodes gave (the earlier filter on a tie).
 //

@@ -257,10 +257,10 @@ type UnsafeService struct {
 }
 
 // AskPlan judges each batch on its own against the placement of now: the
-// nodes of a batch come back before the next batch goes. Pods evicted by
-// one batch are rescheduled where the scheduler likes, which nobody can
-// predict, so a reimage script should ask again before each batch; the plan
-// is for spotting a bad batch before starting.
+// nodes of a batch come back before the next batch goes. Where the pods
+// evicted by one batch go is AskCampaign's question; a reimage script
+// should ask again before each batch all the same: the plan is for
+// spotting a bad batch before starting.
 func AskPlan(c *spread.Cluster, batches [][]string, opts spread.Options) (*Plan, error) {
 	return askPlan(c, spread.Analyze(c, opts), batches, opts)
 }
