@@ -2,6 +2,7 @@ package whatif
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/jsonapi"
@@ -116,27 +117,68 @@ func AskCampaign(c *spread.Cluster, batches [][]string, nodesReturn bool, opts s
 		}
 	}
 	spec := campaignSpec{batches: batches, nodesReturn: nodesReturn}
-	campaign, err := simulateCampaign(c, spec, opts, true)
+	run := &campaignRun{opts: opts, detail: true, keep: true}
+	campaign, err := run.simulate(spec, 0, campaignState{cluster: c})
 	if err != nil {
 		return nil, err
 	}
 	if campaign.Verdict != spread.VerdictOK {
-		campaign.Remedy = findRemedy(c, spec, campaign, opts)
+		campaign.Remedy = findRemedy(spec, run.states, campaign, opts)
 	}
 	return campaign, nil
 }
 
 // simulateCampaign judges every batch of spec on the cluster the earlier
-// batches leave. detail asks for the services and words of the answer;
-// a remedy's verification needs the verdicts only.
-func simulateCampaign(c *spread.Cluster, spec campaignSpec, opts spread.Options, detail bool) (*Campaign, error) {
+// batches leave, with the answer's services and words.
+func simulateCampaign(c *spread.Cluster, spec campaignSpec, opts spread.Options) (*Campaign, error) {
+	return (&campaignRun{opts: opts, detail: true}).simulate(spec, 0, campaignState{cluster: c})
+}
+
+// campaignRun is one simulation of a campaign.
+type campaignRun struct {
+	opts spread.Options
+	// detail asks for the services and words of the answer. Without it
+	// (a remedy's verification) the run needs the verdicts only, and
+	// stops at the first unsafe batch.
+	detail bool
+	// keep asks for the state before every batch in states: a remedy
+	// that changes nothing before batch k starts from the state before
+	// it instead of simulating the batches before again.
+	keep   bool
+	states []campaignState
+	// budget, when set, counts down the batches a remedy search may
+	// still simulate; cut says the budget ended this run early.
+	budget *int
+	cut    bool
+}
+
+// campaignState is the predicted cluster before a batch, and the nodes
+// of earlier batches still away then.
+type campaignState struct {
+	cluster *spread.Cluster
+	away    []string
+}
+
+// simulate judges the batches of spec from index from (counted from 0)
+// on, starting from the state before that batch; the batches before it
+// are the caller's, known to be safe, and left out of the answer.
+func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState) (*Campaign, error) {
 	campaign := &Campaign{NodesReturn: spec.nodesReturn, Verdict: spread.VerdictOK, Batches: []CampaignBatch{}, Unsafe: []UnsafeService{}}
-	state := c
-	var away []string
-	var start *spread.Report
+	state, away := start.cluster, start.away
+	var first *spread.Report
 	seen := make(map[serviceID]bool)
-	for i, nodes := range spec.batches {
-		index := i + 1
+	for i := from; i < len(spec.batches); i++ {
+		nodes, index := spec.batches[i], i+1
+		if r.budget != nil {
+			if *r.budget == 0 {
+				r.cut = true
+				break
+			}
+			*r.budget--
+		}
+		if r.keep {
+			r.states = append(r.states, campaignState{cluster: state, away: away})
+		}
 		batch := CampaignBatch{Index: index, Away: append([]string{}, away...), Restarted: []string{}, Services: []CampaignService{}}
 		if restart := spec.restarts[index]; len(restart) > 0 {
 			var services []*spread.Service
@@ -154,11 +196,11 @@ func simulateCampaign(c *spread.Cluster, spec campaignSpec, opts spread.Options,
 				batch.Restarted = append(batch.Restarted, id.String())
 			}
 		}
-		now := spread.Analyze(state, opts)
-		if start == nil {
-			start = now
+		now := spread.Analyze(state, r.opts)
+		if first == nil {
+			first = now
 		}
-		answer, placed, err := askPlaced(state, now, nodes, opts)
+		answer, placed, err := askPlaced(state, now, nodes, r.opts)
 		if err != nil {
 			return nil, fmt.Errorf("batch %d: %w", index, err)
 		}
@@ -166,29 +208,32 @@ func simulateCampaign(c *spread.Cluster, spec campaignSpec, opts spread.Options,
 		if batch.Verdict.Worse(campaign.Verdict) {
 			campaign.Verdict = batch.Verdict
 		}
-		figures := figuresByID(now)
+		var figures map[serviceID]*spread.Figures
+		if r.detail {
+			figures = figuresByID(now)
+		}
 		for _, s := range answer.Services {
 			id := serviceID{s.Namespace, string(s.Kind), s.Name}
 			if s.Blocking && !seen[id] {
 				seen[id] = true
 				campaign.Unsafe = append(campaign.Unsafe, UnsafeService{Namespace: s.Namespace, Kind: s.Kind, Name: s.Name, FirstBatch: index, Verdict: s.Verdict})
-				if campaign.FirstUnsafe == nil && detail {
+				if campaign.FirstUnsafe == nil && r.detail {
 					campaign.FirstUnsafe = &FirstUnsafe{Batch: index, Namespace: s.Namespace, Kind: s.Kind, Name: s.Name, Verdict: s.Verdict,
-						Why: whyUnsafe(index, s, nodeReplicas(figures[id]), nodeReplicas(figuresByID(start)[id]))}
+						Why: whyUnsafe(index, s, nodeReplicas(figures[id]), nodeReplicas(figuresByID(first)[id]))}
 				}
 			}
-			if !detail || !s.Blocking && s.Now.Replicas == s.After.Replicas {
+			if !r.detail || !s.Blocking && s.Now.Replicas == s.After.Replicas {
 				continue
 			}
 			batch.Services = append(batch.Services, CampaignService{Service: s, Before: nodeReplicas(figures[id])})
 		}
 		campaign.Batches = append(campaign.Batches, batch)
-		if index == len(spec.batches) {
+		if index == len(spec.batches) || !r.detail && campaign.Verdict != spread.VerdictOK {
 			break
 		}
 		state = state.AfterDisplacement(placed, nodes, spec.nodesReturn)
 		if !spec.nodesReturn {
-			away = append(away, answer.Nodes...)
+			away = append(slices.Clip(away), answer.Nodes...)
 		}
 	}
 	return campaign, nil

@@ -3,6 +3,8 @@ package whatif
 import (
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,9 +64,25 @@ func syntheticCampaignCluster(pods int) *spread.Cluster {
 // at full size is 2 s and 200 MiB. It prints ms per campaign, the MiB a
 // campaign allocates, and the heap's peak above the cluster's (sampled),
 // measured, never asserted.
+//
+// The unsafe variant adds a Deployment of 2 replicas pinned (nodeSelector)
+// to two nodes of the last batch: no change the remedy search tries can
+// save it, so the search runs to its bound.
 func BenchmarkCampaign(b *testing.B) {
 	for _, pods := range []int{10_000, 150_000} {
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+		for _, unsafe := range []bool{false, true} {
+			name := fmt.Sprintf("pods=%d", pods)
+			if unsafe {
+				name += "/unsafe"
+			}
+			b.Run(name, func(b *testing.B) { benchmarkCampaign(b, pods, unsafe) })
+		}
+	}
+}
+
+func benchmarkCampaign(b *testing.B, pods int, unsafe bool) {
+	{
+		{
 			c := syntheticCampaignCluster(pods)
 			nodes := len(c.Placement.Nodes)
 			var batches [][]string
@@ -74,6 +92,9 @@ func BenchmarkCampaign(b *testing.B) {
 					names = append(names, c.Placement.Nodes[(batch*10+k)*nodes/100].Name)
 				}
 				batches = append(batches, names)
+			}
+			if unsafe {
+				pinTwoReplicas(c, batches[9][0], batches[9][9])
 			}
 			opts := spread.Options{DefaultMinNodes: 2}
 			var before, after runtime.MemStats
@@ -101,12 +122,13 @@ func BenchmarkCampaign(b *testing.B) {
 			b.ReportAllocs()
 			start := time.Now()
 			var verdict spread.Verdict
+			var remedy *Remedy
 			for b.Loop() {
 				campaign, err := AskCampaign(c, batches, true, opts)
 				if err != nil {
 					b.Fatal(err)
 				}
-				verdict = campaign.Verdict
+				verdict, remedy = campaign.Verdict, campaign.Remedy
 			}
 			b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/campaign")
 			close(done)
@@ -115,7 +137,29 @@ func BenchmarkCampaign(b *testing.B) {
 			}
 			runtime.ReadMemStats(&after)
 			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "MiB-alloc/campaign")
-			b.Logf("pods=%d: verdict %s", pods, verdict)
-		})
+			b.Logf("pods=%d: verdict %s, remedy %+v", pods, verdict, remedy)
+		}
 	}
+}
+
+// pinTwoReplicas adds a Deployment "pinned" of two replicas that only the
+// two named nodes may run.
+func pinTwoReplicas(c *spread.Cluster, first, second string) {
+	pinned := &placement.Template{
+		Namespace: "pinned", Owner: "ReplicaSet/pinned-1", Labels: placement.Labels{{Key: "app", Value: "pinned"}},
+		Requests: placement.Resources{MilliCPU: 100, Memory: 100 << 20, Pods: 1}, ScoreMilliCPU: 100, ScoreMemory: 100 << 20,
+		NodeSelector: placement.Labels{{Key: "pin", Value: "yes"}}, Recreated: true,
+	}
+	svc := &spread.Service{Namespace: "pinned", Kind: spread.KindDeployment, Name: "pinned", DesiredReplicas: 2}
+	for i := range c.Placement.Nodes {
+		node := &c.Placement.Nodes[i]
+		if node.Name != first && node.Name != second {
+			continue
+		}
+		node.Labels = append(slices.Clone(node.Labels), placement.Label{Key: "pin", Value: "yes"})
+		slices.SortFunc(node.Labels, func(a, b placement.Label) int { return strings.Compare(a.Key, b.Key) })
+		c.Placement.Pods = append(c.Placement.Pods, placement.Pod{Template: pinned, Name: "pinned-1-" + node.Name, Node: int32(i), Ready: true})
+		svc.Replicas = append(svc.Replicas, spread.Replica{Node: node.Name, Ready: true, Pod: int32(len(c.Placement.Pods))})
+	}
+	c.Services = append(c.Services, svc)
 }

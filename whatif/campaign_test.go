@@ -168,7 +168,7 @@ func TestAskCampaignMathoid(t *testing.T) {
 					spec.restarts = map[int][]serviceID{change.Batch: {{"mathoid", "Deployment", "mathoid"}}}
 				}
 			}
-			again, err := simulateCampaign(c, spec, spread.Options{DefaultMinNodes: 2}, true)
+			again, err := simulateCampaign(c, spec, spread.Options{DefaultMinNodes: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,7 +255,7 @@ func TestCampaignRemedies(t *testing.T) {
 			batches: [][]string{{"a"}, {"b"}},
 			back:    true,
 			want: &Remedy{Found: false, Tried: 1, Changes: []Change{},
-				Why: "none of the 1 changed campaigns tried (a restart of the broken workloads before an earlier batch, a split of one batch, a move of one batch; at most 32) makes every batch safe"},
+				Why: "none of the 1 changed campaigns tried (a restart of the broken workloads just before the first unsafe batch, a split of one batch, a move of one batch; at most 40 batches simulated) makes every batch safe"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,8 +55,8 @@ func TestDocsCampaignContract(t *testing.T) {
 	for _, want := range []string{
 		"## `GET|POST " + PathCampaign + "`",
 		"`" + string(ChangeRestart) + "`", "`" + string(ChangeSplit) + "`", "`" + string(ChangeReorder) + "`", "`" + string(ChangeReturn) + "`",
-		fmt.Sprintf("at most %d changed campaigns are simulated", maxRemedyTrials),
-		fmt.Sprintf("| changed campaigns a remedy search simulates | %d |", maxRemedyTrials),
+		fmt.Sprintf("at most %d batches are simulated in all", maxRemedyBatches),
+		fmt.Sprintf("| batches a remedy search simulates | %d |", maxRemedyBatches),
 		fmt.Sprintf("| batches per campaign | %d |", maxCampaignBatches),
 	} {
 		if !strings.Contains(docs, want) {

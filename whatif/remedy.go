@@ -20,7 +20,8 @@ type Remedy struct {
 	// Batches are the campaign's batches with the changes applied; null
 	// when none was found.
 	Batches [][]string `json:"batches"`
-	// Tried counts the changed campaigns simulated.
+	// Tried counts the changed campaigns simulated (the last one perhaps
+	// cut short by the search's budget).
 	Tried int `json:"tried"`
 	// Why says what the change does, or why none was found.
 	Why string `json:"why"`
@@ -49,8 +50,8 @@ type ChangeKind string
 // batch safe is the remedy.
 const (
 	// ChangeRestart restarts the workloads that the first unsafe batch
-	// breaks, just before one earlier batch: the batches stay as they
-	// are, one command is added.
+	// breaks, just before it: the batches stay as they are, one command
+	// is added.
 	ChangeRestart ChangeKind = "restart"
 	// ChangeSplit splits one batch into two halves (its nodes in name
 	// order): one batch more.
@@ -63,28 +64,36 @@ const (
 	ChangeReturn ChangeKind = "return"
 )
 
-// maxRemedyTrials bounds the changed campaigns a remedy search
-// simulates, each a whole campaign: single changes in candidates' order,
-// then, when nodes stay away, their return alone and with each single
-// change.
-const maxRemedyTrials = 32
+// maxRemedyBatches bounds the work of a remedy search: the batches it
+// simulates in all, each changed campaign from the first batch it changes
+// up to its first unsafe batch. A changed campaign the budget cannot
+// finish counts as not found. The order of the candidates is in
+// candidates; then, when nodes stay away, their return alone and with
+// each single change.
+const maxRemedyBatches = 40
 
 // findRemedy tries changes to spec, smallest first, and returns the first
-// that makes every batch safe.
-func findRemedy(c *spread.Cluster, spec campaignSpec, campaign *Campaign, opts spread.Options) *Remedy {
+// that makes every batch safe. states are the original run's states
+// before each batch: a change starts simulating at the first batch it
+// changes, and a change after the first unsafe batch is not tried (it
+// cannot make that batch safe).
+func findRemedy(spec campaignSpec, states []campaignState, campaign *Campaign, opts spread.Options) *Remedy {
 	remedy := &Remedy{Changes: []Change{}}
-	// try simulates one changed campaign; it reports whether the search
-	// is over (found, or out of trials).
-	try := func(changed campaignSpec, changes ...Change) (*Campaign, bool) {
-		if remedy.Tried == maxRemedyTrials {
+	budget := maxRemedyBatches
+	// try simulates one changed campaign from a state; it reports whether
+	// the search is over (found, or out of budget).
+	try := func(run *campaignRun, candidate candidate, start campaignState, changes ...Change) (*Campaign, bool) {
+		if budget == 0 {
 			return nil, true
 		}
 		remedy.Tried++
-		result, err := simulateCampaign(c, changed, opts, false)
-		if err != nil || result.Verdict != spread.VerdictOK {
-			return result, false
+		run.budget = &budget
+		result, err := run.simulate(candidate.spec, candidate.from, start)
+		if err != nil || result.Verdict != spread.VerdictOK || run.cut {
+			run.cut = false
+			return result, budget == 0
 		}
-		remedy.Found, remedy.Changes, remedy.Batches = true, changes, changed.batches
+		remedy.Found, remedy.Changes, remedy.Batches = true, changes, candidate.spec.batches
 		words := make([]string, len(changes))
 		for i, change := range changes {
 			words[i] = change.Description
@@ -92,8 +101,9 @@ func findRemedy(c *spread.Cluster, spec campaignSpec, campaign *Campaign, opts s
 		remedy.Why = strings.Join(words, " and ") + " makes every batch safe"
 		return result, true
 	}
+	verify := &campaignRun{opts: opts}
 	for _, candidate := range candidates(spec, campaign) {
-		if _, over := try(candidate.spec, candidate.change); over {
+		if _, over := try(verify, candidate, states[candidate.from], candidate.change); over {
 			return remedy.done(spec)
 		}
 	}
@@ -101,13 +111,19 @@ func findRemedy(c *spread.Cluster, spec campaignSpec, campaign *Campaign, opts s
 		back := spec
 		back.nodesReturn = true
 		returning := Change{Kind: ChangeReturn, Restart: []string{}, Description: "letting the nodes of each batch return after it"}
-		result, over := try(back, returning)
+		// Simulated from the start, keeping its states for the changes
+		// tried with it.
+		keep := &campaignRun{opts: opts, keep: true}
+		result, over := try(keep, candidate{spec: back}, states[0], returning)
 		if over {
 			return remedy.done(spec)
 		}
-		if result != nil && len(result.Unsafe) > 0 {
+		if result != nil && len(result.Unsafe) > 0 && len(keep.states) == len(result.Batches) {
 			for _, candidate := range candidates(back, result) {
-				if _, over := try(candidate.spec, returning, candidate.change); over {
+				if candidate.from >= len(keep.states) {
+					continue
+				}
+				if _, over := try(verify, candidate, keep.states[candidate.from], returning, candidate.change); over {
 					return remedy.done(spec)
 				}
 			}
@@ -121,24 +137,27 @@ func (r *Remedy) done(spec campaignSpec) *Remedy {
 	if r.Found {
 		return r
 	}
-	r.Why = fmt.Sprintf("none of the %d changed campaigns tried (a restart of the broken workloads before an earlier batch, a split of one batch, a move of one batch", r.Tried)
+	r.Why = fmt.Sprintf("none of the %d changed campaigns tried (a restart of the broken workloads just before the first unsafe batch, a split of one batch, a move of one batch", r.Tried)
 	if !spec.nodesReturn {
 		r.Why += ", the nodes' return alone and with each of these"
 	}
-	r.Why += fmt.Sprintf("; at most %d) makes every batch safe", maxRemedyTrials)
+	r.Why += fmt.Sprintf("; at most %d batches simulated) makes every batch safe", maxRemedyBatches)
 	return r
 }
 
 // candidate is a changed campaign to simulate.
 type candidate struct {
-	spec   campaignSpec
+	spec campaignSpec
+	// from is the first batch (counted from 0) the change makes
+	// different: the batches before it are the original's.
+	from   int
 	change Change
 }
 
-// candidates lists the single changes to try, smallest first: restarts
-// of the workloads the first unsafe batch breaks, just before it, then
-// before earlier batches (the later the restart, the fewer batches can
-// undo the spread it makes); splits of the first unsafe batch, then of the ones
+// candidates lists the single changes to try, smallest first: a restart
+// of the workloads the first unsafe batch breaks, just before it (an
+// earlier restart is followed by batches that can undo the spread it
+// makes, and costs more to verify); splits of the first unsafe batch, then of the ones
 // before it; moves of the first unsafe batch earlier, then of every
 // other batch to every other position.
 func candidates(spec campaignSpec, campaign *Campaign) []candidate {
@@ -155,11 +174,11 @@ func candidates(spec campaignSpec, campaign *Campaign) []candidate {
 		for i, w := range workloads {
 			names[i] = w.String()
 		}
-		for before := first; before >= 2; before-- {
+		if first >= 2 {
 			changed := spec
-			changed.restarts = map[int][]serviceID{before: workloads}
-			out = append(out, candidate{spec: changed, change: Change{Kind: ChangeRestart, Batch: before, Restart: names,
-				Description: fmt.Sprintf("restarting %s after batch %d", strings.Join(names, ", "), before-1)}})
+			changed.restarts = map[int][]serviceID{first: workloads}
+			out = append(out, candidate{spec: changed, from: first - 1, change: Change{Kind: ChangeRestart, Batch: first, Restart: names,
+				Description: fmt.Sprintf("restarting %s after batch %d", strings.Join(names, ", "), first-1)}})
 		}
 	}
 	for b := first; b >= 1; b-- {
@@ -172,7 +191,7 @@ func candidates(spec campaignSpec, campaign *Campaign) []candidate {
 		changed := spec
 		changed.batches = slices.Concat(spec.batches[:b-1], [][]string{sorted[:half], sorted[half:]}, spec.batches[b:])
 		changed.restarts = nil
-		out = append(out, candidate{spec: changed, change: Change{Kind: ChangeSplit, Batch: b, Restart: []string{},
+		out = append(out, candidate{spec: changed, from: b - 1, change: Change{Kind: ChangeSplit, Batch: b, Restart: []string{},
 			Description: fmt.Sprintf("splitting batch %d into [%s] and [%s]", b, strings.Join(sorted[:half], ", "), strings.Join(sorted[half:], ", "))}})
 	}
 	move := func(from, to int) {
@@ -182,15 +201,17 @@ func candidates(spec campaignSpec, campaign *Campaign) []candidate {
 		batches = slices.Insert(batches, to-1, moved)
 		changed := spec
 		changed.batches, changed.restarts = batches, nil
-		out = append(out, candidate{spec: changed, change: Change{Kind: ChangeReorder, Batch: from, To: to, Restart: []string{},
+		out = append(out, candidate{spec: changed, from: min(from, to) - 1, change: Change{Kind: ChangeReorder, Batch: from, To: to, Restart: []string{},
 			Description: fmt.Sprintf("moving batch %d [%s] to position %d", from, strings.Join(moved, ", "), to)}})
 	}
 	for to := 1; to < first; to++ {
 		move(first, to)
 	}
+	// A move that changes nothing up to the first unsafe batch leaves it
+	// unsafe: only moves that start before or at it are tried.
 	for from := 1; from <= len(spec.batches); from++ {
 		for to := 1; to <= len(spec.batches); to++ {
-			if from != to && from != first {
+			if from != to && from != first && min(from, to) <= first {
 				move(from, to)
 			}
 		}
