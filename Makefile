@@ -35,8 +35,10 @@ EXPORTER_FLAGS ?= ; --no-collector.node-replicas; GOGC=50 --no-collector.node-re
 # Size of make fidelity: cases run with seeds FIDELITY_SEED, FIDELITY_SEED+1, ...
 FIDELITY_CASES ?= 100
 FIDELITY_SEED  ?= 1
+# Size of make fidelity-campaign: generated campaigns, seeds as above.
+FIDELITY_CAMPAIGNS ?= 50
 
-.PHONY: all build test unit lint tools system-deps demo demo-secure bench bench-scale fidelity fuzz clean
+.PHONY: all build test unit lint tools system-deps demo demo-secure bench bench-scale fidelity fidelity-campaign fuzz clean
 
 all: lint build test
 
@@ -128,6 +130,11 @@ bench-scale: tools
 fidelity: tools
 	@echo ">> placement fidelity against kube-scheduler: $(FIDELITY_CASES) cases from seed $(FIDELITY_SEED)"
 	$(GO) test -count=1 -v -timeout 120m -run '^TestPlacementMatchesScheduler$$' ./test/fidelity/ -fidelity.cases=$(FIDELITY_CASES) -fidelity.seed=$(FIDELITY_SEED)
+
+## fidelity-campaign: run FIDELITY_CAMPAIGNS generated campaigns on the control plane and compare each batch's predicted verdicts and replicas per node with what kube-scheduler did
+fidelity-campaign: tools
+	@echo ">> campaign fidelity against kube-scheduler: $(FIDELITY_CAMPAIGNS) campaigns from seed $(FIDELITY_SEED)"
+	$(GO) test -count=1 -v -timeout 240m -run '^TestCampaignMatchesScheduler$$' ./test/fidelity/ -fidelity.campaigns=$(FIDELITY_CAMPAIGNS) -fidelity.seed=$(FIDELITY_SEED)
 
 clean:
 	@echo ">> removing bin/ (the tool cache .cache/ stays; rm -rf .cache to rebuild it)"

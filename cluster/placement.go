@@ -95,6 +95,14 @@ func buildTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference)
 				})
 			}
 		}
+		if na := a.NodeAffinity; na != nil {
+			for _, term := range na.PreferredDuringSchedulingIgnoredDuringExecution {
+				t.PreferredAffinity = append(t.PreferredAffinity, placement.PreferredTerm{Weight: term.Weight, Term: placement.NodeSelectorTerm{
+					Expressions: nodeRequirements(term.Preference.MatchExpressions),
+					Fields:      nodeRequirements(term.Preference.MatchFields),
+				}})
+			}
+		}
 		if pa := a.PodAffinity; pa != nil && len(pa.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
 			t.Unknown = "required inter-pod affinity"
 		}
@@ -109,9 +117,6 @@ func buildTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference)
 		}
 	}
 	for _, c := range spec.TopologySpreadConstraints {
-		if c.WhenUnsatisfiable != corev1.DoNotSchedule {
-			continue // ScheduleAnyway only scores
-		}
 		constraint := placement.SpreadConstraint{
 			MaxSkew:            c.MaxSkew,
 			TopologyKey:        c.TopologyKey,
@@ -123,7 +128,12 @@ func buildTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference)
 		if c.MinDomains != nil {
 			constraint.MinDomains = *c.MinDomains
 		}
-		t.Spread = append(t.Spread, constraint)
+		if c.WhenUnsatisfiable == corev1.DoNotSchedule {
+			t.Spread = append(t.Spread, constraint)
+		} else {
+			// ScheduleAnyway only scores.
+			t.SoftSpread = append(t.SoftSpread, constraint)
+		}
 	}
 	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
 		if image := placement.NormalizeImage(c.Image); image != "" && !slices.Contains(t.Images, image) {
@@ -439,6 +449,21 @@ func appendTemplateKey(b []byte, t *placement.Template) []byte {
 		num(int64(c.MinDomains))
 		flag(c.IgnoreNodeAffinity)
 		flag(c.HonorNodeTaints)
+	}
+	num(int64(len(t.SoftSpread)))
+	for _, c := range t.SoftSpread {
+		num(int64(c.MaxSkew))
+		str(c.TopologyKey)
+		sel(c.Selector)
+		num(int64(c.MinDomains))
+		flag(c.IgnoreNodeAffinity)
+		flag(c.HonorNodeTaints)
+	}
+	num(int64(len(t.PreferredAffinity)))
+	for _, term := range t.PreferredAffinity {
+		num(int64(term.Weight))
+		requirements(term.Term.Expressions)
+		requirements(term.Term.Fields)
 	}
 	num(int64(len(t.AntiAffinity)))
 	for _, term := range t.AntiAffinity {

@@ -87,7 +87,9 @@ func TestBuildTemplate(t *testing.T) {
 			p.Spec.Affinity = &corev1.Affinity{
 				NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
 					{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "disk", Operator: corev1.NodeSelectorOpIn, Values: []string{"ssd"}}}},
-				}}},
+				}}, PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{
+					{Weight: 20, Preference: corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "rack", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}}}},
+				}},
 				PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{
 					{LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, TopologyKey: "kubernetes.io/hostname"},
 				}},
@@ -111,6 +113,14 @@ func TestBuildTemplate(t *testing.T) {
 			}}}}
 			if !reflect.DeepEqual(got.Spread, wantSpread) {
 				t.Errorf("spread (hard only, matchLabelKeys merged) %+v", got.Spread)
+			}
+			wantSoft := []placement.SpreadConstraint{{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", MinDomains: 1, Selector: webSelector}}
+			if !reflect.DeepEqual(got.SoftSpread, wantSoft) {
+				t.Errorf("soft spread %+v", got.SoftSpread)
+			}
+			wantPreferred := []placement.PreferredTerm{{Weight: 20, Term: placement.NodeSelectorTerm{Expressions: []placement.Requirement{{Key: "rack", Operator: placement.OpIn, Values: []string{"a"}}}}}}
+			if !reflect.DeepEqual(got.PreferredAffinity, wantPreferred) {
+				t.Errorf("preferred affinity %+v", got.PreferredAffinity)
 			}
 			if want := []placement.AffinityTerm{{Selector: webSelector, TopologyKey: "kubernetes.io/hostname"}}; !reflect.DeepEqual(got.AntiAffinity, want) {
 				t.Errorf("anti-affinity %+v", got.AntiAffinity)

@@ -10,8 +10,8 @@
 // in the scheduler's filter order; pods are placed one at a time, highest
 // priority first, then by namespace, owner name (not kind) and pod name,
 // the order of a scheduler that finds every replacement created (see
-// Order); each goes to the feasible node with the best
-// LeastAllocated plus BalancedAllocation score among the sample of nodes
+// Order); each goes to the feasible node with the best score of the
+// default profile's score plugins (score.go) among the sample of nodes
 // the scheduler would look at. It is a model, read from
 // the scheduler's sources and never copied: what it does not understand
 // (required pod affinity, volumes, DRA claims, other schedulers, host
@@ -153,6 +153,13 @@ type SpreadConstraint struct {
 	HonorNodeTaints bool
 }
 
+// PreferredTerm is a preferred node affinity term: a node that matches it
+// scores its weight (1 to 100).
+type PreferredTerm struct {
+	Weight int32
+	Term   NodeSelectorTerm
+}
+
 // AffinityTerm is a required pod anti-affinity term: no pod matching the
 // selector in the term's namespaces may run in the same topology domain.
 type AffinityTerm struct {
@@ -195,7 +202,15 @@ type Template struct {
 	// must match one term.
 	NodeAffinity []NodeSelectorTerm
 	Spread       []SpreadConstraint
-	AntiAffinity []AffinityTerm
+	// SoftSpread are the topology spread constraints with
+	// whenUnsatisfiable ScheduleAnyway: they only score (see score.go). A
+	// template without any constraint, hard or soft, is spread by the
+	// scheduler's system defaults instead.
+	SoftSpread []SpreadConstraint
+	// PreferredAffinity are the preferred node affinity terms: they only
+	// score.
+	PreferredAffinity []PreferredTerm
+	AntiAffinity      []AffinityTerm
 	// Images are the images of the containers and init containers.
 	Images []string
 	// Recreated: a controller recreates the pod elsewhere when its node
@@ -217,6 +232,11 @@ type Pod struct {
 	// Ready: the Ready condition is True (a PodDisruptionBudget counts
 	// only healthy pods).
 	Ready bool
+	// Pending: the pod is a replacement no node had room for when it was
+	// created (Node is -1). A campaign (spread.AfterBatch) keeps such
+	// pods, and every later simulation places them again, as the
+	// scheduler retries them when nodes come back.
+	Pending bool
 	// Terminating pods still hold their resources but are not displaced
 	// (their replacement exists already) and do not count for topology
 	// spread, as for the scheduler.

@@ -58,6 +58,9 @@ type counter struct {
 	// the hostname, each with its pods on a few of 5,000 nodes.
 	term      *AffinityTerm
 	ownerOnly bool
+	// sameOwner: a system default spread constraint, which counts the
+	// pods of the owner's controller (score.go).
+	sameOwner bool
 	sparse    map[int32]int32
 }
 
@@ -118,6 +121,8 @@ func (c *counter) matches(u *Template) bool {
 	switch {
 	case c.ownerOnly:
 		return u == c.owner
+	case c.sameOwner:
+		return u.Namespace == c.owner.Namespace && u.Owner == c.owner.Owner
 	case c.constraint != nil:
 		// Spread counts pods of the pod's namespace; an empty selector
 		// counts none (kube-scheduler's countPodsMatchSelector).

@@ -47,9 +47,9 @@ type Result struct {
 // A displaced pod is one on a gone node whose template is Recreated and
 // that is not terminating. For each, in turn, every remaining node goes
 // through the filters in kube-scheduler's order; the pod goes to the
-// feasible node with the highest score (LeastAllocated plus
-// BalancedAllocation, each weight 1 as in the default profile; the first
-// node by index on a tie, where the scheduler picks at random), and
+// feasible node with the highest score (the default profile's score
+// plugins with their weights, score.go; the first node by index on a
+// tie, where the scheduler picks at random), and
 // occupies it for the pods after it. A pod that fits nowhere gets the
 // reason most nodes gave (the earlier filter on a tie).
 //
@@ -60,7 +60,21 @@ type Result struct {
 // taint node.kubernetes.io/unschedulable:NoSchedule, which the node
 // lifecycle controller puts on a cordoned node.
 func Simulate(c *Cluster, gone []bool) *Result {
+	return SimulateRestart(c, gone, nil)
+}
+
+// SimulateRestart is Simulate with the pods marked in restarted (by index
+// in c.Pods) displaced too, wherever they run: a rollout restart of their
+// workload, whose replacements the scheduler places anew. Only recreated,
+// not terminating pods are replaced.
+func SimulateRestart(c *Cluster, gone, restarted []bool) *Result {
 	s := newSimulation(c, gone)
+	s.restarted = restarted
+	s.findDisplaced()
+	s.indexImages()
+	s.prepareResources()
+	s.prepareCounters()
+	s.countPods()
 	s.place()
 	return s.result
 }
@@ -74,6 +88,8 @@ type simulation struct {
 	c      *Cluster
 	result *Result
 	gone   []bool
+	// restarted marks pods replaced wherever they run (SimulateRestart).
+	restarted []bool
 	// displaced are the displaced pods' indexes in placement order.
 	displaced []int32
 
@@ -123,6 +139,19 @@ type simulation struct {
 	// countersByNamespace and ownersByNamespace index the counters and
 	// the owner counters by the namespaces they look at, once all exist.
 	countersByNamespace, ownersByNamespace map[string][]*counter
+
+	// soft holds each displaced template's soft or system default spread
+	// constraints, which only score (score.go).
+	soft map[*Template]*softSpread
+	// imageNodes lists the holders of each image a displaced pod names;
+	// imageSums memoizes, per template, ImageLocality's sum per node.
+	imageNodes map[string][]nodeImage
+	imageSums  map[*Template]map[int32]int64
+	// feasible, totals and seenDomain are scratch buffers of one pod's
+	// node choice.
+	feasible   []int32
+	totals     []int64
+	seenDomain []bool
 }
 
 func newSimulation(c *Cluster, gone []bool) *simulation {
@@ -139,6 +168,8 @@ func newSimulation(c *Cluster, gone []bool) *simulation {
 		anti:          make(map[*Template][]*counter),
 		owners:        make(map[*Template][]*counter),
 		ownersAgainst: make(map[*Template][]*counter),
+		soft:          make(map[*Template]*softSpread),
+		imageSums:     make(map[*Template]map[int32]int64),
 	}
 	for i := range c.Nodes {
 		if !s.isGone(int32(i)) {
@@ -148,10 +179,6 @@ func newSimulation(c *Cluster, gone []bool) *simulation {
 			}
 		}
 	}
-	s.findDisplaced()
-	s.prepareResources()
-	s.prepareCounters()
-	s.countPods()
 	return s
 }
 
@@ -159,15 +186,18 @@ func (s *simulation) isGone(node int32) bool {
 	return int(node) < len(s.gone) && s.gone[node]
 }
 
-// displaced reports whether a pod is recreated elsewhere.
-func (s *simulation) isDisplaced(p *Pod) bool {
-	return p.Node >= 0 && s.isGone(p.Node) && !p.Terminating && p.Template != nil && p.Template.Recreated
+// isDisplaced reports whether the pod of index i is recreated elsewhere.
+func (s *simulation) isDisplaced(i int) bool {
+	p := &s.c.Pods[i]
+	restarted := i < len(s.restarted) && s.restarted[i]
+	moves := p.Node >= 0 && (s.isGone(p.Node) || restarted) || p.Node < 0 && p.Pending
+	return moves && !p.Terminating && p.Template != nil && p.Template.Recreated
 }
 
 // findDisplaced lists the displaced pods in placement order.
 func (s *simulation) findDisplaced() {
 	for i := range s.c.Pods {
-		if s.isDisplaced(&s.c.Pods[i]) {
+		if s.isDisplaced(i) {
 			s.displaced = append(s.displaced, int32(i))
 		}
 	}
@@ -283,6 +313,7 @@ func (s *simulation) prepareCounters() {
 		}
 		s.anti[t] = anti
 		s.ownerCounters(t)
+		s.prepareSoftSpread(t)
 	}
 }
 
@@ -291,7 +322,7 @@ func (s *simulation) prepareCounters() {
 func (s *simulation) countPods() {
 	for i := range s.c.Pods {
 		p := &s.c.Pods[i]
-		if p.Node < 0 || int(p.Node) >= len(s.c.Nodes) || s.isDisplaced(p) {
+		if p.Node < 0 || int(p.Node) >= len(s.c.Nodes) || s.isDisplaced(i) {
 			continue
 		}
 		t := p.Template
@@ -411,7 +442,7 @@ func (s *simulation) bestNode(t *Template, tally *reasonTally) int32 {
 		tally.count(idNoNode)
 		return -1
 	}
-	best, bestScore := int32(-1), int64(math.MinInt64)
+	s.feasible = s.feasible[:0]
 	nodes := len(s.c.Nodes)
 	toFind, found, processed := feasibleNodesToFind(nodes), 0, 0
 	for ; processed < nodes && found < toFind; processed++ {
@@ -435,14 +466,15 @@ func (s *simulation) bestNode(t *Template, tally *reasonTally) int32 {
 			continue
 		}
 		found++
-		// A tie goes to the lower index, not to the first one seen, so
-		// that the answer does not depend on where the search started.
-		if score := s.score(t, node); score > bestScore || score == bestScore && node < best {
-			best, bestScore = node, score
-		}
+		s.feasible = append(s.feasible, node)
 	}
 	s.nextStart = (s.nextStart + processed) % nodes
-	return best
+	if len(s.feasible) == 0 {
+		return -1
+	}
+	// A tie goes to the lower index, not to the first one seen, so that
+	// the answer does not depend on where the search started.
+	return s.pick(t, s.feasible)
 }
 
 // The scheduler's defaults for how many feasible nodes to look for
@@ -544,13 +576,11 @@ func filterAntiAffinity(anti, owners []*counter, node int32) reasonID {
 	return fits
 }
 
-// Weights of the default profile's score plugins that are modelled
+// Weights of the default profile's resource score plugins
 // (pkg/scheduler/apis/config/v1 defaults): NodeResourcesFit with the
 // LeastAllocated strategy on CPU and memory, and
 // NodeResourcesBalancedAllocation, each weight 1. The other score plugins
-// (ImageLocality, TaintToleration's PreferNoSchedule, preferred affinity,
-// soft and default topology spreading) are not: they decide between nodes
-// that all fit, which changes how many pods fit only when room is tight.
+// are in score.go.
 const (
 	weightLeastAllocated      = 1
 	weightBalancedAllocation  = 1
@@ -560,7 +590,8 @@ const (
 	defaultScoreResourceCount = scoreResourceCount
 )
 
-// score rates a feasible node for a pod of template t.
+// score rates a feasible node for a pod of template t by its resources:
+// LeastAllocated plus BalancedAllocation, neither of which normalizes.
 func (s *simulation) score(t *Template, node int32) int64 {
 	base := int(node) * s.stride
 	allocatable := [scoreResourceCount]int64{s.allocatable[base+slotCPU], s.allocatable[base+slotMemory]}

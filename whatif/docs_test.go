@@ -1,6 +1,7 @@
 package whatif
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -26,7 +27,8 @@ func TestDocsNameEveryField(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range []any{Answer{}, NodeState{}, Service{}, Figures{}, Plan{}, Batch{}, UnsafeService{}} {
+	for _, v := range []any{Answer{}, NodeState{}, Service{}, Figures{}, Plan{}, Batch{}, UnsafeService{},
+		Campaign{}, CampaignBatch{}, CampaignService{}, NodeReplicas{}, FirstUnsafe{}, Remedy{}, Change{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
@@ -36,6 +38,29 @@ func TestDocsNameEveryField(t *testing.T) {
 			if !documented[name] {
 				t.Errorf("%s.%s: field %q is not in docs/whatif.md", typ.Name(), typ.Field(i).Name, name)
 			}
+		}
+	}
+}
+
+// TestDocsCampaignContract: the campaign's path, the kinds of change a
+// remedy makes, the remedy search's bound and the batches' limit are the
+// ones docs/whatif.md states.
+func TestDocsCampaignContract(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repo.RootForTest(t), "docs", "whatif.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rewrapping must not break a phrase.
+	docs := strings.Join(strings.Fields(string(raw)), " ")
+	for _, want := range []string{
+		"## `GET|POST " + PathCampaign + "`",
+		"`" + string(ChangeRestart) + "`", "`" + string(ChangeSplit) + "`", "`" + string(ChangeReorder) + "`", "`" + string(ChangeReturn) + "`",
+		fmt.Sprintf("at most %d batches are simulated in all", maxRemedyBatches),
+		fmt.Sprintf("| batches a remedy search simulates | %d |", maxRemedyBatches),
+		fmt.Sprintf("| batches per campaign | %d |", maxCampaignBatches),
+	} {
+		if !strings.Contains(docs, want) {
+			t.Errorf("docs/whatif.md does not say %q", want)
 		}
 	}
 }

@@ -35,8 +35,9 @@ type Generational interface {
 
 // Paths of the API.
 const (
-	PathWhatIf = "/api/v1/whatif"
-	PathPlan   = "/api/v1/whatif/plan"
+	PathWhatIf   = "/api/v1/whatif"
+	PathPlan     = "/api/v1/whatif/plan"
+	PathCampaign = "/api/v1/whatif/campaign"
 )
 
 // Limits on one request, so that no single question costs more than a
@@ -54,6 +55,10 @@ const (
 	MaxBodyBytes = 4 << 20
 	// maxBatches bounds the batches of a plan.
 	maxBatches = 1000
+	// maxCampaignBatches bounds the batches of a campaign: each is a
+	// placement simulation, and each remedy tried simulates them all
+	// again.
+	maxCampaignBatches = 100
 )
 
 // Handler serves the what-if API:
@@ -63,6 +68,8 @@ const (
 //	POST /api/v1/whatif       {"nodes": ["A", "B"], "selectors": ["rack=a"]}
 //	GET  /api/v1/whatif/plan?batch=A,B&batch=C,D
 //	POST /api/v1/whatif/plan  {"batches": [["A", "B"], ["C", "D"]]}
+//	GET  /api/v1/whatif/campaign?batch=A,B&batch=C,D&nodes_return=false
+//	POST /api/v1/whatif/campaign {"batches": [["A", "B"]], "nodes_return": false}
 //
 // Answers are JSON (see docs/whatif.md). Bad parameters, unknown nodes,
 // empty selectors and selectors that match nothing are 400 with
@@ -97,15 +104,15 @@ type baseline struct {
 // connection hangs.
 const slotWait = 30 * time.Second
 
-// NewHandler returns the what-if handler; mount it at PathWhatIf and
-// PathPlan.
+// NewHandler returns the what-if handler; mount it at PathWhatIf,
+// PathPlan and PathCampaign.
 func NewHandler(source Source, options spread.Options, logger *slog.Logger) *Handler {
 	return &Handler{source: source, options: options, logger: logger, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
 }
 
 // ServeHTTP answers a what-if or plan request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != PathWhatIf && r.URL.Path != PathPlan {
+	if r.URL.Path != PathWhatIf && r.URL.Path != PathPlan && r.URL.Path != PathCampaign {
 		jsonapi.WriteError(w, http.StatusNotFound, "no such API path %s", r.URL.Path)
 		return
 	}
@@ -150,8 +157,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.URL.Path == PathPlan {
+	switch r.URL.Path {
+	case PathPlan:
 		h.servePlan(w, base, q.batches)
+		return
+	case PathCampaign:
+		h.serveCampaign(w, base, q)
 		return
 	}
 	h.serveWhatIf(w, base, q)
@@ -162,16 +173,32 @@ type question struct {
 	Nodes     []string   `json:"nodes"`
 	Selectors []string   `json:"selectors"`
 	Batches   [][]string `json:"batches"`
-	batches   [][]string
+	// NodesReturn is a campaign's: nil means true, nodes come back.
+	NodesReturn *bool `json:"nodes_return"`
+	batches     [][]string
 }
 
+// takesBatches: the path's question is ordered batches.
+func takesBatches(path string) bool { return path == PathPlan || path == PathCampaign }
+
 func (q *question) fromQuery(path string, query url.Values) error {
-	if path == PathPlan {
-		if err := jsonapi.OnlyParams(query, "batch"); err != nil {
+	if takesBatches(path) {
+		params := []string{"batch"}
+		if path == PathCampaign {
+			params = append(params, "nodes_return")
+		}
+		if err := jsonapi.OnlyParams(query, params...); err != nil {
 			return err
 		}
 		for _, batch := range query["batch"] {
 			q.Batches = append(q.Batches, jsonapi.SplitLists([]string{batch}))
+		}
+		if values, ok := query["nodes_return"]; ok {
+			if len(values) != 1 || values[0] != "true" && values[0] != "false" {
+				return errors.New("nodes_return must be given once, true or false")
+			}
+			back := values[0] == "true"
+			q.NodesReturn = &back
 		}
 		return nil
 	}
@@ -205,11 +232,14 @@ func (q *question) fromBody(w http.ResponseWriter, r *http.Request) (int, error)
 	if decoder.More() {
 		return http.StatusBadRequest, errors.New("body holds more than one JSON value")
 	}
-	if r.URL.Path == PathPlan && (q.Nodes != nil || q.Selectors != nil) {
+	if r.URL.Path == PathPlan && (q.Nodes != nil || q.Selectors != nil || q.NodesReturn != nil) {
 		return http.StatusBadRequest, errors.New(`a plan takes "batches" only`)
 	}
-	if r.URL.Path == PathWhatIf && q.Batches != nil {
-		return http.StatusBadRequest, errors.New(`"batches" belong to ` + PathPlan)
+	if r.URL.Path == PathCampaign && (q.Nodes != nil || q.Selectors != nil) {
+		return http.StatusBadRequest, errors.New(`a campaign takes "batches" and "nodes_return" only`)
+	}
+	if r.URL.Path == PathWhatIf && (q.Batches != nil || q.NodesReturn != nil) {
+		return http.StatusBadRequest, errors.New(`"batches" belong to ` + PathPlan + " or " + PathCampaign)
 	}
 	q.Nodes = jsonapi.SplitLists(q.Nodes)
 	for i, batch := range q.Batches {
@@ -221,12 +251,15 @@ func (q *question) fromBody(w http.ResponseWriter, r *http.Request) (int, error)
 // check applies the rules every question follows however it was asked.
 func (q *question) check(path string) error {
 	names := len(q.Nodes)
-	if path == PathPlan {
+	if takesBatches(path) {
 		if len(q.Batches) == 0 {
 			return errors.New("no batch given: use batch=node-a,node-b&batch=node-c")
 		}
 		if len(q.Batches) > maxBatches {
 			return fmt.Errorf("%d batches: at most %d per plan", len(q.Batches), maxBatches)
+		}
+		if path == PathCampaign && len(q.Batches) > maxCampaignBatches {
+			return fmt.Errorf("%d batches: at most %d per campaign", len(q.Batches), maxCampaignBatches)
 		}
 		for i, batch := range q.Batches {
 			if len(batch) == 0 {
@@ -278,6 +311,20 @@ func (h *Handler) servePlan(w http.ResponseWriter, base *baseline, batches [][]s
 		return
 	}
 	jsonapi.WriteJSON(w, plan, "  ")
+}
+
+func (h *Handler) serveCampaign(w http.ResponseWriter, base *baseline, q question) {
+	nodesReturn := q.NodesReturn == nil || *q.NodesReturn
+	campaign, err := AskCampaign(base.cluster, q.batches, nodesReturn, h.options)
+	if errors.Is(err, spread.ErrNoPlacement) {
+		jsonapi.WriteError(w, http.StatusServiceUnavailable, "cannot answer a campaign: %v", err)
+		return
+	}
+	if err != nil {
+		jsonapi.WriteError(w, http.StatusBadRequest, "%v", askError(err))
+		return
+	}
+	jsonapi.WriteJSON(w, campaign, "  ")
 }
 
 // baseline returns the cached cluster and its analysis, taken anew when

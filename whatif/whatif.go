@@ -107,16 +107,24 @@ func Ask(c *spread.Cluster, nodes []string, opts spread.Options) (*Answer, error
 // ask is Ask with the analysis of c done already: the handler shares it
 // between the questions asked while the caches are unchanged.
 func ask(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Options) (*Answer, error) {
+	answer, _, err := askPlaced(c, now, nodes, opts)
+	return answer, err
+}
+
+// askPlaced is ask that also returns where the displaced replicas go with
+// the asked nodes gone (nil without placement input): a campaign moves
+// them there for its next batch.
+func askPlaced(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Options) (*Answer, *spread.Displacement, error) {
 	gone, err := c.WithNodesGone(nodes)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	after := spread.Analyze(gone, opts)
 	inService, upCluster := now, c
 	if anyUnschedulable(c, nodes) {
 		up, err := c.WithNodesInService(nodes)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		inService, upCluster = spread.Analyze(up, opts), up
 	}
@@ -175,7 +183,7 @@ func ask(c *spread.Cluster, now *spread.Report, nodes []string, opts spread.Opti
 		listed = append(listed, f.Service)
 	}
 	addPlacement(placedGone, answer, listed)
-	return answer, nil
+	return answer, placedGone, nil
 }
 
 // anyGone reports whether some node of c is unschedulable.
@@ -249,10 +257,10 @@ type UnsafeService struct {
 }
 
 // AskPlan judges each batch on its own against the placement of now: the
-// nodes of a batch come back before the next batch goes. Pods evicted by
-// one batch are rescheduled where the scheduler likes, which nobody can
-// predict, so a reimage script should ask again before each batch; the plan
-// is for spotting a bad batch before starting.
+// nodes of a batch come back before the next batch goes. Where the pods
+// evicted by one batch go is AskCampaign's question; a reimage script
+// should ask again before each batch all the same: the plan is for
+// spotting a bad batch before starting.
 func AskPlan(c *spread.Cluster, batches [][]string, opts spread.Options) (*Plan, error) {
 	return askPlan(c, spread.Analyze(c, opts), batches, opts)
 }

@@ -308,6 +308,7 @@ func (f *fakeSource) NodesMatching(selector string) ([]string, error) {
 // POST shares its golden file with the GET asking the same question: the
 // answers must be the same.
 func TestHandler(t *testing.T) {
+	startOfDayOne := &fakeSource{cluster: mathoidStartOfDayOne()}
 	manyNames := func(n int, prefix string) string {
 		names := make([]string, n)
 		for i := range names {
@@ -357,6 +358,18 @@ func TestHandler(t *testing.T) {
 		{name: "post-too-large", method: "POST", target: "/api/v1/whatif", body: `{"nodes": ["` + strings.Repeat("x", MaxBodyBytes) + `"]}`, status: 413},
 		{name: "not-synced", source: &fakeSource{err: errors.New("informer caches have not synced yet")}, target: "/api/v1/whatif?node=kubernetes2001", status: 503},
 		{name: "put", method: "PUT", target: "/api/v1/whatif?node=kubernetes2001", status: 405},
+		{name: "campaign", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003,kubernetes2004&batch=kubernetes2001,kubernetes2002", status: 200},
+		{name: "post-campaign", source: startOfDayOne, method: "POST", target: "/api/v1/whatif/campaign", body: `{"batches": [["kubernetes2003", "kubernetes2004"], ["kubernetes2001", "kubernetes2002"]]}`, status: 200, golden: "campaign"},
+		{name: "campaign-stay-away", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&batch=kubernetes2004&batch=kubernetes2001,kubernetes2002&nodes_return=false", status: 200},
+		{name: "post-campaign-stay-away", source: startOfDayOne, method: "POST", target: "/api/v1/whatif/campaign", body: `{"batches": [["kubernetes2003"], ["kubernetes2004"], ["kubernetes2001", "kubernetes2002"]], "nodes_return": false}`, status: 200, golden: "campaign-stay-away"},
+		{name: "campaign-bad-nodes-return", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&nodes_return=maybe", status: 400},
+		{name: "campaign-node-twice", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&batch=kubernetes2001,kubernetes2003", status: 400},
+		{name: "campaign-unknown-node", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&batch=kubernetes2O01", status: 400},
+		{name: "campaign-too-many-batches", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=" + strings.ReplaceAll(manyNames(101, "n"), ",", "&batch="), status: 400},
+		{name: "campaign-without-batch", source: startOfDayOne, target: "/api/v1/whatif/campaign?nodes_return=true", status: 400, golden: "plan-without-batch"},
+		{name: "post-campaign-with-nodes", source: startOfDayOne, method: "POST", target: "/api/v1/whatif/campaign", body: `{"nodes": ["kubernetes2001"], "batches": [["kubernetes2002"]]}`, status: 400},
+		{name: "post-plan-nodes-return", method: "POST", target: "/api/v1/whatif/plan", body: `{"batches": [["kubernetes2002"]], "nodes_return": false}`, status: 400},
+		{name: "campaign-without-placement", source: &fakeSource{cluster: withoutPlacement(startOfDayOne.cluster)}, target: "/api/v1/whatif/campaign?batch=kubernetes2003", status: 503},
 	}
 	handler := NewHandler(nil, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler))
 	for _, tc := range tests {
@@ -435,6 +448,13 @@ func TestHandlerBoundsConcurrentAnalyses(t *testing.T) {
 	}
 }
 
+// withoutPlacement is c as a source without the placement input gives it.
+func withoutPlacement(c *spread.Cluster) *spread.Cluster {
+	out := *c
+	out.Placement = nil
+	return &out
+}
+
 // countingSource counts snapshots and has a generation.
 type countingSource struct {
 	fakeSource
@@ -456,10 +476,11 @@ func FuzzHandler(f *testing.F) {
 	} {
 		f.Add("/api/v1/whatif", seed)
 		f.Add("/api/v1/whatif/plan", strings.ReplaceAll(seed, "node", "batch"))
+		f.Add("/api/v1/whatif/campaign", strings.ReplaceAll(seed, "node", "batch")+"&nodes_return=false")
 	}
 	handler := NewHandler(&fakeSource{cluster: mathoidDayOne("kubernetes2004")}, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler))
 	f.Fuzz(func(t *testing.T, path, query string) {
-		if path != PathWhatIf && path != PathPlan {
+		if path != PathWhatIf && path != PathPlan && path != PathCampaign {
 			path = PathWhatIf
 		}
 		req := httptest.NewRequest("GET", "http://exporter"+path, nil)

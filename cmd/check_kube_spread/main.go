@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/version"
@@ -53,6 +54,10 @@ type options struct {
 	// whatif
 	nodes, selectors []string
 
+	// campaign
+	batches     []string
+	nodesReturn bool
+
 	// terminated is set when --help or --version asked kingpin to end.
 	terminated bool
 }
@@ -63,6 +68,7 @@ const (
 	commandService  = "service"
 	commandHealth   = "health"
 	commandWhatIf   = "whatif"
+	commandCampaign = "campaign"
 )
 
 func newApp(stdout io.Writer) (*kingpin.Application, *options) {
@@ -112,6 +118,10 @@ func newApp(stdout io.Writer) (*kingpin.Application, *options) {
 	whatIf := app.Command(commandWhatIf, "Preflight for maintenance: what if these nodes went down now? CRITICAL if a service would have no replica left, WARNING if one would run on fewer nodes than it needs.")
 	whatIf.Flag("node", "A node that would go down. Repeatable.").StringsVar(&o.nodes)
 	whatIf.Flag("selector", "Label selector of nodes that would go down, e.g. maintenance=batch-3. Repeatable.").StringsVar(&o.selectors)
+
+	campaign := app.Command(commandCampaign, "Preflight for a whole maintenance campaign, before its first batch: each batch judged on where the earlier batches leave the pods. CRITICAL if a batch would leave a service with no replica, WARNING if on fewer nodes than it needs; the first line names the first unsafe batch, why, and a remedy.")
+	campaign.Flag("batch", "One batch, its nodes separated by commas, in order. Repeat for each batch.").StringsVar(&o.batches)
+	campaign.Flag("nodes-return", "Nodes come back after their batch, empty and without images (a reimage); --no-nodes-return keeps them away until the campaign ends.").Default("true").BoolVar(&o.nodesReturn)
 	return app, o
 }
 
@@ -163,6 +173,16 @@ func run(args []string, stdout io.Writer) int {
 			return report(stdout, nagios.UnknownResult(err))
 		}
 		return report(stdout, check.WhatIf(answer))
+	case commandCampaign:
+		batches, err := o.campaignBatches()
+		if err != nil {
+			return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: %w", err)))
+		}
+		answer, err := check.FetchCampaign(ctx, o.source, batches, o.nodesReturn)
+		if err != nil {
+			return report(stdout, nagios.UnknownResult(err))
+		}
+		return report(stdout, check.Campaign(answer))
 	}
 	return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: unknown command %q", command)))
 }
@@ -244,6 +264,26 @@ func (o *options) servicesOptions() (check.ServicesOptions, error) {
 		return check.ServicesOptions{}, fmt.Errorf("--warning-services/--critical-services: %w", err)
 	}
 	return check.ServicesOptions{Filter: filter, Warning: t.Warning, Critical: t.Critical}, nil
+}
+
+// campaignBatches splits the --batch flags into their nodes; an empty
+// batch is a mistake (an unset variable in a cookbook), not "nothing".
+func (o *options) campaignBatches() ([][]string, error) {
+	if len(o.batches) == 0 {
+		return nil, errors.New("campaign needs --batch (repeat it for each batch)")
+	}
+	batches := make([][]string, len(o.batches))
+	for i, flag := range o.batches {
+		for node := range strings.SplitSeq(flag, ",") {
+			if node = strings.TrimSpace(node); node != "" {
+				batches[i] = append(batches[i], node)
+			}
+		}
+		if len(batches[i]) == 0 {
+			return nil, fmt.Errorf("--batch %d is empty", i+1)
+		}
+	}
+	return batches, nil
 }
 
 func (o *options) healthOptions() (check.HealthOptions, error) {

@@ -43,6 +43,34 @@ func metrics(text []byte) http.HandlerFunc {
 	}
 }
 
+// campaignAPI serves the campaign API's golden answers for the questions
+// they answer, and its golden error for a node named twice.
+func campaignAPI(t *testing.T) http.HandlerFunc {
+	t.Helper()
+	answers := map[string]string{
+		"batch=kubernetes2003%2Ckubernetes2004&batch=kubernetes2001%2Ckubernetes2002&nodes_return=true":      "campaign.json",
+		"batch=kubernetes2003&batch=kubernetes2004&batch=kubernetes2001%2Ckubernetes2002&nodes_return=false": "campaign-stay-away.json",
+		"batch=kubernetes2003&batch=kubernetes2001%2Ckubernetes2003&nodes_return=true":                       "campaign-node-twice.json",
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		file, ok := answers[r.URL.RawQuery]
+		if r.URL.Path != "/api/v1/whatif/campaign" || !ok {
+			t.Errorf("unexpected request %s", r.URL)
+			http.NotFound(w, r)
+			return
+		}
+		body, err := os.ReadFile("../../whatif/testdata/" + file)
+		if err != nil {
+			t.Error(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(file, "twice") {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+		_, _ = w.Write(body)
+	}
+}
+
 func runCheck(args ...string) (int, string) {
 	var out bytes.Buffer
 	code := run(args, &out)
@@ -63,6 +91,7 @@ func TestRun(t *testing.T) {
 		http.Error(w, "exporter on fire", http.StatusInternalServerError)
 	})
 	notSynced := serve(t, metrics([]byte("kube_spread_cache_synced{resource=\"pods\"} 0\n")))
+	campaign := serve(t, campaignAPI(t))
 
 	// A listener that accepts and never speaks: the TLS handshake, part of
 	// connecting, never ends.
@@ -131,6 +160,16 @@ func TestRun(t *testing.T) {
 			"UNKNOWN - timeout after 200ms during read of " + slow},
 		{"timeout while connecting", []string{"--url", "https://" + silent.Addr().String() + "/metrics", "-t", "200ms", "--no-api"}, 3,
 			"UNKNOWN - timeout after 200ms during connect of https://" + silent.Addr().String() + "/metrics"},
+		{"campaign: the replay's two days", []string{"campaign", "--url", campaign, "--batch", "kubernetes2003,kubernetes2004", "--batch", "kubernetes2001,kubernetes2002"}, 2,
+			"CRITICAL - mathoid/Deployment/mathoid would have no replica left: batch 1 moves all 4 mathoid replicas onto kubernetes2001 and kubernetes2002, and batch 2 takes them down; remedy: restarting mathoid/Deployment/mathoid after batch 1 makes every batch safe | 'no_replicas_left'=2;;;0 'no_room'=0;;;0 'single_homed'=0;;;0 'below_min_nodes'=0;;;0 'first_unsafe_batch'=2;;;0"},
+		{"campaign: nodes kept away", []string{"campaign", "--url", campaign, "--batch", "kubernetes2003", "--batch", "kubernetes2004", "--batch", "kubernetes2001,kubernetes2002", "--no-nodes-return"}, 2,
+			"CRITICAL - mathoid/Deployment/mathoid would have no replica left: batches 1–2 move all 4 mathoid replicas onto kubernetes2001 and kubernetes2002, and batch 3 takes them down; remedy: letting the nodes of each batch return after it and restarting mathoid/Deployment/mathoid after batch 2 makes every batch safe | 'no_replicas_left'=2;;;0 'no_room'=0;;;0 'single_homed'=0;;;0 'below_min_nodes'=0;;;0 'first_unsafe_batch'=3;;;0"},
+		{"campaign: a node in two batches", []string{"campaign", "--url", campaign, "--batch", "kubernetes2003", "--batch", "kubernetes2001,kubernetes2003"}, 3,
+			"UNKNOWN - get " + strings.TrimSuffix(campaign, "/metrics") + "/api/v1/whatif/campaign?batch=kubernetes2003&batch=kubernetes2001%2Ckubernetes2003&nodes_return=true: HTTP 400 Bad Request: node kubernetes2003 is in batches 1 and 2: a campaign takes each node once"},
+		{"campaign without a batch", []string{"campaign", "--url", campaign}, 3,
+			"UNKNOWN - bad arguments: campaign needs --batch (repeat it for each batch)"},
+		{"campaign with an empty batch", []string{"campaign", "--url", campaign, "--batch", "kubernetes2003", "--batch", " , "}, 3,
+			"UNKNOWN - bad arguments: --batch 2 is empty"},
 		{"health", []string{"health", "--url", day2, "--warning-list-watch-errors", "1"}, 1,
 			"WARNING - kube-spread-exporter: 2 of 2 caches synced, confirmed fresh "},
 	}

@@ -274,6 +274,7 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 	whatIf := whatif.NewHandler(watcher, analysis, logger)
 	mux.Handle(whatif.PathWhatIf, whatIf)
 	mux.Handle(whatif.PathPlan, whatIf)
+	mux.Handle(whatif.PathCampaign, whatIf)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -63,15 +63,7 @@ func WhatIf(answer *whatif.Answer) *nagios.Result {
 			worse = append(worse, s)
 		}
 	}
-	state := nagios.OK
-	switch answer.Verdict {
-	case spread.VerdictNoReplicasLeft, spread.VerdictNoRoom:
-		// no_room: replicas displaced with nowhere to go stay Pending
-		// until nodes come back, however long the maintenance takes.
-		state = nagios.Critical
-	case spread.VerdictSingleHomed, spread.VerdictBelowMinNodes:
-		state = nagios.Warning
-	}
+	state := verdictState(answer.Verdict)
 
 	nodes := strings.Join(answer.Nodes, ", ")
 	summary := fmt.Sprintf("taking down %s is safe for every service", nodes)
