@@ -146,9 +146,11 @@ type Notification struct {
 	Alerts            []NotifiedAlert   `json:"alerts"`
 
 	// Path is the path of the request, which tells receivers sharing one
-	// webhook apart; Received is when it arrived. Neither is in the payload.
+	// webhook apart; Received is when it arrived; Body is the payload as
+	// it came. None is a field of the payload.
 	Path     string    `json:"-"`
 	Received time.Time `json:"-"`
+	Body     []byte    `json:"-"`
 }
 
 // NotifiedAlert is one alert of a notification.
@@ -176,7 +178,11 @@ func NewWebhook() *Webhook {
 // ServeHTTP decodes a notification and records it.
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	var n Notification
-	if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = json.Unmarshal(body, &n)
+	}
+	if err != nil {
 		select {
 		case w.Errors <- fmt.Errorf("decode notification to %s: %w", r.URL.Path, err):
 		default:
@@ -184,7 +190,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, err.Error(), http.StatusBadRequest)
 		return
 	}
-	n.Path, n.Received = r.URL.Path, time.Now()
+	n.Path, n.Received, n.Body = r.URL.Path, time.Now(), body
 	select {
 	case w.received <- n:
 	default:
