@@ -204,7 +204,8 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 func (w *Webhook) Received() <-chan Notification { return w.received }
 
 // Timers are the route timers a test sets on every route that has them,
-// so that a notification comes in seconds instead of minutes.
+// so that a notification comes in seconds instead of minutes. A zero field
+// leaves that timer as the configuration has it.
 type Timers struct {
 	GroupWait, GroupInterval, RepeatInterval time.Duration
 }
@@ -212,7 +213,8 @@ type Timers struct {
 // Rewire returns the Alertmanager configuration with every webhook URL
 // replaced by webhookBase + "/" + the receiver's name, and every
 // group_wait, group_interval and repeat_interval (of the root route and of
-// the routes under it that set one) replaced by the timers. Routing,
+// the routes under it that set one) replaced by the timers that are not
+// zero. Routing,
 // grouping and inhibition stay exactly as written: the tests exercise the
 // shipped example, only faster and delivered to them.
 func Rewire(config []byte, webhookBase string, timers Timers) (string, error) {
@@ -249,6 +251,9 @@ func setTimers(route map[string]any, timers Timers, root bool) {
 	for key, value := range map[string]time.Duration{
 		"group_wait": timers.GroupWait, "group_interval": timers.GroupInterval, "repeat_interval": timers.RepeatInterval,
 	} {
+		if value == 0 {
+			continue
+		}
 		// A child route without a timer inherits its parent's.
 		if _, set := route[key]; set || root {
 			route[key] = model.Duration(value).String()
