@@ -7,13 +7,9 @@
 package alerts
 
 import (
-	"context"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/amserver"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/controlplane"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
 )
@@ -28,35 +24,4 @@ func TestMain(m *testing.M) { os.Exit(controlplane.RunTests(m, &cp)) }
 func startExporter(t *testing.T) *exporterproc.Exporter {
 	t.Helper()
 	return exporterproc.ForTest(t, cp.Kubeconfig)
-}
-
-// startAlertmanager runs Alertmanager on deploy/alertmanager.example.yml as
-// shipped, timers included, with its receivers pointed at a webhook served
-// on loopback. Both stop when the test ends.
-func startAlertmanager(t *testing.T, root string) (*amserver.Server, *amserver.Webhook) {
-	t.Helper()
-	webhook := amserver.NewWebhook()
-	receiver := httptest.NewServer(webhook)
-	t.Cleanup(receiver.Close)
-	example, err := os.ReadFile(filepath.Join(root, "deploy", "alertmanager.example.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	config, err := amserver.Rewire(example, receiver.URL, amserver.Timers{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	alertmanager, err := amserver.Start(context.Background(), t.TempDir(), config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := alertmanager.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("alertmanager log:\n%s", alertmanager.Log())
-		}
-	})
-	return alertmanager, webhook
 }

@@ -48,7 +48,7 @@ func TestMathoidPagesAfterDayTwoCordon(t *testing.T) {
 	ctx := context.Background()
 	root := repo.RootForTest(t)
 	exporter := startExporter(t)
-	alertmanager, webhook := startAlertmanager(t, root)
+	alertmanager, webhook := amserver.StartExampleForTest(t, amserver.Timers{})
 
 	prometheus, err := promserver.Start(ctx, t.TempDir(), fmt.Sprintf(`global:
   scrape_interval: %[1]s

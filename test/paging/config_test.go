@@ -24,9 +24,9 @@ func TestAlertmanagerExampleIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(amtool, "check-config", filepath.Join(repo.RootForTest(t), exampleConfig)).CombinedOutput()
+	out, err := exec.Command(amtool, "check-config", filepath.Join(repo.RootForTest(t), amserver.ExampleConfig)).CombinedOutput()
 	if err != nil {
-		t.Fatalf("amtool check-config %s: %v\n%s", exampleConfig, err, out)
+		t.Fatalf("amtool check-config %s: %v\n%s", amserver.ExampleConfig, err, out)
 	}
 }
 
@@ -36,7 +36,7 @@ func TestAlertmanagerExampleIsValid(t *testing.T) {
 // service's critical alert holds back the same service's warnings in the
 // same cluster only, and KubeSpreadExporterBlind holds back nothing.
 func TestAlertmanagerExampleRoutesAndInhibits(t *testing.T) {
-	alertmanager, webhook := startAlertmanager(t, amserver.Timers{GroupWait: time.Second, GroupInterval: 2 * time.Second, RepeatInterval: time.Hour})
+	alertmanager, webhook := amserver.StartExampleForTest(t, amserver.Timers{GroupWait: time.Second, GroupInterval: 2 * time.Second, RepeatInterval: time.Hour})
 	service := func(alertname, severity, cluster, kind string) map[string]string {
 		return map[string]string{"alertname": alertname, "severity": severity, "cluster": cluster, "job": "kube-spread-exporter",
 			"namespace": "mathoid", "kind": kind, "name": "mathoid"}

@@ -59,7 +59,7 @@ var timers = amserver.Timers{GroupWait: 2 * time.Second, GroupInterval: 5 * time
 func TestMathoidPagesOncePerCluster(t *testing.T) {
 	ctx := context.Background()
 	root := repo.RootForTest(t)
-	alertmanager, webhook := startAlertmanager(t, timers)
+	alertmanager, webhook := amserver.StartExampleForTest(t, timers)
 
 	codfwA := exporterproc.ForTest(t, cp.Kubeconfig)
 	codfwB := exporterproc.ForTest(t, cp.Kubeconfig)
