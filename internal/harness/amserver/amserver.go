@@ -77,7 +77,7 @@ func Start(ctx context.Context, dir, configYAML string) (*Server, error) {
 	); err != nil {
 		return nil, err
 	}
-	if err := s.waitReady(ctx, time.Minute); err != nil {
+	if err := s.proc.WaitHTTPReady(ctx, s.URL+"/-/ready", time.Minute); err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
@@ -86,43 +86,6 @@ func Start(ctx context.Context, dir, configYAML string) (*Server, error) {
 
 // Address is host:port, as a Prometheus alerting configuration names it.
 func (s *Server) Address() string { return s.URL[len("http://"):] }
-
-func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last string
-	for {
-		select {
-		case <-s.proc.Exited():
-			return fmt.Errorf("alertmanager exited before it was ready; log:\n%s", s.Log())
-		default:
-		}
-		status, err := s.get(ctx, "/-/ready")
-		if err == nil && status == http.StatusOK {
-			return nil
-		}
-		last = fmt.Sprintf("status %d, err %v", status, err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s/-/ready: %s; log:\n%s", s.URL, last, s.Log())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func (s *Server) get(ctx context.Context, path string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
-}
 
 // Log returns what Alertmanager has logged so far.
 func (s *Server) Log() string { return s.proc.Output() }
