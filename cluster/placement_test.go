@@ -9,6 +9,7 @@ import (
 	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
@@ -252,5 +253,65 @@ func TestTemplatesShareInternedTemplates(t *testing.T) {
 	}
 	if templates.intern(other) == templates.intern(one) {
 		t.Error("templates with different requests share a pointer")
+	}
+}
+
+// TestPodRequestsMatchesResourceHelper: the allocation-free podRequests
+// agrees with resourcehelper.PodRequests, which it replaces for common
+// pods, and declines the pods only the helper handles.
+func TestPodRequestsMatchesResourceHelper(t *testing.T) {
+	req := func(cpu, memory string) corev1.ResourceRequirements {
+		r := corev1.ResourceRequirements{Requests: corev1.ResourceList{}}
+		if cpu != "" {
+			r.Requests[corev1.ResourceCPU] = apiresource.MustParse(cpu)
+		}
+		if memory != "" {
+			r.Requests[corev1.ResourceMemory] = apiresource.MustParse(memory)
+		}
+		return r
+	}
+	always := corev1.ContainerRestartPolicyAlways
+	storage := req("100m", "")
+	storage.Requests[corev1.ResourceEphemeralStorage] = apiresource.MustParse("1Gi")
+	specs := map[string]corev1.PodSpec{
+		"no requests":    {Containers: []corev1.Container{{Name: "a"}}},
+		"one container":  {Containers: []corev1.Container{{Name: "a", Resources: req("250m", "512Mi")}}},
+		"cpu only":       {Containers: []corev1.Container{{Name: "a", Resources: req("1", "")}, {Name: "b", Resources: req("", "1Gi")}}},
+		"ephemeral":      {Containers: []corev1.Container{{Name: "a", Resources: storage}}},
+		"big init":       {InitContainers: []corev1.Container{{Name: "i", Resources: req("2", "64Mi")}}, Containers: []corev1.Container{{Name: "a", Resources: req("500m", "1Gi")}}},
+		"sidecar":        {InitContainers: []corev1.Container{{Name: "s", RestartPolicy: &always, Resources: req("100m", "128Mi")}, {Name: "i", Resources: req("1", "")}}, Containers: []corev1.Container{{Name: "a", Resources: req("500m", "1Gi")}}},
+		"init then side": {InitContainers: []corev1.Container{{Name: "i", Resources: req("3", "")}, {Name: "s", RestartPolicy: &always, Resources: req("100m", "128Mi")}}, Containers: []corev1.Container{{Name: "a", Resources: req("500m", "")}}},
+		"overhead":       {Overhead: corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("50m")}, Containers: []corev1.Container{{Name: "a", Resources: req("500m", "1Gi")}}},
+		"sub-milli sums": {Containers: []corev1.Container{{Name: "a", Resources: req("1.5", "1.5Gi")}, {Name: "b", Resources: req("333m", "100M")}}},
+		"two sidecars":   {InitContainers: []corev1.Container{{Name: "s1", RestartPolicy: &always, Resources: req("100m", "")}, {Name: "s2", RestartPolicy: &always, Resources: req("", "64Mi")}}, Containers: []corev1.Container{{Name: "a"}}},
+	}
+	for name, spec := range specs {
+		pod := &corev1.Pod{Spec: spec}
+		for _, defaults := range []bool{false, true} {
+			opts := resourcehelper.PodResourcesOptions{}
+			if defaults {
+				opts.NonMissingContainerRequests = scoreDefaults
+			}
+			want := resourcehelper.PodRequests(pod, opts)
+			got, ok := podRequests(&pod.Spec, defaults)
+			if !ok {
+				t.Errorf("%s: declined", name)
+				continue
+			}
+			storage := want[corev1.ResourceEphemeralStorage]
+			if w := (requestVector{want.Cpu().MilliValue(), want.Memory().Value(), storage.Value()}); got != w {
+				t.Errorf("%s (defaults %v): %v, helper %v", name, defaults, got, w)
+			}
+		}
+	}
+	gpu := corev1.ResourceRequirements{Requests: corev1.ResourceList{"example.com/gpu": apiresource.MustParse("1")}}
+	for name, spec := range map[string]corev1.PodSpec{
+		"extended resource":   {Containers: []corev1.Container{{Name: "a", Resources: gpu}}},
+		"pod-level resources": {Resources: &corev1.ResourceRequirements{}, Containers: []corev1.Container{{Name: "a"}}},
+		"resource claims":     {ResourceClaims: []corev1.PodResourceClaim{{Name: "c"}}, Containers: []corev1.Container{{Name: "a"}}},
+	} {
+		if _, ok := podRequests(&spec, false); ok {
+			t.Errorf("%s: computed without the helper", name)
+		}
 	}
 }

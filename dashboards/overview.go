@@ -113,7 +113,11 @@ func Overview(opts Options) (dashboard.Dashboard, error) {
 	// Services are left out, as their endpoints are those same pods. Nodes without replicas have no node_replicas series (nor any
 	// with --no-collector.node-replicas), hence the zero from
 	// node_schedulable.
-	replicasOnNode := fmt.Sprintf("(sum by (node, job, instance) (%s) or sum by (node, job, instance) (%s) * 0)",
+	// Sums keep every label but the service's (and the target's namespace,
+	// which the Prometheus Operator puts on node series): the cluster
+	// label, whatever its name, stays, so two clusters' nodes of the same
+	// name never add up.
+	replicasOnNode := fmt.Sprintf("(sum without (namespace, kind, name) (%s) or sum without (namespace) (%s) * 0)",
 		nodes.with(`kind!="Service"`).metric("node_replicas"), nodes.metric("node_schedulable"))
 	b = b.WithPanel(table.NewPanelBuilder().
 		Title("Unschedulable nodes and why").
@@ -121,7 +125,7 @@ func Overview(opts Options) (dashboard.Dashboard, error) {
 		Datasource(datasourceRef()).
 		GridPos(gridPos(0, 14, 12, 9)).
 		Unit("short").
-		WithTarget(tableQuery("A", fmt.Sprintf("%s * on (node, job, instance) group_left () %s",
+		WithTarget(tableQuery("A", fmt.Sprintf("%s * ignoring (namespace, reason) group_left () %s",
 			nodes.metric("node_unschedulable_reason"), replicasOnNode))).
 		WithTransformation(organize(targetLabels, map[string]string{"Value": "Replicas"}, []string{"node", "reason", "Value"})))
 

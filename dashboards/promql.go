@@ -44,15 +44,22 @@ func (s selector) with(matchers ...string) selector {
 	return s
 }
 
-// metric is the series of kube_spread_<name> that the selector picks.
-func (s selector) metric(name string) string { return "kube_spread_" + name + s.String() }
+// metric is the series of kube_spread_<name> that the selector picks, one
+// per series the exporter publishes however many replicas publish it:
+// every replica of the exporter (deploy/ runs two) publishes the same
+// figures, and a count or a table over both would show each service twice.
+// As in the alert rules, only instance and pod, the labels that tell
+// replicas apart, are aggregated away; the cluster label stays.
+func (s selector) metric(name string) string {
+	return "max without (instance, pod) (kube_spread_" + name + s.String() + ")"
+}
 
 // The verdicts of spread/verdict.go, one expression each. They partition
 // the services: every service is in exactly one of them, as
 // (*spread.Figures).Verdict returns exactly one verdict. All the per-service
 // metrics have the same labels, so the default one-to-one matching of
 // and/unless pairs a service's series with each other (and keeps the
-// target labels job and instance apart, as the alert rules do).
+// cluster label apart, as the alert rules do).
 
 // noReplicasLeft is VerdictNoReplicasLeft, and exactly the condition of
 // the alert KubeSpreadNoReplicaSurvivesMaintenance.

@@ -111,15 +111,17 @@ func Service(opts Options) (dashboard.Dashboard, error) {
 		DisplayMode(common.BarGaugeDisplayModeBasic).
 		WithTarget(instantQuery("A", fmt.Sprintf("sort_desc(%s)", service.metric("node_replicas")), "{{node}}")))
 
-	// node_replicas has one series per node of this service; group_left
-	// keeps a row per reason of the node.
+	// node_replicas has one series per node of this service; group_right
+	// keeps a row per reason of the node. The match ignores the labels one
+	// side has (the service's; the reason; the target's namespace on node
+	// series with the Prometheus Operator) and keeps the cluster label.
 	b = b.WithPanel(table.NewPanelBuilder().
 		Title("Its nodes going away").
 		Description("Nodes that hold ready replicas of the service and are unschedulable, with why. Replicas: the service's ready replicas on the node, lost when it goes away.").
 		Datasource(datasourceRef()).
 		GridPos(gridPos(0, 20, 24, 7)).
 		Unit("short").
-		WithTarget(tableQuery("A", fmt.Sprintf("%s * on (node, job, instance) group_right () %s",
+		WithTarget(tableQuery("A", fmt.Sprintf("%s * ignoring (namespace, kind, name, reason) group_right () %s",
 			service.metric("node_replicas"), nodes.metric("node_unschedulable_reason")))).
 		WithTransformation(organize(targetLabels, map[string]string{"Value": "Replicas"}, []string{"node", "reason", "Value"})))
 

@@ -58,4 +58,10 @@ tools/build.sh tools/prometheus \
 	github.com/prometheus/prometheus/cmd/prometheus \
 	github.com/prometheus/prometheus/cmd/promtool
 
+# Alertmanager and amtool: the paging test delivers alerts through a real
+# Alertmanager, and amtool checks the shipped configuration example.
+tools/build.sh tools/alertmanager \
+	github.com/prometheus/alertmanager/cmd/alertmanager \
+	github.com/prometheus/alertmanager/cmd/amtool
+
 echo ">> all tools built; binaries are linked from .cache/bin/"

@@ -9,6 +9,12 @@
 # the last element of its package path; "=NAME" overrides that, for packages
 # whose path does not name the tool (etcd's go.etcd.io/etcd/server/v3, which
 # `go build` would call "server").
+#
+# A module whose pinned source does not build as published (Alertmanager's
+# module leaves out the web UI files it embeds) has a MODULE_DIR/prepare.sh:
+# called as `prepare.sh WORKDIR`, it leaves in WORKDIR a copy of the module
+# that builds, and the binaries are built there. The script is part of the
+# cache key.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -20,7 +26,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 module_dir=$1
 shift
 name=$(basename "$module_dir")
-key=$( (cat "$root/$module_dir/go.mod" "$root/$module_dir/go.sum"; go env GOVERSION) | sha256sum | cut -c1-12)
+prepare="$root/$module_dir/prepare.sh"
+key=$( (cat "$root/$module_dir/go.mod" "$root/$module_dir/go.sum"; [ ! -f "$prepare" ] || cat "$prepare"; go env GOVERSION) | sha256sum | cut -c1-12)
 out="$root/.cache/tools/$name-$key"
 bin="$root/.cache/bin"
 mkdir -p "$bin"
@@ -57,11 +64,18 @@ if cached "$@"; then
 else
 	echo ">> $name: building ${*%%=*} (pins changed or first build; this can take minutes)"
 	tmp=$(mktemp -d "$out.tmp.XXXXXX")
-	trap 'rm -rf "$tmp"' EXIT
+	work=$(mktemp -d "$out.work.XXXXXX")
+	trap 'rm -rf "$tmp" "$work"' EXIT
+	build_dir="$root/$module_dir"
+	if [ -f "$prepare" ]; then
+		echo ">> $name: ${prepare#"$root"/} $work"
+		bash "$prepare" "$work"
+		build_dir=$work
+	fi
 	for spec in "$@"; do
 		# One `go build -o FILE` per package names each binary exactly; the
 		# shared build cache makes the separate invocations cheap.
-		(cd "$root/$module_dir" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' \
+		(cd "$build_dir" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' \
 			-o "$tmp/$(exe_name "$spec")" "${spec%%=*}")
 	done
 	touch "$tmp/.complete"

@@ -6,11 +6,16 @@
 // itself. Run it with `make demo`, which first builds the control-plane
 // binaries.
 //
+// Prometheus evaluates the alert rules and sends to Alertmanager, loaded with
+// deploy/alertmanager.example.yml (its receivers pointed at a webhook of the
+// demo's own); the demo ends with the page as that webhook receives it.
+//
 // Exit codes: 0 when the replay ran, the exporter showed the danger before
-// the pods were gone and Prometheus paged; 1 otherwise.
+// the pods were gone and the page was delivered; 1 otherwise.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -33,6 +39,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/amserver"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/controlplane"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/exporterproc"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/promserver"
@@ -107,6 +114,30 @@ func run(ctx context.Context, out io.Writer, secure bool) error {
 		return err
 	}
 
+	say("== Starting Alertmanager with %s, its receivers pointed at the demo's webhook", alertmanagerExample)
+	webhook := amserver.NewWebhook()
+	receiver := httptest.NewServer(webhook)
+	defer receiver.Close()
+	example, err := os.ReadFile(alertmanagerExample)
+	if err != nil {
+		return err
+	}
+	amConfig, err := amserver.Rewire(example, receiver.URL, demoTimers)
+	if err != nil {
+		return err
+	}
+	amDir, err := os.MkdirTemp("", "mathoid-replay-alertmanager-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(amDir)
+	alertmanager, err := amserver.Start(ctx, amDir, amConfig)
+	if err != nil {
+		return err
+	}
+	defer alertmanager.Stop()
+	say("   Alertmanager at %s, webhook at %s (group_wait %s; the example's is 10s)", alertmanager.URL, receiver.URL, demoTimers.GroupWait)
+
 	say("== Starting Prometheus with rules/kube-spread.rules.yml")
 	promDir, err := os.MkdirTemp("", "mathoid-replay-prometheus-")
 	if err != nil {
@@ -117,7 +148,7 @@ func run(ctx context.Context, out io.Writer, secure bool) error {
 	if err != nil {
 		return err
 	}
-	prometheus, err := promserver.Start(ctx, promDir, fmt.Sprintf(prometheusConfig, rules, strings.TrimPrefix(strings.TrimPrefix(exporter.URL, "https://"), "http://"))+scrapeSecurity)
+	prometheus, err := promserver.Start(ctx, promDir, fmt.Sprintf(prometheusConfig, rules, alertmanager.Address(), strings.TrimPrefix(strings.TrimPrefix(exporter.URL, "https://"), "http://"))+scrapeSecurity)
 	if err != nil {
 		return err
 	}
@@ -178,8 +209,46 @@ func run(ctx context.Context, out io.Writer, secure bool) error {
 	if err := waitForPage(ctx, say, prometheus, cordoned); err != nil {
 		return err
 	}
+	say("\n== The page, as the pager's webhook receives it from Alertmanager")
+	if err := waitForNotification(ctx, say, webhook, cordoned); err != nil {
+		return err
+	}
 	say("   In 2018 the first page came with the outage; here it comes while the pods still run.")
 	return nil
+}
+
+// alertmanagerExample is the shipped Alertmanager configuration the demo
+// runs, relative to the repository.
+const alertmanagerExample = "deploy/alertmanager.example.yml"
+
+// demoTimers shorten the example's route timers, as demoInterval shortens
+// Prometheus's; the repeat interval is longer than the demo.
+var demoTimers = amserver.Timers{GroupWait: 2 * time.Second, GroupInterval: 10 * time.Second, RepeatInterval: time.Hour}
+
+// waitForNotification waits for the page about mathoid and prints it as it
+// arrived: Alertmanager's webhook payload, indented.
+func waitForNotification(ctx context.Context, say func(string, ...any), webhook *amserver.Webhook, since time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		select {
+		case n := <-webhook.Received():
+			if n.Status != "firing" || n.GroupLabels["namespace"] != replay.Namespace {
+				continue
+			}
+			say("   POST %s, %s after the cordon:", n.Path, n.Received.Sub(since).Round(time.Second))
+			var indented bytes.Buffer
+			if err := json.Indent(&indented, n.Body, "   ", "  "); err != nil {
+				return fmt.Errorf("indent the notification: %w", err)
+			}
+			say("   %s", indented.String())
+			return nil
+		case err := <-webhook.Errors:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("no notification about mathoid reached the webhook within a minute of the alert")
+		}
+	}
 }
 
 // demoInterval keeps the demo short; the rules' timing is proven at the
@@ -191,6 +260,10 @@ const prometheusConfig = `global:
   evaluation_interval: ` + demoInterval + `
 rule_files:
   - %q
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: [%q]
 scrape_configs:
   - job_name: kube-spread-exporter
     static_configs:

@@ -11,8 +11,9 @@ import (
 
 // TestDemoSecured runs the whole demo, with the exporter behind TLS and
 // basic auth, and checks that it shows each step's finding: the preflight
-// refusing the day-two batch, the check going CRITICAL, and Prometheus
-// paging, all through the secured endpoint.
+// refusing the day-two batch, the check going CRITICAL, Prometheus firing
+// through the secured endpoint, and the page reaching the webhook through
+// Alertmanager.
 func TestDemoSecured(t *testing.T) {
 	t.Chdir(repo.RootForTest(t)) // the demo runs from the repository, as make demo does
 	var out strings.Builder
@@ -28,6 +29,9 @@ func TestDemoSecured(t *testing.T) {
 		"   Deployment  4      0            2      0                  0.50           2          no_replicas_left",
 		"CRITICAL - 2 critical, 0 warning of 2 services: mathoid/Deployment/mathoid no replica survives maintenance",
 		"FIRING KubeSpreadNoReplicaSurvivesMaintenance (severity critical)",
+		"== The page, as the pager's webhook receives it from Alertmanager\n   POST /kube-spread-pager,",
+		`"receiver": "kube-spread-pager",`,
+		`"status": "firing",`,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())

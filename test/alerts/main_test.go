@@ -2,7 +2,8 @@
 // run as users run it, watches a real control plane (internal/harness/controlplane);
 // a real Prometheus (internal/harness/promserver) scrapes it and evaluates
 // rules/kube-spread.rules.yml; the tests read the alerts from Prometheus's
-// API while the mathoid incident is replayed.
+// API while the mathoid incident is replayed, and the page from a webhook
+// that a real Alertmanager (internal/harness/amserver) delivers it to.
 package alerts
 
 import (

@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/amserver"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/promserver"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/replay"
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/repo"
@@ -27,6 +28,11 @@ const (
 	// 2m plus the exporter's watch latency; a few seconds of slack cover
 	// that and a slow shared machine.
 	pageWithin = 2*time.Minute + 10*time.Second
+	// deliveredWithin is the same for the notification at the pager's
+	// webhook: the alert's worst case, plus the group_wait of the example's
+	// critical route (10s), plus the same slack. docs/deploy.md#alertmanager
+	// explains the 10s past the README's two minutes.
+	deliveredWithin = pageWithin + 10*time.Second
 )
 
 // TestMathoidPagesAfterDayTwoCordon replays the 2018-07-04 incident with
@@ -34,22 +40,30 @@ const (
 // KubeSpreadNoReplicaSurvivesMaintenance must stay quiet for mathoid after
 // day one (every replica on 2001 and 2002, all nodes schedulable) and fire,
 // for the Deployment and the Service, within two minutes of day two's
-// cordon, while all four pods still run.
+// cordon, while all four pods still run. Prometheus sends to an
+// Alertmanager on deploy/alertmanager.example.yml as shipped, timers
+// included, whose pager receiver is a webhook of the test: the page must
+// arrive there too, and the test prints how long after the cordon.
 func TestMathoidPagesAfterDayTwoCordon(t *testing.T) {
 	ctx := context.Background()
 	root := repo.RootForTest(t)
 	exporter := startExporter(t)
+	alertmanager, webhook := amserver.StartExampleForTest(t, amserver.Timers{})
 
 	prometheus, err := promserver.Start(ctx, t.TempDir(), fmt.Sprintf(`global:
   scrape_interval: %[1]s
   evaluation_interval: %[1]s
 rule_files:
   - %[2]q
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: [%[5]q]
 scrape_configs:
   - job_name: %[3]s
     static_configs:
       - targets: [%[4]q]
-`, model(interval), filepath.Join(root, "rules", "kube-spread.rules.yml"), job, strings.TrimPrefix(exporter.URL, "http://")))
+`, model(interval), filepath.Join(root, "rules", "kube-spread.rules.yml"), job, strings.TrimPrefix(exporter.URL, "http://"), alertmanager.Address()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +163,8 @@ scrape_configs:
 		want := map[string]string{
 			"alertname": spread.AlertNoReplicaSurvivesMaintenance, "severity": string(spread.SeverityCritical),
 			"namespace": replay.Namespace, "kind": kind, "name": replay.Name,
-			"job": job, "instance": strings.TrimPrefix(exporter.URL, "http://"),
+			// The rules merge the exporter's replicas: no instance.
+			"job": job,
 		}
 		if !maps.Equal(a.Labels, want) {
 			t.Errorf("%s: labels %v, want %v", kind, a.Labels, want)
@@ -161,6 +176,33 @@ scrape_configs:
 	}
 	if elapsed > pageWithin {
 		t.Errorf("fired %s after the cordon, want within %s", elapsed.Round(time.Second), pageWithin)
+	}
+
+	page := waitForPage(t, webhook, cordon.Add(deliveredWithin+30*time.Second))
+	delivered := page.Received.Sub(cordon)
+	t.Logf("the page for mathoid reached the pager's webhook %s after the day-two cordon (scrape and evaluation every %s, the example's group_wait)",
+		delivered.Round(time.Second), interval)
+	if delivered > deliveredWithin {
+		t.Errorf("the page reached the webhook %s after the cordon, want within %s", delivered.Round(time.Second), deliveredWithin)
+	}
+}
+
+// waitForPage returns the first firing notification about mathoid that
+// reaches the pager's webhook, failing the test at the deadline.
+func waitForPage(t *testing.T, webhook *amserver.Webhook, deadline time.Time) amserver.Notification {
+	t.Helper()
+	timeout := time.After(time.Until(deadline))
+	for {
+		select {
+		case n := <-webhook.Received():
+			if n.Path == "/kube-spread-pager" && n.Status == "firing" && n.GroupLabels["namespace"] == replay.Namespace {
+				return n
+			}
+		case err := <-webhook.Errors:
+			t.Fatal(err)
+		case <-timeout:
+			t.Fatal("no page for mathoid reached the pager's webhook")
+		}
 	}
 }
 

@@ -106,13 +106,14 @@ func panelQueries(t *testing.T, root string) []query {
 // two state (every replica on the two cordoned nodes), adds a service that
 // is single-homed on a schedulable node (the replay has none, and the
 // overview shows such nodes), and runs every panel query of both
-// dashboards against Prometheus. Each must be accepted and return samples;
+// dashboards against a Prometheus that scrapes two exporter replicas. Each must be accepted and return samples;
 // the verdict panels must also give the verdicts of that state.
 func TestEveryPanelQueryReturnsData(t *testing.T) {
 	ctx := context.Background()
 	root := repo.RootForTest(t)
-	exporter := startExporter(t)
-	prometheus := startPrometheus(t, exporter)
+	// Two replicas, as deploy/ runs the exporter: every figure below must
+	// still be counted once.
+	prometheus := startPrometheus(t, startExporter(t), startExporter(t))
 
 	client, err := kubernetes.NewForConfig(cp.Config)
 	if err != nil {
@@ -173,6 +174,12 @@ func TestEveryPanelQueryReturnsData(t *testing.T) {
 				problems = append(problems, fmt.Sprintf("%s: no data from %s", q.where, q.expr))
 				continue
 			}
+			// A sample per replica would show each service or node twice.
+			for _, sample := range vector {
+				if _, ok := sample.Metric["instance"]; ok {
+					t.Fatalf("%s: sample %v names an exporter instance: the replicas are not merged", q.where, sample.Metric)
+				}
+			}
 			if want, ok := wantValues[q.where]; ok {
 				// Every sample of the query: both mathoid kinds, every node.
 				for _, sample := range vector {
@@ -227,11 +234,16 @@ func startExporter(t *testing.T) *exporterproc.Exporter {
 	return exporterproc.ForTest(t, cp.Kubeconfig)
 }
 
-// startPrometheus runs Prometheus scraping the exporter. A missing binary
-// fails the test with promserver's message naming `make tools`.
-func startPrometheus(t *testing.T, exporter *exporterproc.Exporter) *promserver.Server {
+// startPrometheus runs Prometheus scraping the exporters, replicas of one
+// job as deploy/ runs them. A missing binary fails the test with
+// promserver's message naming `make tools`.
+func startPrometheus(t *testing.T, exporters ...*exporterproc.Exporter) *promserver.Server {
 	t.Helper()
 	seconds := fmt.Sprintf("%ds", int(interval.Seconds()))
+	var targets []string
+	for _, e := range exporters {
+		targets = append(targets, fmt.Sprintf("%q", strings.TrimPrefix(e.URL, "http://")))
+	}
 	config := fmt.Sprintf(`global:
   scrape_interval: %[1]s
   evaluation_interval: %[1]s
@@ -239,8 +251,8 @@ scrape_configs:
   - job_name: kube-spread-exporter
     honor_labels: true
     static_configs:
-      - targets: [%[2]q]
-`, seconds, strings.TrimPrefix(exporter.URL, "http://"))
+      - targets: [%[2]s]
+`, seconds, strings.Join(targets, ", "))
 	prometheus, err := promserver.Start(context.Background(), t.TempDir(), config)
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,11 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
@@ -182,6 +186,69 @@ func TestImageTagIsTheVersion(t *testing.T) {
 	}
 }
 
+// TestDeploymentIsNotSingleHomed pins down what keeps the exporter from
+// going away with one node: two replicas, never two on one node (required),
+// in two zones when there are (preferred, and a spread constraint), a
+// rollout that replaces one at a time without a surge pod the anti-affinity
+// could not place, and a PodDisruptionBudget that lets a drain evict only
+// one, selecting exactly the Deployment's pods.
+func TestDeploymentIsNotSingleHomed(t *testing.T) {
+	objects := renderBase(t)
+	deployment := find[*appsv1.Deployment](t, objects)
+	pdb := find[*policyv1.PodDisruptionBudget](t, objects)
+	spec := deployment.Spec
+	podLabels := labels.Set(spec.Template.Labels)
+	selects := func(what string, selector *metav1.LabelSelector) {
+		t.Helper()
+		s, err := metav1.LabelSelectorAsSelector(selector)
+		if err != nil || s.Empty() || !s.Matches(podLabels) {
+			t.Errorf("%s: selector %v does not select the exporter's pods %v (%v)", what, selector, podLabels, err)
+		}
+	}
+
+	if spec.Replicas == nil || *spec.Replicas < 2 {
+		t.Errorf("replicas %v, want at least 2", spec.Replicas)
+	}
+	if u := spec.Strategy.RollingUpdate; spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || u == nil ||
+		u.MaxSurge == nil || u.MaxSurge.IntValue() != 0 || u.MaxUnavailable == nil || u.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("strategy %+v, want a rolling update with maxSurge 0 and maxUnavailable 1", spec.Strategy)
+	}
+
+	affinity := spec.Template.Spec.Affinity
+	if affinity == nil || affinity.PodAntiAffinity == nil {
+		t.Fatal("no pod anti-affinity")
+	}
+	required := affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	if len(required) != 1 || required[0].TopologyKey != corev1.LabelHostname {
+		t.Errorf("required anti-affinity %+v, want one term on %s", required, corev1.LabelHostname)
+	} else {
+		selects("required anti-affinity", required[0].LabelSelector)
+	}
+	preferred := affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution
+	if len(preferred) != 1 || preferred[0].PodAffinityTerm.TopologyKey != corev1.LabelTopologyZone {
+		t.Errorf("preferred anti-affinity %+v, want one term on %s", preferred, corev1.LabelTopologyZone)
+	} else {
+		selects("preferred anti-affinity", preferred[0].PodAffinityTerm.LabelSelector)
+	}
+	spreads := spec.Template.Spec.TopologySpreadConstraints
+	if len(spreads) != 1 || spreads[0].TopologyKey != corev1.LabelTopologyZone || spreads[0].MaxSkew != 1 {
+		t.Errorf("topology spread constraints %+v, want one on %s with maxSkew 1", spreads, corev1.LabelTopologyZone)
+	} else {
+		selects("topology spread constraint", spreads[0].LabelSelector)
+	}
+
+	if pdb.Namespace != deployment.Namespace {
+		t.Errorf("PodDisruptionBudget in namespace %q, the Deployment in %q", pdb.Namespace, deployment.Namespace)
+	}
+	selects("PodDisruptionBudget", pdb.Spec.Selector)
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 || pdb.Spec.MaxUnavailable != nil {
+		t.Errorf("PodDisruptionBudget minAvailable %v, maxUnavailable %v; want minAvailable 1", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
+	}
+	if p := pdb.Spec.UnhealthyPodEvictionPolicy; p == nil || *p != policyv1.AlwaysAllow {
+		t.Errorf("PodDisruptionBudget unhealthyPodEvictionPolicy %v, want AlwaysAllow: a broken exporter must not block drains", p)
+	}
+}
+
 // TestPrometheusRuleCopyIsCurrent: the component holds a copy of the
 // generated rules/prometheusrule.yaml, since kustomize loads no file from
 // outside a kustomization's directory.
@@ -209,6 +276,7 @@ func TestBaseServerDryRun(t *testing.T) {
 		"clusterrolebinding.rbac.authorization.k8s.io/" + appName,
 		"service/" + appName,
 		"deployment.apps/" + appName,
+		"poddisruptionbudget.policy/" + appName,
 	} {
 		if !strings.Contains(out, object+" ") {
 			t.Errorf("dry run did not report %s:\n%s", object, out)

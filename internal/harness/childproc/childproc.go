@@ -5,8 +5,11 @@ package childproc
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"sync"
@@ -101,4 +104,41 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// WaitHTTPReady polls url until it answers 200, the process exits, or
+// timeout passes; the error carries the last answer and the process's
+// output. For servers with a readiness endpoint (Prometheus' and
+// Alertmanager's /-/ready).
+func (p *Process) WaitHTTPReady(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited before it was ready; log:\n%s", p.name, p.Output())
+		default:
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("status %d %q", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %s; %s log:\n%s", url, last, p.name, p.Output())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -73,34 +73,11 @@ func Start(ctx context.Context, dir, configYAML string) (*Server, error) {
 	); err != nil {
 		return nil, err
 	}
-	if err := s.waitReady(ctx, time.Minute); err != nil {
+	if err := s.proc.WaitHTTPReady(ctx, s.URL+"/-/ready", time.Minute); err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
 	return s, nil
-}
-
-func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last string
-	for {
-		select {
-		case <-s.proc.Exited():
-			return fmt.Errorf("prometheus exited before it was ready; log:\n%s", s.Log())
-		default:
-		}
-		status, body, err := s.get(ctx, "/-/ready")
-		if err == nil && status == http.StatusOK {
-			return nil
-		}
-		last = fmt.Sprintf("status %d %q, err %v", status, body, err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s/-/ready: %s; log:\n%s", s.URL, last, s.Log())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func (s *Server) get(ctx context.Context, path string) (int, []byte, error) {
