@@ -94,7 +94,7 @@ func TestMathoidReplay(t *testing.T) {
 	}
 	expectIcinga(t, api,
 		want{host: "k8s-unsynced", service: "kube-spread-health", state: 1, prefix: true,
-			output: "WARNING - kube-spread-exporter: 0 of 8 caches synced (not synced: ", perfdata: map[string]float64{"caches_synced": 0}},
+			output: "WARNING - kube-spread-exporter: 0 of 9 caches synced (not synced: ", perfdata: map[string]float64{"caches_synced": 0}},
 		want{host: "k8s-unsynced", service: "kube-spread-k8s-mathoid", state: 3, prefix: true,
 			output: "UNKNOWN - exporter caches not synced yet, no figures published (waiting for "},
 		want{host: "k8s-gone", service: "kube-spread-health", state: 2,
@@ -110,7 +110,7 @@ func TestMathoidReplay(t *testing.T) {
 		t.Errorf("k8s-unsynced health does not name KubeSpreadCacheNotSynced:\n%s", r.Output)
 	}
 	// Through NRPE the shipped defaults apply: 10 minutes, as the alert.
-	nrpe.expectWith(t, "kube_spread_health_unsynced", 0, "OK - kube-spread-exporter: 0 of 8 caches synced (not synced: ", "'not_synced_for'=")
+	nrpe.expectWith(t, "kube_spread_health_unsynced", 0, "OK - kube-spread-exporter: 0 of 9 caches synced (not synced: ", "'not_synced_for'=")
 	nrpe.expect(t, "kube_spread_health_gone", 2, "CRITICAL - exporter down: get ")
 
 	if err := scenario.Setup(ctx); err != nil {
@@ -120,7 +120,7 @@ func TestMathoidReplay(t *testing.T) {
 		"OK - mathoid/Deployment/mathoid: 4 ready replicas on 4 nodes, 4 survive maintenance on 4 nodes, needs 2 nodes | 'replicas_desired'=4;;;0 'replicas_ready'=4;;;0 'replicas_schedulable'=4;;;0 'nodes'=4;;;0 'schedulable_nodes'=4;;;0 'min_nodes'=2;;;0",
 		deployment...)
 	healthy := want{host: "k8s", service: "kube-spread-health", state: 0, prefix: true,
-		output: "OK - kube-spread-exporter: 8 of 8 caches synced, confirmed fresh ", perfdata: map[string]float64{"caches_synced": 8, "not_synced_for": 0, "list_watch_errors_for": 0}}
+		output: "OK - kube-spread-exporter: 9 of 9 caches synced, confirmed fresh ", perfdata: map[string]float64{"caches_synced": 9, "not_synced_for": 0, "list_watch_errors_for": 0}}
 	expectIcinga(t, api,
 		want{host: "k8s", service: "kube-spread-all", state: 0, output: "OK - 0 critical, 0 warning of 2 services",
 			perfdata: map[string]float64{"services": 2, "critical": 0, "warning": 0, "not_ok": 0, "replicas_ready": 8, "replicas_schedulable": 8}},
@@ -129,7 +129,7 @@ func TestMathoidReplay(t *testing.T) {
 		healthy,
 	)
 	nrpe.expect(t, "kube_spread_mathoid", 0, "OK - mathoid/Deployment/mathoid: 4 ready replicas on 4 nodes")
-	nrpe.expect(t, "kube_spread_health", 0, "OK - kube-spread-exporter: 8 of 8 caches synced")
+	nrpe.expect(t, "kube_spread_health", 0, "OK - kube-spread-exporter: 9 of 9 caches synced")
 
 	// A warning: day one leaves mathoid on two nodes, which is below a
 	// min-nodes annotation of 3 while four nodes could hold it.
@@ -174,7 +174,7 @@ CRITICAL mathoid/Service/mathoid: no replica survives maintenance (KubeSpreadNoR
 		// warn; and the health check does not get --critical-services.
 		want{host: "k8s-overrides", service: "kube-spread-all", state: 1, prefix: true, output: "WARNING - 2 critical, 0 warning of 2 services: ",
 			perfdata: map[string]float64{"critical": 2}},
-		want{host: "k8s-overrides", service: "kube-spread-health", state: 0, prefix: true, output: "OK - kube-spread-exporter: 8 of 8 caches synced, confirmed fresh "},
+		want{host: "k8s-overrides", service: "kube-spread-health", state: 0, prefix: true, output: "OK - kube-spread-exporter: 9 of 9 caches synced, confirmed fresh "},
 		want{host: "k8s-overrides", service: "kube-spread-k8s-mathoid", state: 2, prefix: true, output: "CRITICAL - mathoid/Deployment/mathoid: no replica survives maintenance"},
 		healthy,
 	)
@@ -196,7 +196,7 @@ CRITICAL mathoid/Service/mathoid: no replica survives maintenance (KubeSpreadNoR
 			t.Errorf("restart the API server: %v", err)
 		}
 	})
-	stale := eventuallyIcinga(t, api, want{host: "k8s-overrides", service: "kube-spread-health", state: 1, prefix: true, output: "WARNING - kube-spread-exporter: 8 of 8 caches synced, confirmed fresh "})
+	stale := eventuallyIcinga(t, api, want{host: "k8s-overrides", service: "kube-spread-health", state: 1, prefix: true, output: "WARNING - kube-spread-exporter: 9 of 9 caches synced, confirmed fresh "})
 	if !strings.Contains(stale.Output, "KubeSpreadCacheStale") || !strings.Contains(stale.Output, "API server unreachable") {
 		t.Errorf("stale health output lacks KubeSpreadCacheStale or the API server:\n%s", stale.Output)
 	}
@@ -204,10 +204,10 @@ CRITICAL mathoid/Service/mathoid: no replica survives maintenance (KubeSpreadNoR
 		t.Errorf("stale health perfdata %v", stale.rawPerfdata)
 	}
 	expectIcinga(t, api,
-		want{host: "k8s", service: "kube-spread-health", state: 0, prefix: true, output: "OK - kube-spread-exporter: 8 of 8 caches synced, confirmed fresh "},
+		want{host: "k8s", service: "kube-spread-health", state: 0, prefix: true, output: "OK - kube-spread-exporter: 9 of 9 caches synced, confirmed fresh "},
 		want{host: "k8s", service: "kube-spread-k8s-mathoid", state: 2, prefix: true, output: "CRITICAL - mathoid/Deployment/mathoid: no replica survives maintenance"},
 	)
-	nrpe.expectWith(t, "kube_spread_health", 0, "OK - kube-spread-exporter: 8 of 8 caches synced, confirmed fresh ", "API server unreachable")
+	nrpe.expectWith(t, "kube_spread_health", 0, "OK - kube-spread-exporter: 9 of 9 caches synced, confirmed fresh ", "API server unreachable")
 }
 
 // annotate sets mathoid's kube-spread.io/min-nodes annotation; "" removes it.
