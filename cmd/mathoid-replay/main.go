@@ -169,6 +169,13 @@ func run(ctx context.Context, out io.Writer, secure bool) error {
 		return err
 	}
 
+	say("\n== 2018-07-03, before the reimage: the whole campaign, asked once at the start")
+	say("   Day one reimages kubernetes2003 and kubernetes2004, day two kubernetes2001 and kubernetes2002.")
+	say("   Each batch is judged on where the batches before it leave the pods, not on today's placement:")
+	runCheck(ctx, say, checkBinary, append(checkFlags, "campaign", "--batch=kubernetes2003,kubernetes2004", "--batch=kubernetes2001,kubernetes2002")...)
+	say("   Today every batch looks safe on its own; the campaign says the second one is fatal, and why.")
+	say("   The replay below runs the campaign as it was run in 2018, without the remedy.")
+
 	say("\n== 2018-07-03, sequential reimage of kubernetes2003 and kubernetes2004")
 	if err := scenario.DayOne(ctx); err != nil {
 		return err

@@ -10,7 +10,8 @@ import (
 )
 
 // TestDemoSecured runs the whole demo, with the exporter behind TLS and
-// basic auth, and checks that it shows each step's finding: the preflight
+// basic auth, and checks that it shows each step's finding: the campaign
+// question at the start naming the fatal second batch and a remedy, the preflight
 // refusing the day-two batch, the check going CRITICAL, Prometheus firing
 // through the secured endpoint, and the page reaching the webhook through
 // Alertmanager.
@@ -23,6 +24,8 @@ func TestDemoSecured(t *testing.T) {
 	for _, want := range []string{
 		"exporter at https://127.0.0.1:",
 		`basic auth user "demo"`,
+		"$ check_kube_spread campaign --batch=kubernetes2003,kubernetes2004 --batch=kubernetes2001,kubernetes2002\n   CRITICAL - mathoid/Deployment/mathoid",
+		"batch 1 moves all 4 mathoid replicas onto kubernetes2001 and kubernetes2002, and batch 2 takes them down; remedy: restart",
 		"the scheduler moved the replicas: kubernetes2001=2 kubernetes2002=2",
 		"GET /api/v1/whatif?node=kubernetes2001&node=kubernetes2002\n   -> verdict no_replicas_left",
 		"CRITICAL - taking down kubernetes2001, kubernetes2002 hurts 2 services",

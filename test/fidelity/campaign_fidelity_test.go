@@ -102,6 +102,14 @@ func runCampaign(t *testing.T, runner *Runner, binary string, c *Case) []*Campai
 	}
 	batches := c.CampaignBatches()
 	t.Logf("campaign %v; placed: %s", batches, describe(observed))
+	// The generated node images do not follow where the scheduler put
+	// the pods; after every batch the harness gives each node the images
+	// of the pods it runs, as a kubelet that pulled them holds them. Do
+	// the same before the campaign is asked, so that the model and the
+	// control plane start from the same images.
+	if err := reimaged(ctx, runner, c, nil, observed); err != nil {
+		t.Fatal(err)
+	}
 
 	e, err := exporterproc.Start(ctx, binary, cp.Kubeconfig)
 	if err != nil {
