@@ -176,9 +176,9 @@ func TestBuildTemplateUnknown(t *testing.T) {
 	}
 }
 
-// TestTemplatesInterned: the pods of one ReplicaSet, and of one
-// StatefulSet revision despite their per-pod labels, share one template;
-// another ReplicaSet has its own.
+// TestTemplatesInterned: the pods of one ReplicaSet in different zones,
+// and of one StatefulSet revision despite their per-pod labels, share one
+// template; another ReplicaSet has its own.
 func TestTemplatesInterned(t *testing.T) {
 	sts := func(name string) *corev1.Pod {
 		p := pod("ns", name, "a", true, owned("StatefulSet", "db"))
@@ -190,8 +190,14 @@ func TestTemplatesInterned(t *testing.T) {
 	if a.template != b.template {
 		t.Errorf("pods of one StatefulSet revision have two templates: %p, %p", a.template, b.template)
 	}
-	rs1 := mustTrim(t, pod("ns", "web-1-a", "a", true, owned("ReplicaSet", "web-1"))).(*cachedPod)
-	rs1b := mustTrim(t, pod("ns", "web-1-a", "b", false, owned("ReplicaSet", "web-1"))).(*cachedPod)
+	// The API server copies the zone and region of a pod's node onto it
+	// (PodTopologyLabels admission): pods of one ReplicaSet in two zones.
+	inZone := func(p *corev1.Pod, zone string) *corev1.Pod {
+		p.Labels = map[string]string{"app": "web", "topology.kubernetes.io/zone": zone, "topology.kubernetes.io/region": "r"}
+		return p
+	}
+	rs1 := mustTrim(t, inZone(pod("ns", "web-1-a", "a", true, owned("ReplicaSet", "web-1")), "z1")).(*cachedPod)
+	rs1b := mustTrim(t, inZone(pod("ns", "web-1-a", "b", false, owned("ReplicaSet", "web-1")), "z2")).(*cachedPod)
 	rs2 := mustTrim(t, pod("ns", "web-1-a", "a", true, owned("ReplicaSet", "web-2"))).(*cachedPod)
 	if rs1.template != rs1b.template || rs1.template == rs2.template {
 		t.Errorf("templates: same ReplicaSet %p %p, another %p", rs1.template, rs1b.template, rs2.template)
