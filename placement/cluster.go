@@ -277,4 +277,8 @@ type Cluster struct {
 	Nodes []Node
 	Pods  []Pod
 	PDBs  []PDB
+
+	// idx is built by the first simulation (see clusterIndex): set the
+	// fields above before it, and change none after.
+	idx clusterIndex
 }

@@ -247,13 +247,20 @@ func (r *Result) pdbState() *pdbState {
 		state.byNamespace[r.c.PDBs[i].Namespace] = append(state.byNamespace[r.c.PDBs[i].Namespace], i)
 	}
 	if len(r.c.PDBs) > 0 {
-		for i := range r.c.Pods {
-			p := &r.c.Pods[i]
-			if !r.evicted(p) {
+		// Only pods on gone nodes are evicted.
+		x := r.c.index()
+		for node, gone := range r.gone {
+			if !gone || node >= len(x.podsOn) {
 				continue
 			}
-			for _, b := range state.coverage(r.c, p.Template) {
-				state.needed[b]++
+			for _, i := range x.podsOn[node] {
+				p := &r.c.Pods[i]
+				if !r.evicted(p) {
+					continue
+				}
+				for _, b := range state.coverage(r.c, p.Template) {
+					state.needed[b]++
+				}
 			}
 		}
 	}

@@ -194,11 +194,30 @@ func (s *simulation) isDisplaced(i int) bool {
 	return moves && !p.Terminating && p.Template != nil && p.Template.Recreated
 }
 
-// findDisplaced lists the displaced pods in placement order.
+// findDisplaced lists the displaced pods in placement order: those on the
+// gone nodes and the pending ones, or, when pods are restarted wherever
+// they run, any pod.
 func (s *simulation) findDisplaced() {
-	for i := range s.c.Pods {
-		if s.isDisplaced(i) {
-			s.displaced = append(s.displaced, int32(i))
+	add := func(i int32) {
+		if s.isDisplaced(int(i)) {
+			s.displaced = append(s.displaced, i)
+		}
+	}
+	if s.restarted != nil {
+		for i := range s.c.Pods {
+			add(int32(i))
+		}
+	} else {
+		x := s.c.index()
+		for node, gone := range s.gone {
+			if gone && node < len(x.podsOn) {
+				for _, i := range x.podsOn[node] {
+					add(i)
+				}
+			}
+		}
+		for _, i := range x.pending {
+			add(i)
 		}
 	}
 	slices.SortFunc(s.displaced, func(a, b int32) int { return Order(&s.c.Pods[a], &s.c.Pods[b]) })
@@ -318,8 +337,61 @@ func (s *simulation) prepareCounters() {
 }
 
 // countPods counts every pod that stays, once: its requests on its node,
-// and the counters it matches.
+// and the counters it matches. The cluster's index has the requests per
+// node and the pods a counter may count already; only a restart (which
+// displaces pods from nodes that stay) or an extended resource (which
+// the index does not sum) needs the walk over every pod.
 func (s *simulation) countPods() {
+	if s.restarted != nil || len(s.slots) > 0 {
+		s.countEveryPod()
+		return
+	}
+	x := s.c.index()
+	for node := range s.c.Nodes {
+		if s.isGone(int32(node)) {
+			continue
+		}
+		copy(s.used[node*s.stride:node*s.stride+fixedSlots], x.used[node*fixedSlots:(node+1)*fixedSlots])
+		s.scoreUsed[2*node], s.scoreUsed[2*node+1] = x.scoreUsed[2*node], x.scoreUsed[2*node+1]
+		if x.hasLowest[node] && (!s.hasLowest || x.lowest[node] < s.lowestPriority) {
+			s.lowestPriority, s.hasLowest = x.lowest[node], true
+		}
+	}
+	count := func(i int32, counters func(*Template) []*counter) {
+		p := &s.c.Pods[i]
+		if p.Node < 0 || int(p.Node) >= len(s.c.Nodes) || p.Template == nil || s.isDisplaced(int(i)) {
+			return
+		}
+		for _, c := range counters(p.Template) {
+			c.add(p.Node, p.Terminating)
+		}
+	}
+	if len(s.counters) > 0 {
+		if s.countersByNamespace == nil {
+			s.countersByNamespace = indexByNamespace(s.counters)
+		}
+		if _, all := s.countersByNamespace[anyNamespace]; all {
+			for i := range s.c.Pods {
+				count(int32(i), s.matchingCounters)
+			}
+		} else {
+			for namespace := range s.countersByNamespace {
+				for _, i := range x.byNamespace[namespace] {
+					count(i, s.matchingCounters)
+				}
+			}
+		}
+	}
+	for _, i := range x.antiAffinity {
+		count(i, s.ownerCounters)
+	}
+	for _, c := range s.counters {
+		c.findMin()
+	}
+}
+
+// countEveryPod is countPods walking every pod.
+func (s *simulation) countEveryPod() {
 	for i := range s.c.Pods {
 		p := &s.c.Pods[i]
 		if p.Node < 0 || int(p.Node) >= len(s.c.Nodes) || s.isDisplaced(i) {

@@ -58,8 +58,13 @@ func TestAfterBatch(t *testing.T) {
 		}
 		// b and c pulled web's image, with the size a reported.
 		for _, node := range next.Placement.Nodes[1:] {
-			if want := []placement.Image{{Names: []string{"web:1"}, SizeBytes: 100 << 20}}; !reflect.DeepEqual(node.Images, want) {
-				t.Errorf("%s's images %v, want %v", node.Name, node.Images, want)
+			want := []placement.Image{{Names: []string{"web:1"}, SizeBytes: 100 << 20}}
+			var got []placement.Image
+			for _, image := range node.Images {
+				got = append(got, *image)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s's images %v, want %v", node.Name, got, want)
 			}
 		}
 		if next.Placement.Pods[3].Node != 0 {
