@@ -65,7 +65,7 @@ func (x *clusterIndex) build(c *Cluster) {
 	}
 	start := 0
 	for n, count := range counts {
-		x.podsOn[n] = bound[start:start:int(start)+int(count)]
+		x.podsOn[n] = bound[start : start : int(start)+int(count)]
 		start += int(count)
 	}
 	for i := range c.Pods {
