@@ -176,6 +176,8 @@ type Report struct {
 	// Domains counts, per topology key, the distinct domains of all nodes
 	// and of schedulable nodes: what the cluster could offer a service.
 	Domains []Domains
+
+	servicesByNode servicesByNode
 }
 
 // Analyze computes the figures of every service and node of the cluster.

@@ -119,14 +119,16 @@ func askPlaced(c *spread.Cluster, now *spread.Report, nodes []string, opts sprea
 	if err != nil {
 		return nil, nil, err
 	}
-	after := spread.Analyze(gone, opts)
+	// Only the services on the asked nodes can change: the others keep
+	// the figures of now (spread.Reanalyze).
+	after := spread.Reanalyze(gone, now, nodes, opts)
 	inService, upCluster := now, c
 	if anyUnschedulable(c, nodes) {
 		up, err := c.WithNodesInService(nodes)
 		if err != nil {
 			return nil, nil, err
 		}
-		inService, upCluster = spread.Analyze(up, opts), up
+		inService, upCluster = spread.Reanalyze(up, now, nodes, opts), up
 	}
 	// Where the displaced replicas go, with the asked nodes gone and, for
 	// judging what taking them down changes, with them in service (only
@@ -143,10 +145,18 @@ func askPlaced(c *spread.Cluster, now *spread.Report, nodes []string, opts sprea
 		Nodes: slices.Compact(asked), AlreadyUnschedulable: []NodeState{}, Services: []Service{},
 		Verdict: spread.VerdictOK, VerdictNow: spread.VerdictOK, VerdictElsewhere: spread.VerdictOK,
 	}
+	goneNodes := slices.Clone(nodes)
 	for _, n := range now.Nodes {
 		if !n.Node.Schedulable() {
 			answer.AlreadyUnschedulable = append(answer.AlreadyUnschedulable, NodeState{Name: n.Node.Name, Reasons: n.Node.Unschedulable})
+			goneNodes = append(goneNodes, n.Node.Name)
 		}
+	}
+	// Displaced pods are on the nodes gone with the asked ones: only the
+	// services there can have one.
+	onGone := make([]bool, len(now.Services))
+	for _, i := range now.ServicesOn(goneNodes) {
+		onGone[i] = true
 	}
 	// Analyze sorts services the same way for every cluster, and the three
 	// share their services, so index i is the same service in each report.
@@ -155,12 +165,12 @@ func askPlaced(c *spread.Cluster, now *spread.Report, nodes []string, opts sprea
 		before, up, f := &now.Services[i], &inService.Services[i], &after.Services[i]
 		verdictNow, verdict, verdictUp := before.Verdict(), f.Verdict(), up.Verdict()
 		// A service without a displaced pod fits: no need to ask.
-		summary := placement.Summary{State: placement.StateFit, Reasons: map[placement.Reason]int{}}
-		if placedGone == nil || placedGone.HasDisplaced(f.Service) {
+		summary := placement.Summary{State: placement.StateFit} // Reasons made when listed
+		if placedGone == nil || onGone[i] && placedGone.HasDisplaced(f.Service) {
 			summary = placementSummary(placedGone, f.Service)
 			verdict = worst(verdict, placementVerdict(summary))
 		}
-		if placedUp.HasDisplaced(f.Service) {
+		if onGone[i] && placedUp.HasDisplaced(f.Service) {
 			verdictUp = worst(verdictUp, placementVerdict(placementSummary(placedUp, f.Service)))
 		}
 		blocking := verdict.Worse(verdictUp)
@@ -178,12 +188,22 @@ func askPlaced(c *spread.Cluster, now *spread.Report, nodes []string, opts sprea
 			Namespace: f.Service.Namespace, Kind: f.Service.Kind, Name: f.Service.Name, MinNodes: f.MinNodes,
 			Now: surviving(c, before), After: surviving(gone, f),
 			VerdictNow: verdictNow, Verdict: verdict, Blocking: blocking,
-			Placement: summary,
+			Placement: withReasons(summary),
 		})
 		listed = append(listed, f.Service)
 	}
 	addPlacement(placedGone, answer, listed)
 	return answer, placedGone, nil
+}
+
+// withReasons gives a summary without reasons an empty map: the answer
+// says "reasons": {}, never null. Made only for the services listed, not
+// for the 30,000 a question looks at.
+func withReasons(s placement.Summary) placement.Summary {
+	if s.Reasons == nil {
+		s.Reasons = map[placement.Reason]int{}
+	}
+	return s
 }
 
 // anyGone reports whether some node of c is unschedulable.

@@ -93,14 +93,13 @@ func group(findings []spread.Finding) []troubled {
 // cluster domains stay: Findings judges each service against the whole
 // cluster, whatever else is selected.
 func filtered(report *spread.Report, filter Filter) *spread.Report {
-	out := *report
-	out.Services = nil
+	out := &spread.Report{TopologyKeys: report.TopologyKeys, Nodes: report.Nodes, Domains: report.Domains}
 	for i := range report.Services {
 		if filter.match(report.Services[i].Service) {
 			out.Services = append(out.Services, report.Services[i])
 		}
 	}
-	return &out
+	return out
 }
 
 // selection is what the services check judges: the counts over the
@@ -228,8 +227,7 @@ func Service(report *spread.Report, key ServiceKey) *nagios.Result {
 	if one == nil {
 		return notPublished(key)
 	}
-	single := *report
-	single.Services = []spread.Figures{*one}
+	single := &spread.Report{TopologyKeys: report.TopologyKeys, Nodes: report.Nodes, Domains: report.Domains, Services: []spread.Figures{*one}}
 	t := troubled{figures: &single.Services[0]}
 	if groups := group(single.Findings()); len(groups) == 1 {
 		t = groups[0]

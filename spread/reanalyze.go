@@ -1,0 +1,95 @@
+package spread
+
+import (
+	"slices"
+	"strings"
+	"sync"
+)
+
+// servicesByNode indexes the services of a report by the nodes their
+// replicas run on, ready or not: what a change of those nodes can touch.
+// Built on first use (ServicesOn), shared by every question asked of the
+// report.
+type servicesByNode struct {
+	once   sync.Once
+	byNode map[string][]int32
+}
+
+// ServicesOn returns the indexes in r.Services of the services with a
+// replica, ready or not, on one of the named nodes, ascending, each once.
+// Only these can see their figures, or the placement of their pods,
+// change when those nodes change.
+func (r *Report) ServicesOn(nodes []string) []int {
+	x := &r.servicesByNode
+	x.once.Do(func() {
+		x.byNode = make(map[string][]int32)
+		for i := range r.Services {
+			for _, replica := range r.Services[i].Service.Replicas {
+				if replica.Node == "" {
+					continue
+				}
+				// Services come in order: a service already listed for
+				// the node is the last one.
+				list := x.byNode[replica.Node]
+				if len(list) == 0 || list[len(list)-1] != int32(i) {
+					x.byNode[replica.Node] = append(list, int32(i))
+				}
+			}
+		}
+	})
+	var out []int
+	for _, name := range nodes {
+		for _, i := range x.byNode[name] {
+			out = append(out, int(i))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Reanalyze returns the report of c, a cluster that differs from the one
+// base reports on only in the state of the named nodes (as
+// WithNodesGone and WithNodesInService make it): the figures of the
+// services with a replica on one of those nodes are computed anew, the
+// others are base's, the cluster's domains are counted again. The result
+// equals Analyze(c, opts) at the cost of the changed services: a what-if
+// for ten nodes of 5,000 analyses some 300 services, not 30,000.
+func Reanalyze(c *Cluster, base *Report, nodes []string, opts Options) *Report {
+	report := &Report{
+		TopologyKeys: c.TopologyKeys,
+		Services:     slices.Clone(base.Services),
+		Nodes:        slices.Clone(base.Nodes),
+	}
+	changed := base.ServicesOn(nodes)
+	replicas := 0
+	for _, i := range changed {
+		replicas += len(report.Services[i].Service.Replicas)
+	}
+	a := &analyzer{
+		c:          c,
+		nodeCounts: make([]NodeCount, 0, replicas),
+		domainSlab: make([]Domains, 0, len(changed)*len(c.TopologyKeys)),
+	}
+	for _, i := range changed {
+		report.Services[i] = a.service(report.Services[i].Service, opts)
+	}
+	// Which services are single-homed, and where, does not depend on
+	// whether a node is schedulable: the node figures keep base's counts
+	// and point at c's nodes.
+	for _, name := range nodes {
+		if i, found := slices.BinarySearchFunc(report.Nodes, name, func(n NodeFigures, name string) int {
+			return strings.Compare(n.Node.Name, name)
+		}); found {
+			report.Nodes[i].Node = c.Nodes[name]
+		}
+	}
+	all := make([]*Node, 0, len(c.Nodes))
+	for _, node := range c.Nodes {
+		all = append(all, node)
+	}
+	report.Domains = make([]Domains, len(c.TopologyKeys))
+	for i, key := range c.TopologyKeys {
+		report.Domains[i] = a.domains(key, i, all)
+	}
+	return report
+}

@@ -1,0 +1,101 @@
+package spread
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+)
+
+// randomCluster is a small cluster with everything the analysis looks at
+// varied: zones and a missing zone label, nodes already unschedulable,
+// replicas not ready, on no node or on a node the cluster lacks, several
+// replicas on one node, services on no node at all.
+func randomCluster(r *rand.Rand) *Cluster {
+	c := &Cluster{TopologyKeys: []string{"zone", "rack"}, Nodes: map[string]*Node{}}
+	var names []string
+	for i := range 2 + r.IntN(12) {
+		name := fmt.Sprintf("n%02d", i)
+		node := &Node{Name: name, Domains: []string{fmt.Sprintf("z%d", r.IntN(3)), fmt.Sprintf("r%d", r.IntN(5))}}
+		if r.IntN(6) == 0 {
+			node.Domains[0] = ""
+		}
+		if r.IntN(5) == 0 {
+			node.Unschedulable = []Reason{ReasonCordoned}
+		}
+		c.Nodes[name] = node
+		names = append(names, name)
+	}
+	for i := range r.IntN(20) {
+		svc := &Service{Namespace: "ns", Kind: KindDeployment, Name: fmt.Sprintf("s%02d", i), DesiredReplicas: r.IntN(6), MinNodes: r.IntN(3)}
+		for range r.IntN(7) {
+			replica := Replica{Node: names[r.IntN(len(names))], Ready: r.IntN(5) != 0}
+			switch r.IntN(12) {
+			case 0:
+				replica.Node = ""
+			case 1:
+				replica.Node = "gone-node"
+			}
+			svc.Replicas = append(svc.Replicas, replica)
+		}
+		c.Services = append(c.Services, svc)
+	}
+	return c
+}
+
+// TestReanalyzeEqualsAnalyze: for random clusters and random sets of
+// nodes taken away or put back in service, Reanalyze from the report of
+// the cluster gives what Analyze of the changed cluster gives.
+func TestReanalyzeEqualsAnalyze(t *testing.T) {
+	for seed := range uint64(500) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		c := randomCluster(r)
+		base := Analyze(c, Options{DefaultMinNodes: 2})
+		var asked []string
+		for name := range c.Nodes {
+			if r.IntN(3) == 0 {
+				asked = append(asked, name)
+			}
+		}
+		if len(asked) == 0 {
+			continue
+		}
+		for _, change := range []struct {
+			name string
+			do   func([]string) (*Cluster, error)
+		}{{"gone", c.WithNodesGone}, {"in service", c.WithNodesInService}} {
+			changed, err := change.do(asked)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Analyze(changed, Options{DefaultMinNodes: 2})
+			got := Reanalyze(changed, base, asked, Options{DefaultMinNodes: 2})
+			if !reflect.DeepEqual(got.Services, want.Services) || !reflect.DeepEqual(got.Nodes, want.Nodes) ||
+				!reflect.DeepEqual(got.Domains, want.Domains) || !reflect.DeepEqual(got.TopologyKeys, want.TopologyKeys) {
+				t.Fatalf("seed %d, %s %v:\ngot  %+v\nwant %+v", seed, change.name, asked, got, want)
+			}
+		}
+	}
+}
+
+func TestServicesOn(t *testing.T) {
+	c := &Cluster{Nodes: nodes("a", "b", "c"), Services: []*Service{
+		{Namespace: "ns", Kind: KindDeployment, Name: "one", Replicas: append(ready("a", "a", "b"), Replica{Node: "c"})},
+		{Namespace: "ns", Kind: KindDeployment, Name: "two", Replicas: ready("b")},
+		{Namespace: "ns", Kind: KindDeployment, Name: "three", Replicas: ready("")},
+	}}
+	report := Analyze(c, Options{})
+	for _, tc := range []struct {
+		nodes []string
+		want  []int
+	}{
+		{[]string{"a"}, []int{0}},
+		{[]string{"b", "a"}, []int{0, 2}}, // sorted by name: one, three, two
+		{[]string{"c"}, []int{0}},         // a replica that is not ready counts
+		{[]string{"x"}, nil},
+	} {
+		if got := report.ServicesOn(tc.nodes); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ServicesOn(%v) = %v, want %v", tc.nodes, got, tc.want)
+		}
+	}
+}
