@@ -1,21 +1,28 @@
 package placement
 
-import "sync"
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
 
 // clusterIndex is what every simulation of one Cluster would otherwise
 // find by walking all of its pods and node images: a what-if takes ten
 // nodes away from 5,000, displacing some 300 pods of 150,000, and the walk
-// over the rest was half of its time. It is built once, on the first
-// simulation, and shared by every question asked of the cluster after:
-// the handler asks many of one snapshot, the campaign a few of each of its
-// states.
+// over the rest was half of its time. It is built once, by Prepare, for a
+// cluster that will be asked many questions (the what-if handler asks
+// many of one snapshot); a cluster asked once (each state of a campaign)
+// is walked instead: building the index costs more than one walk, and a
+// campaign keeping ten states would keep ten indexes.
 //
 // It depends only on the cluster, never on what a question takes away:
 // the usage of a node is that of all pods bound to it, which is what a
 // simulation occupies on a node that stays (a displaced pod is on a gone
 // node, or on none).
 type clusterIndex struct {
-	once sync.Once
+	once  sync.Once
+	ready atomic.Bool
 	// podsOn lists, per node, the pods bound to it; pending the pods
 	// waiting without a node.
 	podsOn  [][]int32
@@ -38,12 +45,25 @@ type clusterIndex struct {
 	holders map[string][]nodeImage
 }
 
-// index returns the cluster's index, building it on first use. The
-// cluster must not change after its first simulation.
-func (c *Cluster) index() *clusterIndex {
+// Prepare builds the cluster's index, once: a cluster that will be asked
+// many questions (the what-if handler's snapshot) should be prepared
+// before the first; one asked once (a campaign's intermediate states, a
+// scrape's cluster) is cheaper to walk than to index. The cluster must not
+// change after.
+func (c *Cluster) Prepare() {
 	x := &c.idx
-	x.once.Do(func() { x.build(c) })
-	return x
+	x.once.Do(func() {
+		x.build(c)
+		x.ready.Store(true)
+	})
+}
+
+// index returns the cluster's index, nil unless it is prepared.
+func (c *Cluster) index() *clusterIndex {
+	if !c.idx.ready.Load() {
+		return nil
+	}
+	return &c.idx
 }
 
 func (x *clusterIndex) build(c *Cluster) {
@@ -97,15 +117,64 @@ func (x *clusterIndex) build(c *Cluster) {
 			}
 		}
 	}
-	x.holders = make(map[string][]nodeImage)
-	for i := range c.Nodes {
-		for _, image := range c.Nodes[i].Images {
-			for _, name := range image.Names {
-				list := x.holders[name]
-				if len(list) == 0 || list[len(list)-1].node != int32(i) {
-					x.holders[name] = append(list, nodeImage{node: int32(i), size: image.SizeBytes})
-				}
+	x.holders = imageHolders(c.Nodes)
+}
+
+// imageHolders lists, per image name, the nodes holding it, each once, by
+// node index. Nodes share the *Image of an image they hold (the caller
+// interns them), so the nodes are found per distinct image, hashing a
+// pointer rather than every name on every node (5,000 nodes hold some
+// 190,000 images), and the lists are cut from one block.
+func imageHolders(nodes []Node) map[string][]nodeImage {
+	ids := make(map[*Image]int32)
+	var distinct []*Image
+	var counts []int32
+	for i := range nodes {
+		for _, image := range nodes[i].Images {
+			id, ok := ids[image]
+			if !ok {
+				id = int32(len(distinct))
+				ids[image] = id
+				distinct = append(distinct, image)
+				counts = append(counts, 0)
+			}
+			counts[id]++
+		}
+	}
+	total := 0
+	for _, n := range counts {
+		total += int(n)
+	}
+	block := make([]nodeImage, 0, total)
+	lists := make([][]nodeImage, len(distinct))
+	for id, n := range counts {
+		lists[id] = block[len(block) : len(block) : len(block)+int(n)]
+		block = block[:len(block)+int(n)]
+	}
+	for i := range nodes {
+		for _, image := range nodes[i].Images {
+			id := ids[image]
+			// A node listing one image twice holds it once.
+			if list := lists[id]; len(list) == 0 || list[len(list)-1].node != int32(i) {
+				lists[id] = append(list, nodeImage{node: int32(i), size: image.SizeBytes})
 			}
 		}
 	}
+	holders := make(map[string][]nodeImage, len(distinct))
+	for id, image := range distinct {
+		for _, name := range image.Names {
+			existing, seen := holders[name]
+			if !seen {
+				holders[name] = lists[id]
+				continue
+			}
+			// Two images under one name (a tag that moved, sizes that
+			// differ between nodes): each node once, with the size of
+			// the image seen first in the cluster.
+			merged := append(slices.Clone(existing), lists[id]...)
+			slices.SortStableFunc(merged, func(a, b nodeImage) int { return cmp.Compare(a.node, b.node) })
+			holders[name] = slices.CompactFunc(merged, func(a, b nodeImage) bool { return a.node == b.node })
+		}
+	}
+	return holders
 }

@@ -247,20 +247,27 @@ func (r *Result) pdbState() *pdbState {
 		state.byNamespace[r.c.PDBs[i].Namespace] = append(state.byNamespace[r.c.PDBs[i].Namespace], i)
 	}
 	if len(r.c.PDBs) > 0 {
-		// Only pods on gone nodes are evicted.
-		x := r.c.index()
-		for node, gone := range r.gone {
-			if !gone || node >= len(x.podsOn) {
-				continue
+		count := func(i int32) {
+			p := &r.c.Pods[i]
+			if !r.evicted(p) {
+				return
 			}
-			for _, i := range x.podsOn[node] {
-				p := &r.c.Pods[i]
-				if !r.evicted(p) {
-					continue
+			for _, b := range state.coverage(r.c, p.Template) {
+				state.needed[b]++
+			}
+		}
+		if x := r.c.index(); x != nil {
+			// Only pods on gone nodes are evicted.
+			for node, gone := range r.gone {
+				if gone && node < len(x.podsOn) {
+					for _, i := range x.podsOn[node] {
+						count(i)
+					}
 				}
-				for _, b := range state.coverage(r.c, p.Template) {
-					state.needed[b]++
-				}
+			}
+		} else {
+			for i := range r.c.Pods {
+				count(int32(i))
 			}
 		}
 	}

@@ -314,9 +314,21 @@ func (s *simulation) indexImages() {
 	if len(s.imageNodes) == 0 {
 		return
 	}
-	holders := s.c.index().holders
-	for name := range s.imageNodes {
-		s.imageNodes[name] = holders[name]
+	if x := s.c.index(); x != nil {
+		for name := range s.imageNodes {
+			s.imageNodes[name] = x.holders[name]
+		}
+		return
+	}
+	for i := range s.c.Nodes {
+		for _, image := range s.c.Nodes[i].Images {
+			for _, name := range image.Names {
+				list, wanted := s.imageNodes[name]
+				if wanted && (len(list) == 0 || list[len(list)-1].node != int32(i)) {
+					s.imageNodes[name] = append(list, nodeImage{node: int32(i), size: image.SizeBytes})
+				}
+			}
+		}
 	}
 }
 

@@ -203,12 +203,11 @@ func (s *simulation) findDisplaced() {
 			s.displaced = append(s.displaced, i)
 		}
 	}
-	if s.restarted != nil {
+	if x := s.c.index(); x == nil || s.restarted != nil {
 		for i := range s.c.Pods {
 			add(int32(i))
 		}
 	} else {
-		x := s.c.index()
 		for node, gone := range s.gone {
 			if gone && node < len(x.podsOn) {
 				for _, i := range x.podsOn[node] {
@@ -337,16 +336,17 @@ func (s *simulation) prepareCounters() {
 }
 
 // countPods counts every pod that stays, once: its requests on its node,
-// and the counters it matches. The cluster's index has the requests per
-// node and the pods a counter may count already; only a restart (which
-// displaces pods from nodes that stay) or an extended resource (which
-// the index does not sum) needs the walk over every pod.
+// and the counters it matches. A prepared cluster's index has the
+// requests per node and the pods a counter may count already; an
+// unprepared cluster, a restart (which displaces pods from nodes that
+// stay) or an extended resource (which the index does not sum) needs the
+// walk over every pod.
 func (s *simulation) countPods() {
-	if s.restarted != nil || len(s.slots) > 0 {
+	x := s.c.index()
+	if x == nil || s.restarted != nil || len(s.slots) > 0 {
 		s.countEveryPod()
 		return
 	}
-	x := s.c.index()
 	for node := range s.c.Nodes {
 		if s.isGone(int32(node)) {
 			continue

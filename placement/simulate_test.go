@@ -549,8 +549,13 @@ func TestSimulate(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("summaries:\n got %+v\nwant %+v", got, tc.want)
 			}
-			// The same question gives the same answer.
+			// The same question gives the same answer, walking the
+			// pods or from the cluster's index.
+			s.c.Prepare()
 			again := s.simulate()
+			if !reflect.DeepEqual(again.outcomes, result.outcomes) {
+				t.Errorf("with the index: outcomes %+v, without %+v", again.outcomes, result.outcomes)
+			}
 			for name, pods := range services {
 				if a := again.Summarize(pods); !reflect.DeepEqual(a, got[name]) {
 					t.Errorf("%s: a second simulation differs: %+v", name, a)
@@ -650,6 +655,21 @@ func TestPDBs(t *testing.T) {
 		s.gone = tc.gone
 		if got := s.simulate().PDBs(tc.pods); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("gone %v: PDBs = %+v, want %+v", tc.gone, got, tc.want)
+		}
+	}
+	// The same from the cluster's index.
+	s.c.Prepare()
+	for _, tc := range []struct {
+		gone []string
+		pods []int32
+		want []PDBExceeded
+	}{
+		{[]string{"a", "b"}, web, []PDBExceeded{{Name: "web", Allowed: 1, Needed: 2}}},
+		{[]string{"c"}, api, []PDBExceeded{}},
+	} {
+		s.gone = tc.gone
+		if got := s.simulate().PDBs(tc.pods); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("prepared, gone %v: PDBs = %+v, want %+v", tc.gone, got, tc.want)
 		}
 	}
 }

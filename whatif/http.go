@@ -348,6 +348,11 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 		return nil, false
 	}
 	base := &baseline{cluster: cluster, now: spread.Analyze(cluster, h.options)}
+	if cluster.Placement != nil {
+		// Every question until the next change shares this snapshot:
+		// index it once rather than walk its pods per question.
+		cluster.Placement.Prepare()
+	}
 	if generational {
 		h.base, h.generation = base, generation
 	}

@@ -50,6 +50,17 @@ func BenchmarkAsk(b *testing.B) {
 			}
 			opts := spread.Options{}
 			now := spread.Analyze(c, opts)
+			c.Placement.Prepare() // as the handler does
+			b.Run("prepare", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					again, err := w.Snapshot()
+					if err != nil {
+						b.Fatal(err)
+					}
+					again.Placement.Prepare()
+				}
+			})
 			nodes := synth.ForPods(pods).Nodes
 			b.Run("ask", func(b *testing.B) {
 				b.ReportAllocs()
