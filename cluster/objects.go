@@ -18,9 +18,9 @@ import (
 // The informers cache these compact types, not the API structs: trim
 // (transform.go) converts every object before it is stored. A corev1.Pod is
 // 1,280 bytes however much of it is emptied; a cachedPod is 64, and holds
-// exactly what Snapshot and the event handler read (80 with what the
-// placement model needs: a pointer to the pod's template, which the pods
-// of one ReplicaSet share, and an identity for its endpoints).
+// exactly what Snapshot and the event handler read, a pointer to the
+// pod's template (what the placement model needs, shared by the pods of
+// one ReplicaSet) included.
 //
 // client-go needs two things of a cached object, which each type provides
 // through readOnlyMeta and its own getters:
@@ -48,22 +48,37 @@ type cachedPod struct {
 	// both the pod's namespace and what Snapshot looks its service up by.
 	owner nsName
 	name  string
-	// node is spec.nodeName; "" while unscheduled.
-	node string
+	// node is spec.nodeName, the zero handle while unscheduled (see
+	// nodeName). Half a string header, the canonical copy kept alive by
+	// the node's own handle.
+	node unique.Handle[string]
 	// template is what the placement model needs of the pod, interned
 	// (see podTemplate).
 	template        *placement.Template
 	resourceVersion resourceVersion
-	// id is the hash an endpoint targeting the pod has (endpointID), so
-	// that a Service's endpoints lead to their pods' templates.
-	id        uint64
-	ownerKind kind
+	ownerKind       kind
 	// ready: the Ready condition is True.
 	ready bool
 	// terminating: the pod has a deletion timestamp.
 	terminating bool
 	// finished: the pod Succeeded or Failed, and holds no resources.
 	finished bool
+}
+
+// nodeName returns the pod's node, "" while unscheduled.
+func (p *cachedPod) nodeName() string {
+	if p.node == (unique.Handle[string]{}) {
+		return ""
+	}
+	return p.node.Value()
+}
+
+// nodeHandle is the handle of a node name, the zero handle for "".
+func nodeHandle(name string) unique.Handle[string] {
+	if name == "" {
+		return unique.Handle[string]{}
+	}
+	return unique.Make(name)
 }
 
 // cachedPDB is a cached PodDisruptionBudget.

@@ -146,7 +146,48 @@ var scoreDefaults = corev1.ResourceList{
 // podTemplate returns the interned placement template of a pod.
 func podTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference) *placement.Template {
 	t := buildTemplate(pod, owner, ownerRef)
+	t.Tolerations = tolerationSets.share(t.Tolerations)
 	return templates.intern(t)
+}
+
+// tolerationSets lets templates share their tolerations: nearly every pod
+// carries the two the API server adds (not-ready and unreachable,
+// NoExecute, 300 s), and a copy was 128 bytes of every template. The sets
+// are kept for the exporter's life, so their number is bounded: past
+// maxTolerationSets distinct ones, a template keeps its own copy.
+var tolerationSets = &sharedTolerations{byKey: make(map[string][]placement.Toleration)}
+
+const maxTolerationSets = 1024
+
+type sharedTolerations struct {
+	mu    sync.Mutex
+	byKey map[string][]placement.Toleration
+	buf   []byte
+}
+
+// share returns the shared copy of the tolerations, equal to them. The
+// slice is clipped: a caller's append cannot write into it.
+func (s *sharedTolerations) share(list []placement.Toleration) []placement.Toleration {
+	if len(list) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf = s.buf[:0]
+	for _, tol := range list {
+		for _, field := range [...]string{tol.Key, tol.Operator, tol.Value, string(tol.Effect)} {
+			s.buf = binary.AppendUvarint(s.buf, uint64(len(field)))
+			s.buf = append(s.buf, field...)
+		}
+	}
+	if shared, ok := s.byKey[string(s.buf)]; ok {
+		return shared
+	}
+	list = slices.Clip(list)
+	if len(s.byKey) < maxTolerationSets {
+		s.byKey[string(s.buf)] = list
+	}
+	return list
 }
 
 func buildTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference) *placement.Template {

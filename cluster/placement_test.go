@@ -321,3 +321,33 @@ func TestPodRequestsMatchesResourceHelper(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplatesShareTolerations: templates of different workloads with the
+// same tolerations share one copy, equal to their own.
+func TestTemplatesShareTolerations(t *testing.T) {
+	withDefaults := func(p *corev1.Pod) *corev1.Pod {
+		p.Spec.Tolerations = []corev1.Toleration{
+			{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(int64(300))},
+			{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(int64(300))},
+		}
+		return p
+	}
+	a := mustTrim(t, withDefaults(pod("ns", "web-1-a", "a", true, owned("ReplicaSet", "web-1")))).(*cachedPod).template
+	b := mustTrim(t, withDefaults(pod("ns", "api-1-a", "a", true, owned("ReplicaSet", "api-1")))).(*cachedPod).template
+	if a == b {
+		t.Fatal("two workloads share a template")
+	}
+	want := []placement.Toleration{
+		{Key: corev1.TaintNodeNotReady, Operator: "Exists", Effect: placement.EffectNoExecute},
+		{Key: corev1.TaintNodeUnreachable, Operator: "Exists", Effect: placement.EffectNoExecute},
+	}
+	if !reflect.DeepEqual(a.Tolerations, want) || !reflect.DeepEqual(b.Tolerations, want) {
+		t.Errorf("tolerations %+v and %+v, want %+v", a.Tolerations, b.Tolerations, want)
+	}
+	if &a.Tolerations[0] != &b.Tolerations[0] {
+		t.Error("the two templates keep a copy each")
+	}
+	if cap(a.Tolerations) != len(a.Tolerations) {
+		t.Error("the shared tolerations are not clipped: an append would write into them")
+	}
+}

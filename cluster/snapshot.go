@@ -195,7 +195,7 @@ func (w *Watcher) snapshotReplicas(services []spread.Service, owners podOwners, 
 		if s := podService[i]; s >= 0 {
 			p := obj.(*cachedPod)
 			svc := &services[s]
-			svc.Replicas = append(svc.Replicas, spread.Replica{Node: p.node, Ready: p.ready && !p.terminating, Pod: refs.of(i)})
+			svc.Replicas = append(svc.Replicas, spread.Replica{Node: p.nodeName(), Ready: p.ready && !p.terminating, Pod: refs.of(i)})
 		}
 	}
 	byEndpoint := refs.endpointIndex(pods)

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"strings"
+	"unique"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
@@ -43,10 +44,10 @@ func holdsDisplacedPods(nodes map[string]*spread.Node, pods []any) bool {
 	}
 	for _, obj := range pods {
 		p := obj.(*cachedPod)
-		if p.finished || p.node == "" {
+		if p.finished || p.node == (unique.Handle[string]{}) {
 			continue
 		}
-		if n, ok := nodes[p.node]; ok && !n.Schedulable() {
+		if n, ok := nodes[p.node.Value()]; ok && !n.Schedulable() {
 			return true
 		}
 	}
@@ -90,17 +91,17 @@ func (w *Watcher) snapshotPlacement(pods []any) (*placement.Cluster, placementRe
 	refs := placementRefs{pod: make([]int32, len(pods))}
 	kept := 0
 	for _, obj := range pods {
-		if p := obj.(*cachedPod); !p.finished && p.node != "" {
+		if p := obj.(*cachedPod); !p.finished && p.node != (unique.Handle[string]{}) {
 			kept++
 		}
 	}
 	pc.Pods = make([]placement.Pod, 0, kept)
 	for i, obj := range pods {
 		p := obj.(*cachedPod)
-		if p.finished || p.node == "" {
+		if p.finished || p.node == (unique.Handle[string]{}) {
 			continue
 		}
-		node, ok := nodeIndex[p.node]
+		node, ok := nodeIndex[p.node.Value()]
 		if !ok {
 			continue // bound to a node that is gone from the cache
 		}
@@ -150,7 +151,7 @@ func (r placementRefs) endpointIndex(pods []any) endpointPods {
 		if ns := p.owner.namespace(); ns != lastNamespace || lastHash == 0 {
 			lastNamespace, lastHash = ns, maphash.String(namespaceSeed, ns)*0x9e3779b97f4a7c15
 		}
-		index[p.id^lastHash] = r.pod[i]
+		index[podID(p.name)^lastHash] = r.pod[i]
 	}
 	return index
 }
