@@ -41,8 +41,8 @@ type clusterIndex struct {
 	// they come from.
 	byNamespace  map[string][]int32
 	antiAffinity []int32
-	// holders lists, per image name, the nodes holding it, each once.
-	holders map[string][]nodeImage
+	// holders has the nodes holding each image.
+	holders *imageHolders
 }
 
 // Prepare builds the cluster's index, once: a cluster that will be asked
@@ -117,26 +117,39 @@ func (x *clusterIndex) build(c *Cluster) {
 			}
 		}
 	}
-	x.holders = imageHolders(c.Nodes)
+	x.holders = newImageHolders(c.Nodes)
 }
 
-// imageHolders lists, per image name, the nodes holding it, each once, by
-// node index. Nodes share the *Image of an image they hold (the caller
-// interns them), so the nodes are found per distinct image, hashing a
-// pointer rather than every name on every node (5,000 nodes hold some
-// 190,000 images), and the lists are cut from one block.
-func imageHolders(nodes []Node) map[string][]nodeImage {
+// imageHolders indexes the nodes holding each image. Nodes share the
+// *Image of an image they hold (the caller interns them), so the nodes are
+// found per distinct image, hashing a pointer rather than every name on
+// every node (5,000 nodes hold some 190,000 images), and kept as node
+// indexes cut from one block, 4 bytes a copy; the size is the image's.
+type imageHolders struct {
+	// byName lists the distinct images under each name, usually one.
+	byName map[string][]int32
+	// nodes and size are per distinct image.
+	nodes [][]int32
+	size  []int64
+}
+
+func newImageHolders(nodes []Node) *imageHolders {
 	ids := make(map[*Image]int32)
-	var distinct []*Image
+	h := &imageHolders{byName: make(map[string][]int32)}
 	var counts []int32
 	for i := range nodes {
 		for _, image := range nodes[i].Images {
 			id, ok := ids[image]
 			if !ok {
-				id = int32(len(distinct))
+				id = int32(len(h.size))
 				ids[image] = id
-				distinct = append(distinct, image)
+				h.size = append(h.size, image.SizeBytes)
 				counts = append(counts, 0)
+				for _, name := range image.Names {
+					if list := h.byName[name]; !slices.Contains(list, id) {
+						h.byName[name] = append(list, id)
+					}
+				}
 			}
 			counts[id]++
 		}
@@ -145,36 +158,38 @@ func imageHolders(nodes []Node) map[string][]nodeImage {
 	for _, n := range counts {
 		total += int(n)
 	}
-	block := make([]nodeImage, 0, total)
-	lists := make([][]nodeImage, len(distinct))
+	block := make([]int32, 0, total)
+	h.nodes = make([][]int32, len(counts))
 	for id, n := range counts {
-		lists[id] = block[len(block) : len(block) : len(block)+int(n)]
+		h.nodes[id] = block[len(block) : len(block) : len(block)+int(n)]
 		block = block[:len(block)+int(n)]
 	}
 	for i := range nodes {
 		for _, image := range nodes[i].Images {
 			id := ids[image]
 			// A node listing one image twice holds it once.
-			if list := lists[id]; len(list) == 0 || list[len(list)-1].node != int32(i) {
-				lists[id] = append(list, nodeImage{node: int32(i), size: image.SizeBytes})
+			if list := h.nodes[id]; len(list) == 0 || list[len(list)-1] != int32(i) {
+				h.nodes[id] = append(list, int32(i))
 			}
 		}
 	}
-	holders := make(map[string][]nodeImage, len(distinct))
-	for id, image := range distinct {
-		for _, name := range image.Names {
-			existing, seen := holders[name]
-			if !seen {
-				holders[name] = lists[id]
-				continue
-			}
-			// Two images under one name (a tag that moved, sizes that
-			// differ between nodes): each node once, with the size of
-			// the image seen first in the cluster.
-			merged := append(slices.Clone(existing), lists[id]...)
-			slices.SortStableFunc(merged, func(a, b nodeImage) int { return cmp.Compare(a.node, b.node) })
-			holders[name] = slices.CompactFunc(merged, func(a, b nodeImage) bool { return a.node == b.node })
+	return h
+}
+
+// of lists the nodes holding an image of that name, each once, by node
+// index, with the size of the image. Under two images of one name (a tag
+// that moved, sizes that differ between nodes) a node holding both counts
+// once, with the size of the image seen first in the cluster.
+func (h *imageHolders) of(name string) []nodeImage {
+	var out []nodeImage
+	for _, id := range h.byName[name] {
+		for _, node := range h.nodes[id] {
+			out = append(out, nodeImage{node: node, size: h.size[id]})
 		}
 	}
-	return holders
+	if len(h.byName[name]) > 1 {
+		slices.SortStableFunc(out, func(a, b nodeImage) int { return cmp.Compare(a.node, b.node) })
+		out = slices.CompactFunc(out, func(a, b nodeImage) bool { return a.node == b.node })
+	}
+	return out
 }

@@ -9,7 +9,8 @@ import (
 
 // TestImageHolders: the holders found per distinct image are those a walk
 // over every name on every node finds, for nodes sharing images, listing
-// one twice, and two images sharing a name with one size.
+// one twice, and two images under one name (of one size: which size a
+// node holding both reports is not defined).
 func TestImageHolders(t *testing.T) {
 	for seed := range uint64(200) {
 		r := rand.New(rand.NewPCG(seed, 1))
@@ -18,6 +19,10 @@ func TestImageHolders(t *testing.T) {
 			image := &Image{Names: []string{fmt.Sprintf("img-%d:1", i)}, SizeBytes: 100 << 20}
 			if r.IntN(3) == 0 {
 				image.Names = append(image.Names, fmt.Sprintf("img-%d@sha256:x", i))
+			}
+			if i > 0 && r.IntN(4) == 0 {
+				// A tag that moved: two images under one name.
+				image.Names = append(image.Names, fmt.Sprintf("img-%d:1", i-1))
 			}
 			images = append(images, image)
 		}
@@ -37,8 +42,14 @@ func TestImageHolders(t *testing.T) {
 				}
 			}
 		}
-		if got := imageHolders(nodes); !reflect.DeepEqual(got, want) {
-			t.Fatalf("seed %d: holders %v, want %v", seed, got, want)
+		holders := newImageHolders(nodes)
+		for name, list := range want {
+			if got := holders.of(name); !reflect.DeepEqual(got, list) {
+				t.Fatalf("seed %d: holders of %s %v, want %v", seed, name, got, list)
+			}
+		}
+		if got := holders.of("not-there:1"); got != nil {
+			t.Fatalf("seed %d: holders of an image no node has: %v", seed, got)
 		}
 	}
 }

@@ -316,7 +316,7 @@ func (s *simulation) indexImages() {
 	}
 	if x := s.c.index(); x != nil {
 		for name := range s.imageNodes {
-			s.imageNodes[name] = x.holders[name]
+			s.imageNodes[name] = x.holders.of(name)
 		}
 		return
 	}
