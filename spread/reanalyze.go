@@ -93,3 +93,47 @@ func Reanalyze(c *Cluster, base *Report, nodes []string, opts Options) *Report {
 	}
 	return report
 }
+
+// ReanalyzeAfter returns the report of next, a later state of the cluster
+// base reports on in which the named nodes changed state and some
+// services were replaced by moved copies (spread.Cluster.AfterDisplacement
+// and AfterRestart give each moved service a new *Service, and keep the
+// others): the services on those nodes and the replaced ones are analysed
+// again, the single-homed counts and the cluster's domains recounted. A
+// campaign asks this of each predicted state instead of a whole analysis.
+// It equals Analyze(next, opts); when next does not list base's services
+// in base's order it is Analyze(next, opts).
+func ReanalyzeAfter(next *Cluster, base *Report, nodes []string, opts Options) *Report {
+	if len(next.Services) != len(base.Services) {
+		return Analyze(next, opts)
+	}
+	changed := base.ServicesOn(nodes)
+	for i, svc := range next.Services {
+		old := base.Services[i].Service
+		if svc == old {
+			continue
+		}
+		if svc.Namespace != old.Namespace || svc.Kind != old.Kind || svc.Name != old.Name {
+			return Analyze(next, opts) // another order: no shortcut
+		}
+		changed = append(changed, i)
+	}
+	slices.Sort(changed)
+	changed = slices.Compact(changed)
+
+	report := &Report{TopologyKeys: next.TopologyKeys, Services: slices.Clone(base.Services)}
+	replicas := 0
+	for _, i := range changed {
+		replicas += len(next.Services[i].Replicas)
+	}
+	a := &analyzer{
+		c:          next,
+		nodeCounts: make([]NodeCount, 0, replicas),
+		domainSlab: make([]Domains, 0, len(changed)*len(next.TopologyKeys)),
+	}
+	for _, i := range changed {
+		report.Services[i] = a.service(next.Services[i], opts)
+	}
+	report.Nodes, report.Domains = a.nodeFigures(report.Services)
+	return report
+}

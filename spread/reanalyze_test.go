@@ -1,9 +1,12 @@
 package spread
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -98,4 +101,59 @@ func TestServicesOn(t *testing.T) {
 			t.Errorf("ServicesOn(%v) = %v, want %v", tc.nodes, got, tc.want)
 		}
 	}
+}
+
+// TestReanalyzeAfterEqualsAnalyze: for random clusters, a later state with
+// random nodes changed and random services replaced by moved copies (as a
+// campaign's next state), ReanalyzeAfter from the earlier report gives
+// what Analyze of the later state gives.
+func TestReanalyzeAfterEqualsAnalyze(t *testing.T) {
+	for seed := range uint64(500) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		c := randomCluster(r)
+		// A snapshot lists its services in the report's order.
+		c.Services = sortedServices(c)
+		base := Analyze(c, Options{DefaultMinNodes: 2})
+		var names, asked []string
+		for name := range c.Nodes {
+			names = append(names, name)
+			if r.IntN(4) == 0 {
+				asked = append(asked, name)
+			}
+		}
+		next := c
+		if len(asked) > 0 {
+			var err error
+			if next, err = c.WithNodesGone(asked); err != nil {
+				t.Fatal(err)
+			}
+		}
+		services := slices.Clone(next.Services)
+		for i, svc := range services {
+			if r.IntN(3) != 0 || len(svc.Replicas) == 0 {
+				continue
+			}
+			moved := *svc
+			moved.Replicas = slices.Clone(svc.Replicas)
+			moved.Replicas[r.IntN(len(moved.Replicas))].Node = names[r.IntN(len(names))]
+			services[i] = &moved
+		}
+		later := *next
+		later.Services = services
+		want := Analyze(&later, Options{DefaultMinNodes: 2})
+		got := ReanalyzeAfter(&later, base, asked, Options{DefaultMinNodes: 2})
+		if !reflect.DeepEqual(got.Services, want.Services) || !reflect.DeepEqual(got.Nodes, want.Nodes) ||
+			!reflect.DeepEqual(got.Domains, want.Domains) {
+			t.Fatalf("seed %d, %v gone:\ngot  %+v\nwant %+v", seed, asked, got, want)
+		}
+	}
+}
+
+// sortedServices returns the services in the report's order.
+func sortedServices(c *Cluster) []*Service {
+	out := slices.Clone(c.Services)
+	slices.SortFunc(out, func(a, b *Service) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(string(a.Kind), string(b.Kind)), strings.Compare(a.Name, b.Name))
+	})
+	return out
 }

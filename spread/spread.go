@@ -188,17 +188,8 @@ func Analyze(c *Cluster, opts Options) *Report {
 		Nodes:        make([]NodeFigures, 0, len(c.Nodes)),
 	}
 	a := newAnalyzer(c)
-	singleHomed := make(map[string]map[Kind]int)
 	for _, svc := range c.Services {
-		f := a.service(svc, opts)
-		if f.SingleHomed() {
-			node := f.NodeReplicas[0].Node
-			if singleHomed[node] == nil {
-				singleHomed[node] = make(map[Kind]int)
-			}
-			singleHomed[node][svc.Kind]++
-		}
-		report.Services = append(report.Services, f)
+		report.Services = append(report.Services, a.service(svc, opts))
 	}
 	slices.SortFunc(report.Services, func(x, y Figures) int {
 		a, b := x.Service, y.Service
@@ -208,20 +199,39 @@ func Analyze(c *Cluster, opts Options) *Report {
 			strings.Compare(a.Name, b.Name),
 		)
 	})
-	for _, node := range c.Nodes {
-		report.Nodes = append(report.Nodes, NodeFigures{Node: node, SingleHomedServices: singleHomed[node.Name]})
+	report.Nodes, report.Domains = a.nodeFigures(report.Services)
+	return report
+}
+
+// nodeFigures counts, per node of the cluster, the single-homed services
+// among figures, and the cluster's topology domains.
+func (a *analyzer) nodeFigures(figures []Figures) ([]NodeFigures, []Domains) {
+	c := a.c
+	singleHomed := make(map[string]map[Kind]int)
+	for i := range figures {
+		if f := &figures[i]; f.SingleHomed() {
+			node := f.NodeReplicas[0].Node
+			if singleHomed[node] == nil {
+				singleHomed[node] = make(map[Kind]int)
+			}
+			singleHomed[node][f.Service.Kind]++
+		}
 	}
-	slices.SortFunc(report.Nodes, func(x, y NodeFigures) int { return strings.Compare(x.Node.Name, y.Node.Name) })
+	nodes := make([]NodeFigures, 0, len(c.Nodes))
+	for _, node := range c.Nodes {
+		nodes = append(nodes, NodeFigures{Node: node, SingleHomedServices: singleHomed[node.Name]})
+	}
+	slices.SortFunc(nodes, func(x, y NodeFigures) int { return strings.Compare(x.Node.Name, y.Node.Name) })
 
 	all := make([]*Node, 0, len(c.Nodes))
 	for _, node := range c.Nodes {
 		all = append(all, node)
 	}
-	report.Domains = make([]Domains, len(c.TopologyKeys))
+	domains := make([]Domains, len(c.TopologyKeys))
 	for i, key := range c.TopologyKeys {
-		report.Domains[i] = a.domains(key, i, all)
+		domains[i] = a.domains(key, i, all)
 	}
-	return report
+	return nodes, domains
 }
 
 // analyzer holds what the figures of many services share: the cluster,

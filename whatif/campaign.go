@@ -166,6 +166,11 @@ func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState)
 	campaign := &Campaign{NodesReturn: spec.nodesReturn, Verdict: spread.VerdictOK, Batches: []CampaignBatch{}, Unsafe: []UnsafeService{}}
 	state, away := start.cluster, start.away
 	var first *spread.Report
+	// previous is the report of the state before the last batch, and
+	// changed that batch's nodes: the next state is analysed from it,
+	// only where the batch moved pods or changed nodes.
+	var previous *spread.Report
+	var changed []string
 	seen := make(map[serviceID]bool)
 	for i := from; i < len(spec.batches); i++ {
 		nodes, index := spec.batches[i], i+1
@@ -196,7 +201,12 @@ func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState)
 				batch.Restarted = append(batch.Restarted, id.String())
 			}
 		}
-		now := spread.Analyze(state, r.opts)
+		var now *spread.Report
+		if previous == nil {
+			now = spread.Analyze(state, r.opts)
+		} else {
+			now = spread.ReanalyzeAfter(state, previous, changed, r.opts)
+		}
 		if first == nil {
 			first = now
 		}
@@ -232,6 +242,7 @@ func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState)
 			break
 		}
 		state = state.AfterDisplacement(placed, nodes, spec.nodesReturn)
+		previous, changed = now, nodes
 		if !spec.nodesReturn {
 			away = append(slices.Clip(away), answer.Nodes...)
 		}
