@@ -156,7 +156,7 @@ func TestConfigMistakesFail(t *testing.T) {
 func TestDashboardsFollowTheClusterLabel(t *testing.T) {
 	var got map[string]any
 	evaluate(t, vendored(t), mixin(otherConfig)+".grafanaDashboards", &got)
-	files, err := dashboards.Render(dashboards.Options{ClusterLabel: otherClusterLabel})
+	files, err := dashboards.Render(dashboards.Options{ClusterLabel: other.ClusterLabel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestDashboardsFollowTheClusterLabel(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got[f.Name], want) {
-			t.Errorf("grafanaDashboards[%q] with clusterLabel %s differs from the dashboard rendered for it", f.Name, otherClusterLabel)
+			t.Errorf("grafanaDashboards[%q] with clusterLabel %s differs from the dashboard rendered for it", f.Name, other.ClusterLabel)
 		}
 	}
 }

@@ -13,14 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
-	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/repo"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/ruletest"
 )
 
 // vendorPath is where jsonnet-bundler puts the mixin in a user's project
@@ -149,18 +148,11 @@ func TestDefaultConfigYieldsTheShippedDashboards(t *testing.T) {
 	}
 }
 
-// The settings of the override tests: a job named otherwise than the
-// default selector matches, and a cluster label of another name. The
-// selector is a regular expression, as the default is: absent() of an
-// equality matcher would add a job label to KubeSpreadExporterAbsent, which
-// the shipped tests do not expect.
-const (
-	otherJob          = "kse-prod"
-	otherJobSelector  = `job=~"kse-.+"`
-	otherClusterLabel = "k8s_cluster"
-)
+// other is the override of the tests: a job the shipped selector does not
+// match, a selector that matches it, and a cluster label of another name.
+var other = ruletest.Relabelling{Job: "kse-prod", JobSelector: `job=~"kse-.+"`, ClusterLabel: "k8s_cluster"}
 
-var otherConfig = fmt.Sprintf("{ jobSelector: %q, clusterLabel: %q }", otherJobSelector, otherClusterLabel)
+var otherConfig = fmt.Sprintf("{ jobSelector: %q, clusterLabel: %q }", other.JobSelector, other.ClusterLabel)
 
 // TestOverriddenSelectorAndClusterLabel: with another job selector and
 // cluster label, the mixin's rules pass `promtool check rules`, and the
@@ -171,109 +163,37 @@ func TestOverriddenSelectorAndClusterLabel(t *testing.T) {
 	dir := t.TempDir()
 	var alerts any
 	evaluate(t, vendored(t), mixin(otherConfig)+".prometheusAlerts", &alerts)
-	overridden := writeJSON(t, filepath.Join(dir, "overridden.rules.yml"), alerts)
-
-	root := repo.RootForTest(t)
-	shipped := filepath.Join(root, "rules", "kube-spread.rules.yml")
-	tests, err := filepath.Glob(filepath.Join(root, "rules", "tests", "*.yml"))
-	if err != nil || len(tests) == 0 {
-		t.Fatalf("no promtool tests in rules/tests/ (%v)", err)
-	}
-
-	out, err := exec.Command(tool(t, "promtool"), "check", "rules", overridden).CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool check rules: %v\n%s", err, out)
-	}
-	for _, rulesFile := range []string{overridden, shipped} {
-		var rewritten []string
-		for _, test := range tests {
-			rewritten = append(rewritten, rewriteTest(t, test, filepath.Join(dir, "tests"), rulesFile))
-		}
-		out, err := exec.Command(tool(t, "promtool"), append([]string{"test", "rules"}, rewritten...)...).CombinedOutput()
-		switch {
-		case rulesFile == overridden && err != nil:
-			t.Errorf("promtool test rules with the overridden mixin: %v\n%s", err, out)
-		case rulesFile == shipped && err == nil:
-			t.Errorf("the rewritten tests pass against the shipped rules too: they do not test the overrides")
-		}
-	}
-}
-
-// writeJSON writes v as JSON, which promtool reads as the YAML it is.
-func writeJSON(t *testing.T, path string, v any) string {
-	t.Helper()
-	data, err := json.MarshalIndent(v, "", "  ")
+	// JSON, which promtool reads as the YAML it is.
+	data, err := json.MarshalIndent(alerts, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	overridden := filepath.Join(dir, "overridden.rules.yml")
+	if err := os.WriteFile(overridden, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	if err := ruletest.Check(overridden, filepath.Join(dir, "overridden"), other); err != nil {
+		t.Errorf("the mixin with %s: %v", otherConfig, err)
+	}
+	shipped := filepath.Join(repo.RootForTest(t), "rules", "kube-spread.rules.yml")
+	if err := ruletest.Test(shipped, filepath.Join(dir, "shipped"), other); err == nil {
+		t.Errorf("the rewritten tests pass against the shipped rules too: they do not test the overrides")
+	}
 }
 
-// testRewrites turn a promtool test of the shipped rules into one of rules
-// with otherJobSelector and otherClusterLabel. Each must change something
-// in some test file, or the override it stands for goes untested.
-var testRewrites = []struct {
-	what        string
-	pattern     *regexp.Regexp
-	replacement string
-}{
-	{"the job of the input series", regexp.MustCompile(`\bjob="kube-spread-exporter"`), `job="` + otherJob + `"`},
-	{"the job of the expected alerts", regexp.MustCompile(`(?m)^(\s+)job: kube-spread-exporter$`), "${1}job: " + otherJob},
-	{"the job in descriptions", regexp.MustCompile(`\bjob kube-spread-exporter\b`), "job " + otherJob},
-	{"the selector in descriptions", regexp.MustCompile(regexp.QuoteMeta(`up{job=~".*kube-spread.*"}`)), "up{" + otherJobSelector + "}"},
-	{"the cluster label of the input series", regexp.MustCompile(`([{,]\s*)cluster=`), "${1}" + otherClusterLabel + "="},
-	{"the cluster label of the expected alerts", regexp.MustCompile(`(?m)^(\s+)cluster: `), "${1}" + otherClusterLabel + ": "},
-}
-
-// rewriteTest writes a copy of a promtool test file into dir with
-// testRewrites applied and its rule file replaced by rulesFile.
-func rewriteTest(t *testing.T, test, dir, rulesFile string) string {
-	t.Helper()
-	data, err := os.ReadFile(test)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(data)
-	const ruleFiles = "rule_files:\n  - ../kube-spread.rules.yml\n"
-	if !strings.Contains(text, ruleFiles) {
-		t.Fatalf("%s: no %q to replace", test, ruleFiles)
-	}
-	text = strings.Replace(text, ruleFiles, fmt.Sprintf("rule_files:\n  - %q\n", rulesFile), 1)
-	for _, r := range testRewrites {
-		text = r.pattern.ReplaceAllString(text, r.replacement)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, filepath.Base(test))
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// TestEveryRewriteApplies keeps testRewrites honest: each changes some
+// TestEveryRewriteApplies: each rewrite of the promtool tests changes some
 // test file, so the override test exercises the job selector in
 // expressions and descriptions, and the cluster label.
 func TestEveryRewriteApplies(t *testing.T) {
-	tests, err := filepath.Glob(filepath.Join(repo.RootForTest(t), "rules", "tests", "*.yml"))
+	files, err := ruletest.Files()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range testRewrites {
-		applied := false
-		for _, test := range tests {
-			data, err := os.ReadFile(test)
-			if err != nil {
-				t.Fatal(err)
-			}
-			applied = applied || r.pattern.Match(data)
-		}
-		if !applied {
-			t.Errorf("rewrite of %s (%s) changes no file of rules/tests/", r.what, r.pattern)
-		}
+	unused, err := ruletest.Unused(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range unused {
+		t.Errorf("the rewrite of %s changes no file of rules/tests/", u)
 	}
 }
