@@ -55,6 +55,28 @@ func TestBadValuesFailWithTheSchemasMessage(t *testing.T) {
 	}
 }
 
+// TestBadValuesFailInTheTemplates: what the schema cannot say, because it
+// compares two values, the templates refuse with a message of their own.
+func TestBadValuesFailInTheTemplates(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  string
+		want string
+	}{
+		{"a budget that allows no eviction", "podDisruptionBudget.minAvailable=2",
+			"podDisruptionBudget.minAvailable 2 must be below replicas 2: a budget that allows no eviction blocks every drain"},
+		{"no ServiceAccount to run as", "serviceAccount.create=false",
+			"serviceAccount.name: name the ServiceAccount to run as when serviceAccount.create is false"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := helm.Template(t.TempDir(), release, namespace, "--set", tc.set)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("helm template --set %s: %v, want the message %q", tc.set, err, tc.want)
+			}
+		})
+	}
+}
+
 // TestFlagsRenderAsArguments: each kind of flag value becomes the
 // argument the exporter takes, after the listen address the chart owns.
 func TestFlagsRenderAsArguments(t *testing.T) {
