@@ -47,7 +47,7 @@ build:
 	@echo ">> building $(BINARIES) into bin/"
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
-## tools: the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok), Prometheus and Alertmanager, pinned under tools/, cached in .cache/
+## tools: the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok), Prometheus, Alertmanager, Helm and jsonnet, pinned under tools/, cached in .cache/
 tools:
 	@echo ">> building the pinned tools into .cache/ (cached by version)"
 	@mkdir -p .cache

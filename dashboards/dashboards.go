@@ -25,6 +25,19 @@ type Options struct {
 // DefaultOptions are the options of the committed dashboards.
 func DefaultOptions() Options { return Options{ClusterLabel: "cluster"} }
 
+// MixinDir is where `go run ./dashboards/generate` writes the monitoring
+// mixin's copies of the dashboards, relative to the repository root.
+const MixinDir = "mixin/generated"
+
+// MixinClusterLabel stands for the cluster label in the mixin's copies of
+// the dashboards. The mixin puts its _config.clusterLabel in its place when
+// it is evaluated, which is all that ClusterLabel changes: the copies are
+// the dashboards for any label, and jsonnet need not rebuild them.
+const MixinClusterLabel = "KUBE_SPREAD_CLUSTER_LABEL"
+
+// MixinOptions are the options of the mixin's copies.
+func MixinOptions() Options { return Options{ClusterLabel: MixinClusterLabel} }
+
 // The dashboards' uids: stable, so that links between them and
 // provisioned copies keep working across versions.
 const (

@@ -1,11 +1,13 @@
 // Package rules holds the Prometheus alerting rules over the exporter's
 // metrics (kube-spread.rules.yml, the source of truth) and turns them into
 // the prometheus-operator PrometheusRule that is committed next to them
-// (prometheusrule.yaml, written by `go run ./rules/generate`).
+// (prometheusrule.yaml), and into the JSON copies the monitoring mixin and
+// the Helm chart read, all written by `go run ./rules/generate`.
 package rules
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +20,16 @@ import (
 const (
 	RuleFile           = "rules/kube-spread.rules.yml"
 	PrometheusRuleFile = "rules/prometheusrule.yaml"
+)
+
+// The rule file as JSON, for the jsonnet mixin and the Helm chart: each
+// can read only files under its own directory (jsonnet-bundler vendors
+// mixin/ alone; a chart's .Files are its own), and both read JSON natively.
+// Both apply their settings (job selector, cluster label, ...) to these
+// copies when they are evaluated, so the copies are the rule file as is.
+const (
+	MixinRuleFile = "mixin/generated/kube-spread.rules.json"
+	ChartRuleFile = "charts/kube-spread-exporter/files/kube-spread.rules.json"
 )
 
 // ObjectName is metadata.name of the PrometheusRule. Its label
@@ -67,6 +79,27 @@ func PrometheusRule(ruleFile []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// JSON returns the rule file as indented JSON: the same groups and rules,
+// without the comments. Keys are sorted, so the output is stable.
+func JSON(ruleFile []byte) ([]byte, error) {
+	var content map[string]any
+	if err := yaml.Unmarshal(ruleFile, &content); err != nil {
+		return nil, fmt.Errorf("parse rule file: %w", err)
+	}
+	if _, ok := content["groups"]; !ok {
+		return nil, errors.New("parse rule file: no groups")
+	}
+	var out bytes.Buffer
+	encoder := json.NewEncoder(&out)
+	encoder.SetIndent("", "  ")
+	// PromQL comparisons (<, >) stay readable in the committed file.
+	encoder.SetEscapeHTML(false)
+	if err := encoder.Encode(content); err != nil {
+		return nil, fmt.Errorf("encode rule file as JSON: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
 // Generate reads the rule file of the repository at root and returns the
 // PrometheusRule it should produce.
 func Generate(root string) ([]byte, error) {
@@ -75,6 +108,16 @@ func Generate(root string) ([]byte, error) {
 		return nil, fmt.Errorf("read rule file: %w", err)
 	}
 	return PrometheusRule(ruleFile)
+}
+
+// GenerateJSON reads the rule file of the repository at root and returns
+// the JSON copy MixinRuleFile and ChartRuleFile should hold.
+func GenerateJSON(root string) ([]byte, error) {
+	ruleFile, err := os.ReadFile(filepath.Join(root, RuleFile))
+	if err != nil {
+		return nil, fmt.Errorf("read rule file: %w", err)
+	}
+	return JSON(ruleFile)
 }
 
 func hasKey(m *yaml.Node, key string) bool {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds every tool the integration tests, the rule tests and the demo need,
-# from the pinned modules under tools/, into .cache/ (see tools/build.sh).
+# Builds every tool the integration tests, the rule, chart and mixin tests
+# and the demo need, from the pinned modules under tools/, into .cache/ (see
+# tools/build.sh).
 # Run through `make tools`. Each build is skipped when its pins are unchanged.
 set -euo pipefail
 
@@ -63,5 +64,12 @@ tools/build.sh tools/prometheus \
 tools/build.sh tools/alertmanager \
 	github.com/prometheus/alertmanager/cmd/alertmanager \
 	github.com/prometheus/alertmanager/cmd/amtool
+
+# Helm and go-jsonnet: the chart tests lint and render
+# charts/kube-spread-exporter, and the mixin tests evaluate mixin/.
+tools/build.sh tools/helm helm.sh/helm/v4/cmd/helm
+tools/build.sh tools/jsonnet \
+	github.com/google/go-jsonnet/cmd/jsonnet \
+	github.com/google/go-jsonnet/cmd/jsonnetfmt
 
 echo ">> all tools built; binaries are linked from .cache/bin/"

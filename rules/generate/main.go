@@ -1,6 +1,8 @@
-// Command generate writes rules/prometheusrule.yaml, the prometheus-operator
-// PrometheusRule, from rules/kube-spread.rules.yml. Run it from anywhere in
-// the repository:
+// Command generate writes the files derived from rules/kube-spread.rules.yml:
+// rules/prometheusrule.yaml, the prometheus-operator PrometheusRule, and the
+// JSON copies of the rule file that the monitoring mixin (mixin/) and the
+// Helm chart (charts/kube-spread-exporter) read. Run it from anywhere in the
+// repository:
 //
 //	go run ./rules/generate
 package main
@@ -26,14 +28,30 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	out, err := rules.Generate(root)
+	prometheusRule, err := rules.Generate(root)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(root, rules.PrometheusRuleFile)
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", rules.PrometheusRuleFile, err)
+	ruleJSON, err := rules.GenerateJSON(root)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("wrote %s\n", rules.PrometheusRuleFile)
+	for _, out := range []struct {
+		path    string
+		content []byte
+	}{
+		{rules.PrometheusRuleFile, prometheusRule},
+		{rules.MixinRuleFile, ruleJSON},
+		{rules.ChartRuleFile, ruleJSON},
+	} {
+		path := filepath.Join(root, out.path)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("write %s: %w", out.path, err)
+		}
+		if err := os.WriteFile(path, out.content, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", out.path, err)
+		}
+		fmt.Printf("wrote %s\n", out.path)
+	}
 	return nil
 }

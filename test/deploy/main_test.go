@@ -2,7 +2,9 @@
 // container engine on the machines of this project), the kustomize base in
 // deploy/ and its Prometheus Operator component (validated by a real API
 // server), the ClusterRole (the exporter runs with a token of the shipped
-// ServiceAccount) and the TLS and basic auth example (end to end).
+// ServiceAccount), the TLS and basic auth example (end to end), and the
+// Helm chart as the API server sees it (dry runs, the exporter under its
+// RBAC, the same objects as deploy/; test/chart tests it without a cluster).
 package deploy
 
 import (

@@ -50,7 +50,13 @@ func renderBase(t *testing.T) []runtime.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(out)))
+	return decodeManifests(t, "rendered base", out)
+}
+
+// decodeManifests decodes rendered manifests into client-go types.
+func decodeManifests(t *testing.T, what, manifests string) []runtime.Object {
+	t.Helper()
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifests)))
 	var objects []runtime.Object
 	for {
 		doc, err := reader.Read()
@@ -58,14 +64,14 @@ func renderBase(t *testing.T) []runtime.Object {
 			break
 		}
 		if err != nil {
-			t.Fatalf("read rendered base: %v", err)
+			t.Fatalf("read %s: %v", what, err)
 		}
 		if strings.TrimSpace(string(doc)) == "" {
 			continue
 		}
 		object, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
 		if err != nil {
-			t.Fatalf("decode rendered base: %v\n%s", err, doc)
+			t.Fatalf("decode %s: %v\n%s", what, err, doc)
 		}
 		objects = append(objects, object)
 	}
@@ -310,18 +316,7 @@ func TestBaseServerDryRun(t *testing.T) {
 // ServiceMonitor and PrometheusRule against their schemas.
 func TestPrometheusOperatorComponentServerDryRun(t *testing.T) {
 	ensureNamespace(t)
-	crdDir := filepath.Join(downloadModule(t, prometheusOperatorModule, prometheusOperatorVersion), prometheusOperatorCRDDir)
-	for _, crd := range []string{"servicemonitors", "prometheusrules"} {
-		file := filepath.Join(crdDir, "monitoring.coreos.com_"+crd+".yaml")
-		// Server-side apply: these CRDs are too big for the
-		// last-applied-configuration annotation of a client-side apply.
-		if _, _, err := runKubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", file); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := runKubectl(t, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+crd+".monitoring.coreos.com"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	installPrometheusOperatorCRDs(t)
 
 	// A component is applied through a kustomization that has the base,
 	// as a user's would.
@@ -373,6 +368,25 @@ func TestPrometheusOperatorComponentServerDryRun(t *testing.T) {
 	misspelt := strings.Replace(rendered, "honorLabels: true", "honourLabels: true", 1)
 	if _, _, err := runKubectl(t, misspelt, "apply", "-f", "-", "--dry-run=server"); err == nil || !strings.Contains(err.Error(), "honourLabels") {
 		t.Errorf("a ServiceMonitor with the unknown field honourLabels was not refused: %v", err)
+	}
+}
+
+// installPrometheusOperatorCRDs installs the CRDs of the ServiceMonitor and
+// the PrometheusRule from the Prometheus Operator's Go module, so that the
+// API server validates those objects against their schemas.
+func installPrometheusOperatorCRDs(t *testing.T) {
+	t.Helper()
+	crdDir := filepath.Join(downloadModule(t, prometheusOperatorModule, prometheusOperatorVersion), prometheusOperatorCRDDir)
+	for _, crd := range []string{"servicemonitors", "prometheusrules"} {
+		file := filepath.Join(crdDir, "monitoring.coreos.com_"+crd+".yaml")
+		// Server-side apply: these CRDs are too big for the
+		// last-applied-configuration annotation of a client-side apply.
+		if _, _, err := runKubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", file); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := runKubectl(t, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+crd+".monitoring.coreos.com"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,54 +45,10 @@ func TestLeastPrivilege(t *testing.T) {
 	role := find[*rbacv1.ClusterRole](t, objects)
 	binding := find[*rbacv1.ClusterRoleBinding](t, objects)
 	createRBAC(t, admin, account, role, binding)
-	createWorkload(t, admin)
-
-	web := func(kind string) map[string]string {
-		return map[string]string{"namespace": workloadNamespace, "kind": kind, "name": "web"}
-	}
+	ensureWorkload(t, admin)
 
 	t.Run("shipped role: syncs and publishes the figures", func(t *testing.T) {
-		kubeconfig := tokenKubeconfig(t, admin, account.Namespace, account.Name)
-		e := startExporter(t, kubeconfig, "--namespaces.include="+workloadNamespace)
-		if err := e.WaitReady(ctx); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, e, "the figures of the workload, matching the API server", func(m map[string]*dto.MetricFamily) error {
-			ready, nodes, err := readyPods(ctx, admin)
-			if err != nil {
-				return err
-			}
-			if ready != 2 {
-				return fmt.Errorf("API: %d ready pods, waiting for 2", ready)
-			}
-			return errors.Join(
-				expect(m, "kube_spread_replicas_desired", web("Deployment"), 2),
-				expect(m, "kube_spread_replicas_ready", web("Deployment"), 2),
-				expect(m, "kube_spread_nodes", web("Deployment"), float64(nodes)),
-				// The Service's replicas come from its EndpointSlices.
-				expect(m, "kube_spread_replicas_ready", web("Service"), 2),
-				expect(m, "kube_spread_nodes", web("Service"), float64(nodes)),
-			)
-		})
-
-		// The role grants list and watch, and nothing else: no get of a
-		// single object, no secrets.
-		client := clientFromKubeconfig(t, kubeconfig)
-		if _, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
-			t.Errorf("list nodes as the ServiceAccount: %v", err)
-		}
-		if _, err := client.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{}); err != nil {
-			t.Errorf("list poddisruptionbudgets as the ServiceAccount: %v", err)
-		}
-		if _, err := client.PolicyV1().PodDisruptionBudgets(workloadNamespace).Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
-			t.Errorf("get poddisruptionbudget as the ServiceAccount: %v, want forbidden", err)
-		}
-		if _, err := client.CoreV1().Nodes().Get(ctx, "deploy-a", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
-			t.Errorf("get node as the ServiceAccount: %v, want forbidden", err)
-		}
-		if _, err := client.CoreV1().Secrets(workloadNamespace).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
-			t.Errorf("list secrets as the ServiceAccount: %v, want forbidden", err)
-		}
+		syncsWithListAndWatchOnly(t, admin, account, "--namespaces.include="+workloadNamespace)
 	})
 
 	t.Run("role without endpointslices: reported, no figures", func(t *testing.T) {
@@ -147,6 +104,59 @@ func TestLeastPrivilege(t *testing.T) {
 	})
 }
 
+// syncsWithListAndWatchOnly runs the exporter with the flags and a token
+// of the ServiceAccount, whose RBAC the caller created: it syncs and
+// publishes the workload's figures, and the account may list and watch,
+// but neither get a single object nor read secrets.
+func syncsWithListAndWatchOnly(t *testing.T, admin kubernetes.Interface, account *corev1.ServiceAccount, flags ...string) {
+	t.Helper()
+	ctx := context.Background()
+	web := func(kind string) map[string]string {
+		return map[string]string{"namespace": workloadNamespace, "kind": kind, "name": "web"}
+	}
+	kubeconfig := tokenKubeconfig(t, admin, account.Namespace, account.Name)
+	e := startExporter(t, kubeconfig, flags...)
+	if err := e.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, e, "the figures of the workload, matching the API server", func(m map[string]*dto.MetricFamily) error {
+		ready, nodes, err := readyPods(ctx, admin)
+		if err != nil {
+			return err
+		}
+		if ready != 2 {
+			return fmt.Errorf("API: %d ready pods, waiting for 2", ready)
+		}
+		return errors.Join(
+			expect(m, "kube_spread_replicas_desired", web("Deployment"), 2),
+			expect(m, "kube_spread_replicas_ready", web("Deployment"), 2),
+			expect(m, "kube_spread_nodes", web("Deployment"), float64(nodes)),
+			// The Service's replicas come from its EndpointSlices.
+			expect(m, "kube_spread_replicas_ready", web("Service"), 2),
+			expect(m, "kube_spread_nodes", web("Service"), float64(nodes)),
+		)
+	})
+
+	// The role grants list and watch, and nothing else: no get of a
+	// single object, no secrets.
+	client := clientFromKubeconfig(t, kubeconfig)
+	if _, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("list nodes as the ServiceAccount: %v", err)
+	}
+	if _, err := client.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("list poddisruptionbudgets as the ServiceAccount: %v", err)
+	}
+	if _, err := client.PolicyV1().PodDisruptionBudgets(workloadNamespace).Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("get poddisruptionbudget as the ServiceAccount: %v, want forbidden", err)
+	}
+	if _, err := client.CoreV1().Nodes().Get(ctx, "deploy-a", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("get node as the ServiceAccount: %v, want forbidden", err)
+	}
+	if _, err := client.CoreV1().Secrets(workloadNamespace).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list secrets as the ServiceAccount: %v, want forbidden", err)
+	}
+}
+
 // healthFamilies are the self-metrics the exporter publishes before its
 // caches have synced; everything else of kube_spread_ is a figure.
 var healthFamilies = map[string]bool{
@@ -194,6 +204,26 @@ func createRBAC(t *testing.T, c kubernetes.Interface, account *corev1.ServiceAcc
 			t.Errorf("delete RBAC objects: %v", errs)
 		}
 	})
+}
+
+// workload is created once per package: TestLeastPrivilege and the chart's
+// least privilege test both run the exporter against it.
+var workload struct {
+	sync.Mutex
+	created bool
+}
+
+// ensureWorkload creates the workload of createWorkload the first time
+// it is called; a failed creation fails the test, and the next call tries
+// again.
+func ensureWorkload(t *testing.T, c kubernetes.Interface) {
+	t.Helper()
+	workload.Lock()
+	defer workload.Unlock()
+	if !workload.created {
+		createWorkload(t, c)
+		workload.created = true
+	}
 }
 
 // createWorkload creates two nodes (kwok runs every node) and a Deployment
