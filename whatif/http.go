@@ -90,7 +90,22 @@ type Handler struct {
 	mu         sync.Mutex
 	base       *baseline
 	generation uint64
+	// used is when a question last took base; expiry, while base is
+	// kept, checks it (see expire).
+	used   time.Time
+	expiry *time.Timer
 }
+
+// A kept baseline is checked every baselineCheck, and dropped once the
+// caches changed (no question can use it any more) or after baselineIdle
+// without a question. At 150,000 pods it holds some 60 MB (the snapshot
+// with every pod in the placement model's form, its analysis and their
+// indexes), which an exporter that answered one question would otherwise
+// keep until the next, however long that is.
+const (
+	baselineCheck = 10 * time.Second
+	baselineIdle  = 2 * time.Minute
+)
 
 // baseline is a snapshot and its analysis, shared by the questions asked
 // at one cache generation.
@@ -339,6 +354,7 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 		// again, so the next question cannot reuse a stale snapshot.
 		generation = gen.Generation()
 		if h.base != nil && generation == h.generation {
+			h.used = time.Now()
 			return h.base, true
 		}
 	}
@@ -354,9 +370,25 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 		cluster.Placement.Prepare()
 	}
 	if generational {
-		h.base, h.generation = base, generation
+		h.base, h.generation, h.used = base, generation, time.Now()
+		if h.expiry == nil {
+			h.expiry = time.AfterFunc(baselineCheck, h.expire)
+		}
 	}
 	return base, true
+}
+
+// expire drops the kept baseline once it is stale or idle (see
+// baselineCheck), else checks again later.
+func (h *Handler) expire() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	gen, _ := h.source.(Generational)
+	if h.base == nil || gen == nil || gen.Generation() != h.generation || time.Since(h.used) >= baselineIdle {
+		h.base, h.expiry = nil, nil
+		return
+	}
+	h.expiry.Reset(baselineCheck)
 }
 
 // askError words the errors of Ask for the API's users.

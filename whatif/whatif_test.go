@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
@@ -446,6 +447,51 @@ func TestHandlerBoundsConcurrentAnalyses(t *testing.T) {
 	if len(handler.slots) != 0 || cap(handler.slots) < 2 {
 		t.Errorf("slots: %d in use after every question ended, capacity %d", len(handler.slots), cap(handler.slots))
 	}
+}
+
+// TestHandlerDropsStaleBaseline: the kept snapshot is dropped once the
+// caches changed or after baselineIdle without a question, and kept while
+// it is current and in use.
+func TestHandlerDropsStaleBaseline(t *testing.T) {
+	source := &countingSource{fakeSource: fakeSource{cluster: mathoidDayOne()}}
+	handler := NewHandler(source, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler))
+	ask := func() {
+		t.Helper()
+		recorder := httptest.NewRecorder()
+		handler.ServeHTTP(recorder, httptest.NewRequest("GET", "/api/v1/whatif?node=kubernetes2001", nil))
+		if recorder.Code != 200 {
+			t.Fatalf("status %d: %s", recorder.Code, recorder.Body)
+		}
+	}
+	kept := func() bool {
+		handler.mu.Lock()
+		defer handler.mu.Unlock()
+		return handler.base != nil
+	}
+	ask()
+	if handler.expire(); !kept() {
+		t.Fatal("a current baseline, just used, was dropped")
+	}
+	source.generation.Add(1)
+	if handler.expire(); kept() {
+		t.Error("a stale baseline was kept")
+	}
+	ask()
+	handler.mu.Lock()
+	handler.used = time.Now().Add(-baselineIdle)
+	handler.mu.Unlock()
+	if handler.expire(); kept() {
+		t.Error("an idle baseline was kept")
+	}
+	ask()
+	if got := source.snapshots.Load(); got != 3 {
+		t.Errorf("%d snapshots, want 3 (one per question after each drop)", got)
+	}
+	handler.mu.Lock()
+	if handler.expiry != nil {
+		handler.expiry.Stop()
+	}
+	handler.mu.Unlock()
 }
 
 // withoutPlacement is c as a source without the placement input gives it.
