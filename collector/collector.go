@@ -137,6 +137,12 @@ func (c *Collector) analysis() *scrape {
 	if c.last != nil && generation == c.lastGeneration {
 		return c.last
 	}
+	// Drop the old analysis before building the next one: the garbage
+	// collector sizes the heap at twice what it finds live, and holding
+	// both while the next is built made it find both live at 150,000 pods
+	// (about 25 MB each). A concurrent reader that got the old one keeps
+	// it as long as it needs.
+	c.last = nil
 	snapshot, err := c.source.SnapshotForScrape()
 	if err != nil {
 		if !errors.Is(err, cluster.ErrCacheNotSynced) {
@@ -147,6 +153,7 @@ func (c *Collector) analysis() *scrape {
 	}
 	report := spread.Analyze(snapshot, c.options.Analysis)
 	c.last, c.lastGeneration = newScrape(snapshot, report, spread.PlaceDisplaced(snapshot.Placement, snapshot)), generation
+	c.last.forgetReplicas()
 	return c.last
 }
 

@@ -237,3 +237,37 @@ func TestAnalysisFollowsGeneration(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptScrapeHoldsNoReplicas: the analysis kept between changes points
+// at no replica (they are most of its memory and serve nothing once the
+// figures are worked out), and the source's snapshot keeps its replicas:
+// a source may share it.
+func TestKeptScrapeHoldsNoReplicas(t *testing.T) {
+	snapshot := mathoidDayTwo()
+	replicas := 0
+	for _, svc := range snapshot.Services {
+		replicas += len(svc.Replicas)
+	}
+	c := New(&fakeSource{cluster: snapshot, status: syncedStatus}, Options{Analysis: spread.Options{DefaultMinNodes: 2}}, slog.New(slog.DiscardHandler))
+	s := c.analysis()
+	if s == nil || len(s.report.Services) == 0 {
+		t.Fatal("no analysis")
+	}
+	ready := 0
+	for _, f := range s.report.Services {
+		if f.Service.Replicas != nil {
+			t.Errorf("the kept analysis of %s/%s holds %d replicas", f.Service.Namespace, f.Service.Name, len(f.Service.Replicas))
+		}
+		ready += f.ReplicasReady
+	}
+	if ready != replicas {
+		t.Errorf("the kept figures count %d ready replicas, the snapshot has %d (all ready)", ready, replicas)
+	}
+	after := 0
+	for _, svc := range snapshot.Services {
+		after += len(svc.Replicas)
+	}
+	if after != replicas || replicas == 0 {
+		t.Errorf("the source's snapshot holds %d replicas after the scrape, %d before", after, replicas)
+	}
+}

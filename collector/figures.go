@@ -103,6 +103,22 @@ func newScrape(c *spread.Cluster, report *spread.Report, displacement *spread.Di
 	return s
 }
 
+// forgetReplicas points the figures at copies of their services without
+// the replicas they were counted from: a scrape is kept until the caches
+// change, and the replicas (24 bytes for every pod and every endpoint, a
+// fifth of the exporter's live heap beyond its caches at 150,000 pods)
+// serve nothing once the figures are worked out. The snapshot is left as
+// it is: its source may share it.
+func (s *scrape) forgetReplicas() {
+	headers := make([]spread.Service, len(s.report.Services))
+	for i := range s.report.Services {
+		f := &s.report.Services[i]
+		headers[i] = *f.Service
+		headers[i].Replicas = nil
+		f.Service = &headers[i]
+	}
+}
+
 var serviceLabels = []string{"kind", "name", "namespace"}
 
 // placeDisplaced fills in where each service's displaced replicas go.
