@@ -144,10 +144,51 @@ var scoreDefaults = corev1.ResourceList{
 }
 
 // podTemplate returns the interned placement template of a pod.
+//
+// It builds the template into one scratch template and looks that up
+// first: every pod of a ReplicaSet but the first finds its template
+// interned already, and building each into a template of its own made
+// 120 MB of garbage in a sync of 150,000 pods. Only a template not seen
+// before is copied out of the scratch one.
 func podTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference) *placement.Template {
-	t := buildTemplate(pod, owner, ownerRef)
-	t.Tolerations = tolerationSets.share(t.Tolerations)
-	return templates.intern(t)
+	scratch.mu.Lock()
+	defer scratch.mu.Unlock()
+	t := &scratch.template
+	fillTemplate(t, pod, owner, ownerRef)
+	if existing := templates.find(t); existing != nil {
+		return existing
+	}
+	own := ownTemplate(t)
+	own.Tolerations = tolerationSets.share(own.Tolerations)
+	return templates.intern(own)
+}
+
+// scratch is podTemplate's template under construction. The informers'
+// transforms call podTemplate from the pod informer's goroutine only; the
+// lock keeps it right should that change.
+var scratch struct {
+	mu       sync.Mutex
+	template placement.Template
+}
+
+// ownTemplate copies a template filled into scratch out of it: the slices
+// fillTemplate reuses are copied, the others it allocates anew for every
+// pod and are only referred to. Empty slices become nil, as a template
+// built from nothing has them.
+func ownTemplate(t *placement.Template) *placement.Template {
+	own := *t
+	own.Labels = cloneOrNil(t.Labels)
+	own.Tolerations = cloneOrNil(t.Tolerations)
+	own.NodeSelector = cloneOrNil(t.NodeSelector)
+	own.Images = cloneOrNil(t.Images)
+	return &own
+}
+
+func cloneOrNil[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
 }
 
 // tolerationSets lets templates share their tolerations: nearly every pod
@@ -190,11 +231,26 @@ func (s *sharedTolerations) share(list []placement.Toleration) []placement.Toler
 	return list
 }
 
+// buildTemplate returns the placement template of a pod, not interned.
 func buildTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference) *placement.Template {
+	t := &placement.Template{}
+	fillTemplate(t, pod, owner, ownerRef)
+	return ownTemplate(t)
+}
+
+// fillTemplate overwrites t with the placement template of a pod. It
+// appends to the backing arrays of t's labels, tolerations, node selector
+// and images, which every pod has or may have (see podTemplate); the
+// other slices are allocated anew.
+func fillTemplate(t *placement.Template, pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference) {
 	spec := &pod.Spec
-	t := &placement.Template{
-		Namespace: intern(pod.Namespace),
-		Recreated: owner >= kindReplicaSet,
+	*t = placement.Template{
+		Namespace:    intern(pod.Namespace),
+		Recreated:    owner >= kindReplicaSet,
+		Labels:       t.Labels[:0],
+		Tolerations:  t.Tolerations[:0],
+		NodeSelector: t.NodeSelector[:0],
+		Images:       t.Images[:0],
 	}
 	if ownerRef != nil {
 		t.Owner = ownerRef.Kind + "/" + ownerRef.Name
@@ -297,7 +353,6 @@ func buildTemplate(pod *corev1.Pod, owner kind, ownerRef *metav1.OwnerReference)
 	if t.Unknown == "" {
 		t.Unknown = unknownConstraint(spec)
 	}
-	return t
 }
 
 // unknownConstraint names what in a pod spec the model does not
@@ -490,6 +545,24 @@ func (in *interner[T]) intern(v *T) *T {
 	defer in.mu.Unlock()
 	in.buf = in.key(in.buf[:0], v)
 	hash := maphash.Bytes(in.seed, in.buf)
+	if existing := in.lookup(hash); existing != nil {
+		return existing
+	}
+	in.byHash[hash] = append(in.byHash[hash], weak.Make(v))
+	runtime.AddCleanup(v, in.forget, hash)
+	return v
+}
+
+// find returns the value equal to v that is interned already, or nil.
+func (in *interner[T]) find(v *T) *T {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.buf = in.key(in.buf[:0], v)
+	return in.lookup(maphash.Bytes(in.seed, in.buf))
+}
+
+// lookup returns the live value of hash whose key is in.buf, or nil.
+func (in *interner[T]) lookup(hash uint64) *T {
 	for _, p := range in.byHash[hash] {
 		if existing := p.Value(); existing != nil {
 			in.other = in.key(in.other[:0], existing)
@@ -498,9 +571,7 @@ func (in *interner[T]) intern(v *T) *T {
 			}
 		}
 	}
-	in.byHash[hash] = append(in.byHash[hash], weak.Make(v))
-	runtime.AddCleanup(v, in.forget, hash)
-	return v
+	return nil
 }
 
 // forget drops the collected values of a hash.

@@ -351,3 +351,39 @@ func TestTemplatesShareTolerations(t *testing.T) {
 		t.Error("the shared tolerations are not clipped: an append would write into them")
 	}
 }
+
+// TestScratchTemplateLeavesNothingBehind: podTemplate builds every pod's
+// template into one scratch template; whatever pod came before, each gets
+// the template built for it alone, and a pod with fewer labels,
+// tolerations, selectors or images than the one before gets none of its.
+func TestScratchTemplateLeavesNothingBehind(t *testing.T) {
+	rich := func(name string) *corev1.Pod {
+		p := pod("ns", name, "a", true, owned("ReplicaSet", "rich"))
+		p.Labels = map[string]string{"app": "rich", "tier": "db", "pod-template-hash": "9"}
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: "registry.invalid/side:2"})
+		p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "registry.invalid/init:3"}}
+		p.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "db", Effect: corev1.TaintEffectNoSchedule}}
+		p.Spec.NodeSelector = map[string]string{"disk": "ssd", "pool": "db"}
+		p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
+			MaxSkew: 1, TopologyKey: "topology.kubernetes.io/zone", WhenUnsatisfiable: corev1.DoNotSchedule,
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "rich"}},
+		}}
+		return p
+	}
+	bare := func(name string) *corev1.Pod {
+		p := pod("other", name, "b", true, owned("ReplicaSet", "bare"))
+		p.Labels = nil
+		p.Spec.Containers = []corev1.Container{{Name: "c"}}
+		return p
+	}
+	for i, p := range []*corev1.Pod{rich("r-1"), bare("b-1"), rich("r-2"), bare("b-2"), pod("ns", "plain", "a", true, owned("ReplicaSet", "plain"))} {
+		ref := metav1.GetControllerOfNoCopy(&p.ObjectMeta)
+		want := buildTemplate(p, kindReplicaSet, ref)
+		if got := podTemplate(p, kindReplicaSet, ref); !reflect.DeepEqual(got, want) {
+			t.Errorf("pod %d (%s): template\n%+v\nwant\n%+v", i, p.Name, got, want)
+		}
+	}
+	if podTemplate(rich("r-3"), kindReplicaSet, nil) == podTemplate(bare("b-3"), kindReplicaSet, nil) {
+		t.Error("a rich and a bare pod share a template")
+	}
+}
