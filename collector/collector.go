@@ -153,7 +153,7 @@ func (c *Collector) analysis() *scrape {
 	}
 	report := spread.Analyze(snapshot, c.options.Analysis)
 	c.last, c.lastGeneration = newScrape(snapshot, report, spread.PlaceDisplaced(snapshot.Placement, snapshot)), generation
-	c.last.forgetReplicas()
+	c.last.compact()
 	return c.last
 }
 

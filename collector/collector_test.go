@@ -240,8 +240,8 @@ func TestAnalysisFollowsGeneration(t *testing.T) {
 
 // TestKeptScrapeHoldsNoReplicas: the analysis kept between changes points
 // at no replica (they are most of its memory and serve nothing once the
-// figures are worked out), and the source's snapshot keeps its replicas:
-// a source may share it.
+// figures are worked out) and shares equal per-node counts, and the
+// source's snapshot keeps its replicas: a source may share it.
 func TestKeptScrapeHoldsNoReplicas(t *testing.T) {
 	snapshot := mathoidDayTwo()
 	replicas := 0
@@ -262,6 +262,17 @@ func TestKeptScrapeHoldsNoReplicas(t *testing.T) {
 	}
 	if ready != replicas {
 		t.Errorf("the kept figures count %d ready replicas, the snapshot has %d (all ready)", ready, replicas)
+	}
+	// The mathoid Deployment and Service count the same replicas on the
+	// same nodes: one copy of the counts serves both.
+	var mathoid [][]spread.NodeCount
+	for _, f := range s.report.Services {
+		if f.Service.Namespace == "mathoid" {
+			mathoid = append(mathoid, f.NodeReplicas)
+		}
+	}
+	if len(mathoid) != 2 || len(mathoid[0]) != 2 || &mathoid[0][0] != &mathoid[1][0] {
+		t.Errorf("the mathoid Deployment and Service do not share their per-node counts: %v", mathoid)
 	}
 	after := 0
 	for _, svc := range snapshot.Services {

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"cmp"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -103,16 +104,61 @@ func newScrape(c *spread.Cluster, report *spread.Report, displacement *spread.Di
 	return s
 }
 
-// forgetReplicas points the figures at copies of their services without
-// the replicas they were counted from: a scrape is kept until the caches
-// change, and the replicas (24 bytes for every pod and every endpoint, a
-// fifth of the exporter's live heap beyond its caches at 150,000 pods)
-// serve nothing once the figures are worked out. The snapshot is left as
-// it is: its source may share it.
-func (s *scrape) forgetReplicas() {
-	headers := make([]spread.Service, len(s.report.Services))
-	for i := range s.report.Services {
-		f := &s.report.Services[i]
+// compact leaves the scrape only what its readers need, for it is kept
+// until the caches change. At 150,000 pods it was a third of the
+// exporter's live heap beyond its caches:
+//   - the figures point at copies of their services without the replicas
+//     they were counted from (24 bytes for every pod and every endpoint);
+//   - the per-node counts move from the analysis's slab, sized for a node
+//     per replica, to one of their exact size, and services with the same
+//     counts (a Deployment and the Service in front of it) share them.
+//
+// The snapshot is left as it is: its source may share it.
+func (s *scrape) compact() {
+	figures := s.report.Services
+	// same[i] is the first service with the counts of service i, or i.
+	same := make([]int32, len(figures))
+	byHash := make(map[uint64][]int32, len(figures))
+	var h maphash.Hash
+	size := 0
+	for i := range figures {
+		counts := figures[i].NodeReplicas
+		same[i] = int32(i)
+		if len(counts) == 0 {
+			continue
+		}
+		h.Reset()
+		for _, n := range counts {
+			h.WriteString(n.Node)
+			maphash.WriteComparable(&h, n.Count)
+		}
+		sum := h.Sum64()
+		for _, j := range byHash[sum] {
+			if slices.Equal(figures[j].NodeReplicas, counts) {
+				same[i] = j
+				break
+			}
+		}
+		if same[i] == int32(i) {
+			byHash[sum] = append(byHash[sum], int32(i))
+			size += len(counts)
+		}
+	}
+	slab := make([]spread.NodeCount, 0, size)
+	headers := make([]spread.Service, len(figures))
+	for i := range figures {
+		f := &figures[i]
+		switch {
+		case len(f.NodeReplicas) == 0:
+			// Even empty, a slice of the analysis's slab keeps it alive.
+			f.NodeReplicas = nil
+		case same[i] != int32(i):
+			f.NodeReplicas = figures[same[i]].NodeReplicas // moved already
+		default:
+			start := len(slab)
+			slab = append(slab, f.NodeReplicas...)
+			f.NodeReplicas = slab[start:len(slab):len(slab)]
+		}
 		headers[i] = *f.Service
 		headers[i].Replicas = nil
 		f.Service = &headers[i]
