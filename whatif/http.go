@@ -146,8 +146,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	base, ok := h.baseline(w)
-	if !ok {
+	base, err := h.baseline()
+	if err != nil {
+		jsonapi.WriteError(w, http.StatusServiceUnavailable, "%v", err)
 		return
 	}
 	if r.URL.Path == PathPlan {
@@ -282,7 +283,8 @@ func (h *Handler) servePlan(w http.ResponseWriter, base *baseline, batches [][]s
 
 // baseline returns the cached cluster and its analysis, taken anew when
 // the source's generation changed (or always, for a source without one).
-func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
+// Its error says the question cannot be answered yet.
+func (h *Handler) baseline() (*baseline, error) {
 	gen, generational := h.source.(Generational)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -292,19 +294,18 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 		// again, so the next question cannot reuse a stale snapshot.
 		generation = gen.Generation()
 		if h.base != nil && generation == h.generation {
-			return h.base, true
+			return h.base, nil
 		}
 	}
 	cluster, err := h.source.Snapshot()
 	if err != nil {
-		jsonapi.WriteError(w, http.StatusServiceUnavailable, "cannot answer yet: %v", err)
-		return nil, false
+		return nil, fmt.Errorf("cannot answer yet: %w", err)
 	}
 	base := &baseline{cluster: cluster, now: spread.Analyze(cluster, h.options)}
 	if generational {
 		h.base, h.generation = base, generation
 	}
-	return base, true
+	return base, nil
 }
 
 // askError words the errors of Ask for the API's users.
