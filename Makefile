@@ -92,7 +92,7 @@ demo-secure: tools
 	$(GO) run ./cmd/mathoid-replay --secure
 
 # Fuzz targets of the parsers that take outside input, as package:target.
-FUZZ_TARGETS := ./spread/:FuzzParseMinNodes ./whatif/:FuzzHandler ./internal/nagios/:FuzzParseRange ./internal/check/:FuzzRebuild
+FUZZ_TARGETS := ./spread/:FuzzParseMinNodes ./whatif/:FuzzHandler ./internal/nagios/:FuzzParseRange ./internal/check/:FuzzRebuild ./admission/:FuzzHandler
 FUZZTIME     ?= 10s
 # A target that runs fewer inputs than this in FUZZTIME does not fuzz: the
 # run fails. Minimising each new interesting input is capped at a number
