@@ -2,18 +2,25 @@ package deploy
 
 import (
 	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -246,6 +253,23 @@ func TestAdmissionComponent(t *testing.T) {
 	}
 }
 
+// waitEstablished waits until the API server serves a CRD. kubectl wait
+// fails instead of waiting while the CRD has no conditions yet.
+func waitEstablished(t *testing.T, crd string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, _, err := runKubectl(t, "", "get", "crd", crd, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+		if err == nil && out == "True" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CRD %s not established within a minute: %q, %v", crd, out, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func objectNamed(t *testing.T, objects []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
 	t.Helper()
 	for _, u := range objects {
@@ -296,9 +320,7 @@ func TestAdmissionComponentServerDryRun(t *testing.T) {
 		if _, _, err := runKubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(crdDir, "cert-manager.io_"+crd+".yaml")); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := runKubectl(t, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+crd+".cert-manager.io"); err != nil {
-			t.Fatal(err)
-		}
+		waitEstablished(t, crd+".cert-manager.io")
 	}
 	dir := withComponents(t, admissionComponent, certManagerComponent)
 	out, stderr, err = runKubectl(t, "", "apply", "-k", dir, "--dry-run=server")
@@ -334,6 +356,75 @@ func TestAdmissionComponentServerDryRun(t *testing.T) {
 		}
 		if _, _, err := runKubectl(t, broken, "apply", "-f", "-", "--dry-run=server"); err == nil || !strings.Contains(err.Error(), tc.refused) {
 			t.Errorf("%q was not refused: %v", tc.to, err)
+		}
+	}
+}
+
+// TestAdmissionCertificateByHand runs the commands of docs/admission.md
+// for a cluster without cert-manager, as written, against the real API
+// server: they must leave a TLS Secret the component mounts and a
+// caBundle that verifies its certificate for the name the API server
+// dials.
+func TestAdmissionCertificateByHand(t *testing.T) {
+	ensureNamespace(t)
+	for _, tool := range []string{"sh", "openssl", "base64"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the commands of docs/admission.md need %s: run \"make system-deps\"", tool)
+		}
+	}
+	docs := readRepoFile(t, "docs/admission.md")
+	const marker = "```sh\n# Make the admission webhook's certificate and trust it (no cert-manager).\n"
+	_, after, found := strings.Cut(docs, marker)
+	script, _, closed := strings.Cut(after, "```")
+	if !found || !closed {
+		t.Fatalf("docs/admission.md has no sh block starting with %q", strings.TrimPrefix(marker, "```sh\n"))
+	}
+	// The webhook's configuration as the component ships it, for real:
+	// the commands patch it.
+	if _, _, err := runKubectl(t, "", "apply", "-f", filepath.Join(repoRoot, admissionComponent, "validatingwebhookconfiguration.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _, _ = runKubectl(t, "", "delete", "validatingwebhookconfiguration", appName, "--ignore-not-found")
+		_, _, _ = runKubectl(t, "", "-n", namespace, "delete", "secret", "kube-spread-exporter-admission-tls", "--ignore-not-found")
+	})
+
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+cp.BinDir+string(os.PathListSeparator)+os.Getenv("PATH"), "KUBECONFIG="+cp.Kubeconfig)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the commands of docs/admission.md: %v\n%s", err, out)
+	}
+
+	ctx := context.Background()
+	client := adminClient(t)
+	secret, err := client.CoreV1().Secrets(namespace).Get(ctx, "kube-spread-exporter-admission-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secret.Type != corev1.SecretTypeTLS || len(secret.Data["tls.crt"]) == 0 || len(secret.Data["tls.key"]) == 0 {
+		t.Errorf("Secret of type %s with keys %v, want kubernetes.io/tls with tls.crt and tls.key (the component mounts them)", secret.Type, slices.Collect(maps.Keys(secret.Data)))
+	}
+	config, err := client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, appName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(config.Webhooks[0].ClientConfig.CABundle) {
+		t.Fatalf("caBundle holds no certificate: %q", config.Webhooks[0].ClientConfig.CABundle)
+	}
+	block, _ := pem.Decode(secret.Data["tls.crt"])
+	if block == nil {
+		t.Fatal("tls.crt is not PEM")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{appName + "." + namespace + ".svc", appName + "." + namespace + ".svc.cluster.local"} {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: name, Roots: roots}); err != nil {
+			t.Errorf("the Secret's certificate does not verify for %s against the caBundle: %v", name, err)
 		}
 	}
 }
