@@ -265,12 +265,15 @@ func (h *Handler) judge(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	node, old, err := nodesOf(req)
 	if err != nil {
 		// Allowed: the webhook never refuses what it does not judge.
-		h.logger.Warn("admission request not judged", "kind", req.Kind.String(), "operation", req.Operation, "err", err)
+		h.logger.Warn("admission request not judged", "kind", jsonapi.Shorten(kindString(req.Kind)), "operation", jsonapi.Shorten(string(req.Operation)), "err", err)
 		allow.Result = &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusBadRequest, Reason: metav1.StatusReasonBadRequest,
 			Message: "not judged: " + err.Error()}
 		return allow, resultInvalid
 	}
 	dryRun := req.DryRun != nil && *req.DryRun
+	// What a request names goes to the log bounded: the API server sends
+	// valid names, anyone else who reaches the port may send anything.
+	logNode, logUser := jsonapi.Shorten(node.Name), jsonapi.Shorten(req.UserInfo.Username)
 	wasOut := h.rules.UnschedulableReasons(old)
 	change := maintenanceReasons(h.rules.UnschedulableReasons(node))
 	if len(wasOut) > 0 || len(change) == 0 {
@@ -285,7 +288,7 @@ func (h *Handler) judge(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	defer cancel()
 	answer, err := h.ask(ctx, node.Name, h.pending.others(node.Name, h.now()))
 	if err != nil {
-		h.logger.Warn("could not judge taking a node out of service; admitted", "node", node.Name, "user", req.UserInfo.Username, "err", err)
+		h.logger.Warn("could not judge taking a node out of service; admitted", "node", logNode, "user", logUser, "err", err)
 		allow.Warnings = []string{notJudged(node.Name, change, err)}
 		return allow, resultNotJudged
 	}
@@ -301,17 +304,17 @@ func (h *Handler) judge(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	}
 	allow.Warnings = r.warnings()
 	if h.mode != ModeDeny || !r.leavesNoReplica() {
-		h.logger.Info("warned of a change that hurts services", "node", node.Name, "user", req.UserInfo.Username, "dry_run", dryRun, "services", r.serviceList())
+		h.logger.Info("warned of a change that hurts services", "node", logNode, "user", logUser, "dry_run", dryRun, "services", r.serviceList())
 		return admitted(resultWarned)
 	}
 	if reason, ok := overrideReason(node); ok {
 		allow.Warnings = append(allow.Warnings, overridden(node.Name, reason))
 		h.logger.Warn("admitted by the override annotation a change that leaves a service with no replica",
-			"node", node.Name, "user", req.UserInfo.Username, "dry_run", dryRun, "reason", reason, "services", r.serviceList())
+			"node", logNode, "user", logUser, "dry_run", dryRun, "reason", jsonapi.Shorten(reason), "services", r.serviceList())
 		return admitted(resultOverridden)
 	}
 	h.logger.Warn("refused a change that leaves a service with no replica",
-		"node", node.Name, "user", req.UserInfo.Username, "dry_run", dryRun, "services", r.serviceList())
+		"node", logNode, "user", logUser, "dry_run", dryRun, "services", r.serviceList())
 	return &admissionv1.AdmissionResponse{
 		UID: req.UID, Allowed: false,
 		Result: &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: r.denial()},
