@@ -109,6 +109,15 @@ func TestWebhookOnTheMathoidReplay(t *testing.T) {
 		if r = kubectl(t, "patch", "node", "kubernetes2002", "--type=merge", "-p", `{"spec":{"unschedulable":true}}`); r.exitCode != 1 || !strings.Contains(r.stderr, "denied the request: refused by kube-spread-exporter") {
 			t.Errorf("deny mode, kubectl patch of kubernetes2002: want exit 1 with the refusal\n%s", r)
 		}
+		// kubectl drain goes on to evict after its cordon was refused, as
+		// docs/admission.md warns: shown with a server-side dry run, which
+		// changes nothing.
+		r = kubectl(t, "drain", "kubernetes2002", "--ignore-daemonsets", "--dry-run=server")
+		if !strings.Contains(r.stderr, `error: unable to cordon node "kubernetes2002": admission webhook "nodes.kube-spread.io" denied the request`) ||
+			!strings.Contains(r.stdout, "evicting pod mathoid/") {
+			t.Errorf("deny mode, kubectl drain --dry-run=server of kubernetes2002: want the refusal, then evictions all the same\n%s", r)
+		}
+		t.Logf("kubectl drain kubernetes2002 --dry-run=server (deny mode):\n%s%s", r.stdout, r.stderr)
 		if node, err := client.CoreV1().Nodes().Get(ctx, "kubernetes2002", metav1.GetOptions{}); err != nil || node.Spec.Unschedulable {
 			t.Errorf("kubernetes2002 after the refusals: err %v, cordoned %v; want it in service", err, node != nil && node.Spec.Unschedulable)
 		}
@@ -129,7 +138,7 @@ func TestWebhookOnTheMathoidReplay(t *testing.T) {
 
 		exporterproc.Eventually(t, e, "the refusal and the override counted", func(m map[string]*dto.MetricFamily) error {
 			return errors.Join(
-				exporterproc.Expect(m, "kube_spread_admission_requests_total", map[string]string{"result": "denied"}, 2),
+				exporterproc.Expect(m, "kube_spread_admission_requests_total", map[string]string{"result": "denied"}, 3),
 				exporterproc.Expect(m, "kube_spread_admission_requests_total", map[string]string{"result": "overridden"}, 1),
 			)
 		})
@@ -145,12 +154,15 @@ func TestWebhookOnTheMathoidReplay(t *testing.T) {
 
 	t.Run("exporter stopped", func(t *testing.T) {
 		// No exporter listens: the API server's call fails at once and
-		// failurePolicy Ignore lets the cordon through, silently.
+		// failurePolicy Ignore lets the cordon through, silently. kubectl
+		// itself takes a while on a loaded machine: the bound is the
+		// timeout plus what a plain kubectl get takes just before.
+		overhead := mustSucceed(t, "get", "node", "kubernetes2001").took
 		r := mustSucceed(t, "cordon", "kubernetes2001", "kubernetes2002")
-		if w := r.warnings(); len(w) > 0 || r.took > timeoutSeconds*time.Second {
-			t.Errorf("with no exporter: want the cordons through within %ds, silently\n%s", timeoutSeconds, r)
+		if w := r.warnings(); len(w) > 0 || r.took > timeoutSeconds*time.Second+overhead {
+			t.Errorf("with no exporter: want the cordons through within %ds (and kubectl's %s), silently\n%s", timeoutSeconds, overhead, r)
 		}
-		t.Logf("kubectl cordon kubernetes2001 kubernetes2002 with no exporter: %s", r.took.Round(time.Millisecond))
+		t.Logf("kubectl cordon kubernetes2001 kubernetes2002 with no exporter: %s (kubectl get: %s)", r.took.Round(time.Millisecond), overhead.Round(time.Millisecond))
 		mustSucceed(t, "uncordon", "kubernetes2001", "kubernetes2002")
 	})
 
@@ -168,14 +180,15 @@ func TestWebhookOnTheMathoidReplay(t *testing.T) {
 				t.Error(err)
 			}
 		}()
-		r := mustSucceed(t, "cordon", "kubernetes2001")
-		if w := r.warnings(); len(w) > 0 || r.took > timeoutSeconds*time.Second+2*time.Second {
-			t.Errorf("with a hung exporter in deny mode: want the cordon through within %ds and a little, silently\n%s", timeoutSeconds, r)
-		}
-		t.Logf("kubectl cordon kubernetes2001 with a hung exporter: %s", r.took.Round(time.Millisecond))
-		r = mustSucceed(t, "cordon", "kubernetes2002")
-		if r.took > timeoutSeconds*time.Second+2*time.Second {
-			t.Errorf("second cordon with a hung exporter in deny mode: want it through within %ds and a little\n%s", timeoutSeconds, r)
+		// Through after the API server waited timeoutSeconds for the
+		// webhook, and not much later (kubectl's own time, as above).
+		overhead := mustSucceed(t, "get", "node", "kubernetes2001").took
+		for _, node := range []string{"kubernetes2001", "kubernetes2002"} {
+			r := mustSucceed(t, "cordon", node)
+			if w := r.warnings(); len(w) > 0 || r.took < timeoutSeconds*time.Second || r.took > timeoutSeconds*time.Second+overhead+time.Second {
+				t.Errorf("with a hung exporter in deny mode: want the cordon of %s through after the %ds timeout (and kubectl's %s), silently\n%s", node, timeoutSeconds, overhead, r)
+			}
+			t.Logf("kubectl cordon %s with a hung exporter: %s (kubectl get: %s)", node, r.took.Round(time.Millisecond), overhead.Round(time.Millisecond))
 		}
 		if err := syscall.Kill(e.PID(), syscall.SIGCONT); err != nil {
 			t.Fatal(err)
