@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
@@ -241,6 +243,14 @@ func (w *Watcher) snapshotNodes(c *spread.Cluster) {
 		nodes[i] = spread.Node{Name: name, Domains: d, Unschedulable: w.unschedulableReasons(n)}
 		c.Nodes[name] = &nodes[i]
 	}
+}
+
+// UnschedulableReasons says why a Node object is unschedulable, by the
+// rules that judge the cached nodes (the maintenance taints and selector
+// of the Config): the admission webhook judges a change before any cache
+// has it. Empty means schedulable.
+func (w *Watcher) UnschedulableReasons(node *corev1.Node) []spread.Reason {
+	return w.unschedulableReasons(nodeScheduling(node))
 }
 
 // unschedulableReasons says why a node will not keep its replicas.

@@ -168,8 +168,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	base, ok := h.baseline(w)
-	if !ok {
+	base, err := h.baseline()
+	if err != nil {
+		jsonapi.WriteError(w, http.StatusServiceUnavailable, "%v", err)
 		return
 	}
 	switch r.URL.Path {
@@ -344,7 +345,8 @@ func (h *Handler) serveCampaign(w http.ResponseWriter, base *baseline, q questio
 
 // baseline returns the cached cluster and its analysis, taken anew when
 // the source's generation changed (or always, for a source without one).
-func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
+// Its error says the question cannot be answered yet.
+func (h *Handler) baseline() (*baseline, error) {
 	gen, generational := h.source.(Generational)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -355,13 +357,12 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 		generation = gen.Generation()
 		if h.base != nil && generation == h.generation {
 			h.used = time.Now()
-			return h.base, true
+			return h.base, nil
 		}
 	}
 	cluster, err := h.source.Snapshot()
 	if err != nil {
-		jsonapi.WriteError(w, http.StatusServiceUnavailable, "cannot answer yet: %v", err)
-		return nil, false
+		return nil, fmt.Errorf("cannot answer yet: %w", err)
 	}
 	base := &baseline{cluster: cluster, now: spread.Analyze(cluster, h.options)}
 	if cluster.Placement != nil {
@@ -375,7 +376,7 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 			h.expiry = time.AfterFunc(baselineCheck, h.expire)
 		}
 	}
-	return base, true
+	return base, nil
 }
 
 // expire drops the kept baseline once it is stale or idle (see

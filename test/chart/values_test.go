@@ -115,6 +115,12 @@ var flagsNotInValues = map[string]string{
 	"web.systemd-socket": "no systemd in a pod",
 	"web.listen-address": "the chart sets it from service.port",
 	"web.config.file":    "the chart sets it from webConfig.secretName",
+	// The admission webhook needs its certificate, listener and
+	// ValidatingWebhookConfiguration, which deploy/components/admission
+	// ships and the chart does not yet (docs/admission.md).
+	"admission.listen-address":  "the chart ships no admission webhook yet",
+	"admission.web.config.file": "the chart ships no admission webhook yet",
+	"admission.mode":            "the chart ships no admission webhook yet",
 }
 
 // TestEveryFlagHasAValue: every flag of `kube-spread-exporter --help` is a

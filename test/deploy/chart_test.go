@@ -143,8 +143,8 @@ func TestChartRendersWhatDeployDoes(t *testing.T) {
 	} {
 		name := reflect.TypeOf(kind).Elem().Name()
 		t.Run(name, func(t *testing.T) {
-			want := unstructured(t, ofType(t, base, kind, "deploy/"))
-			got := unstructured(t, ofType(t, chart, kind, "the chart"))
+			want := asMap(t, ofType(t, base, kind, "deploy/"))
+			got := asMap(t, ofType(t, chart, kind, "the chart"))
 			withoutHelmLabels(got)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("the chart's %s differs from deploy/'s:\n%s\nwant (deploy/)\n%s", name, toYAML(t, got), toYAML(t, want))
@@ -155,9 +155,9 @@ func TestChartRendersWhatDeployDoes(t *testing.T) {
 	// Negative control: a setting that differs from deploy/'s shows.
 	t.Run("another memory limit differs", func(t *testing.T) {
 		other := decodeManifests(t, "rendered chart", renderChart(t, appName, "--set", "resources.limits.memory=1Gi"))
-		got := unstructured(t, ofType(t, other, &appsv1.Deployment{}, "the chart"))
+		got := asMap(t, ofType(t, other, &appsv1.Deployment{}, "the chart"))
 		withoutHelmLabels(got)
-		if reflect.DeepEqual(got, unstructured(t, ofType(t, base, &appsv1.Deployment{}, "deploy/"))) {
+		if reflect.DeepEqual(got, asMap(t, ofType(t, base, &appsv1.Deployment{}, "deploy/"))) {
 			t.Error("the chart's Deployment with a memory limit of 1Gi equals deploy/'s: the comparison compares nothing")
 		}
 	})
@@ -178,9 +178,9 @@ func ofType(t *testing.T, objects []runtime.Object, kind runtime.Object, where s
 	return found[0]
 }
 
-// unstructured turns a typed object into maps, as the API server would
+// asMap turns a typed object into maps, as the API server would
 // serialise it: quantities, intstr values and omitted fields compare alike.
-func unstructured(t *testing.T, o runtime.Object) map[string]any {
+func asMap(t *testing.T, o runtime.Object) map[string]any {
 	t.Helper()
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 	if err != nil {
