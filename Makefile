@@ -103,11 +103,20 @@ FUZZTIME     ?= 10s
 FUZZ_MIN_EXECS ?= 1000
 
 ## fuzz: run each fuzz target for FUZZTIME and fail one that runs fewer than FUZZ_MIN_EXECS inputs (their seed corpora run in every go test too)
+# Each target starts from its seed corpus in a fresh cache folder: `go test
+# -fuzz` would first re-run every input earlier runs on this machine kept in
+# the shared Go cache, and once a few hundred had piled up that replay alone
+# outlasted FUZZTIME on a loaded machine. The test binary is built once per
+# package and run from the package's folder, where testdata/fuzz is.
 fuzz:
-	@for target in $(FUZZ_TARGETS); do \
+	@work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	for target in $(FUZZ_TARGETS); do \
 		name=$${target#*:}; pkg=$${target%%:*}; \
 		echo ">> fuzzing $$name in $$pkg for $(FUZZTIME)"; \
-		out=$$($(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x "$$pkg" 2>&1); status=$$?; \
+		bin="$$work/$$(echo "$$pkg" | tr -c 'a-z0-9\n' _).test"; \
+		[ -x "$$bin" ] || $(GO) test -c -o "$$bin" "$$pkg" || exit 1; \
+		out=$$(cd "$$pkg" && "$$bin" -test.run '^$$' -test.fuzz "^$$name$$" -test.fuzztime $(FUZZTIME) \
+			-test.fuzzminimizetime 200x -test.fuzzcachedir "$$work/cache-$$name" 2>&1); status=$$?; \
 		echo "$$out" | grep -v '^fuzz: elapsed: .*gathering' | tail -4; \
 		[ $$status -eq 0 ] || { echo "$$out" >&2; exit 1; }; \
 		execs=$$(echo "$$out" | sed -n 's/^fuzz: elapsed: .*, execs: \([0-9]*\) .*/\1/p' | tail -1); \

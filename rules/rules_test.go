@@ -45,18 +45,7 @@ func root(t *testing.T) string {
 
 // promtool returns the promtool built by `make tools`. A missing promtool
 // fails the test: rules nobody has run through promtool are guesses.
-func promtool(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KSE_TOOLS_BIN")
-	if dir == "" {
-		dir = filepath.Join(root(t), ".cache", "bin")
-	}
-	path := filepath.Join(dir, "promtool")
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("promtool not found at %s (%v): run `make tools`", path, err)
-	}
-	return path
-}
+func promtool(t *testing.T) string { t.Helper(); return repo.ToolForTest(t, "promtool") }
 
 func alertRules(t *testing.T) []rule {
 	t.Helper()

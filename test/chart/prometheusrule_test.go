@@ -113,18 +113,7 @@ func TestPrometheusRuleIsTheMixinsRules(t *testing.T) {
 }
 
 // jsonnet returns the go-jsonnet binary that `make tools` builds.
-func jsonnet(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KSE_TOOLS_BIN")
-	if dir == "" {
-		dir = filepath.Join(repo.RootForTest(t), ".cache", "bin")
-	}
-	path := filepath.Join(dir, "jsonnet")
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("jsonnet not found at %s (%v): run `make tools`", path, err)
-	}
-	return path
-}
+func jsonnet(t *testing.T) string { t.Helper(); return repo.ToolForTest(t, "jsonnet") }
 
 // TestPrometheusRuleLabelsAndLinks: additionalRuleLabels reach every
 // alert without overriding its severity, runbookURLPrefix every link, and

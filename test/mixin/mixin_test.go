@@ -28,18 +28,7 @@ const vendorPath = "github.com/kube-spread-exporter/kube-spread-exporter/mixin"
 
 // tool returns the path of a binary that `make tools` builds. A missing
 // one fails the test: a mixin nobody evaluated is a guess.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	dir := os.Getenv("KSE_TOOLS_BIN")
-	if dir == "" {
-		dir = filepath.Join(repo.RootForTest(t), ".cache", "bin")
-	}
-	path := filepath.Join(dir, name)
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("%s not found at %s (%v): run `make tools`", name, path, err)
-	}
-	return path
-}
+func tool(t *testing.T, name string) string { t.Helper(); return repo.ToolForTest(t, name) }
 
 // vendored copies mixin/ into a vendor directory, as jsonnet-bundler
 // installs it, and returns that directory: every evaluation goes through

@@ -25,21 +25,7 @@ import (
 // tools/alertmanager ("alertmanager" or "amtool"): in $KSE_TOOLS_BIN if
 // set, else in .cache/bin of the repository holding the working directory.
 // A missing binary is an error naming `make tools`.
-func Binary(name string) (string, error) {
-	dir := os.Getenv("KSE_TOOLS_BIN")
-	if dir == "" {
-		root, err := repo.Root()
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(root, ".cache", "bin")
-	}
-	path := filepath.Join(dir, name)
-	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("%s not found (%w): run `make tools`", name, err)
-	}
-	return path, nil
-}
+func Binary(name string) (string, error) { return repo.Tool(name) }
 
 // Server is a running Alertmanager.
 type Server struct {

@@ -44,7 +44,7 @@ const KwokStagesFile = "kwok-stages.yaml"
 
 // BinDirEnv names the environment variable that overrides where the binaries
 // are looked for.
-const BinDirEnv = "KSE_TOOLS_BIN"
+const BinDirEnv = repo.ToolsBinEnv
 
 const (
 	// serviceCIDR is the service IP range; kubernetesServiceIP is its first

@@ -20,21 +20,7 @@ const ChartDir = "charts/kube-spread-exporter"
 // Binary returns the path of the helm binary: in $KSE_TOOLS_BIN if set,
 // else in .cache/bin of the repository. A missing binary is an error naming
 // `make tools`.
-func Binary() (string, error) {
-	dir := os.Getenv("KSE_TOOLS_BIN")
-	if dir == "" {
-		root, err := repo.Root()
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(root, ".cache", "bin")
-	}
-	path := filepath.Join(dir, "helm")
-	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("helm not found (%w): run `make tools`", err)
-	}
-	return path, nil
-}
+func Binary() (string, error) { return repo.Tool("helm") }
 
 // Chart returns the absolute path of the chart.
 func Chart() (string, error) {

@@ -23,21 +23,7 @@ import (
 // Binary returns the path of the prometheus binary: in $KSE_TOOLS_BIN if
 // set, else in .cache/bin of the repository holding the working directory.
 // A missing binary is an error naming `make tools`.
-func Binary() (string, error) {
-	dir := os.Getenv("KSE_TOOLS_BIN")
-	if dir == "" {
-		root, err := repo.Root()
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(root, ".cache", "bin")
-	}
-	path := filepath.Join(dir, "prometheus")
-	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("prometheus not found (%w): run `make tools`", err)
-	}
-	return path, nil
-}
+func Binary() (string, error) { return repo.Tool("prometheus") }
 
 // Server is a running Prometheus.
 type Server struct {

@@ -58,3 +58,39 @@ func RootForTest(t testing.TB) string {
 	}
 	return root
 }
+
+// ToolsBinEnv names the environment variable that overrides where the
+// binaries `make tools` builds are found (.cache/bin of the repository by
+// default).
+const ToolsBinEnv = "KSE_TOOLS_BIN"
+
+// Tool returns the path of a binary `make tools` builds (helm, promtool,
+// alertmanager...): in $KSE_TOOLS_BIN if set, else in .cache/bin of the
+// repository holding the working directory. A missing binary is an error
+// naming `make tools`.
+func Tool(name string) (string, error) {
+	dir := os.Getenv(ToolsBinEnv)
+	if dir == "" {
+		root, err := Root()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(root, ".cache", "bin")
+	}
+	path := filepath.Join(dir, name)
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("%s not found (%w): run `make tools`", name, err)
+	}
+	return path, nil
+}
+
+// ToolForTest is Tool, failing the test when the binary is missing: a
+// test that needs a tool must not pass without it.
+func ToolForTest(t testing.TB, name string) string {
+	t.Helper()
+	path, err := Tool(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

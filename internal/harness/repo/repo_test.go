@@ -3,6 +3,7 @@ package repo
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -28,5 +29,15 @@ func TestRootSkipsOtherModules(t *testing.T) {
 	got, err := Root()
 	if err != nil || got != root {
 		t.Errorf("from tools/kubernetes: Root() = %s, %v; want %s", got, err, root)
+	}
+}
+
+// TestToolMissingNamesMakeTools: a missing tool is an error that says how
+// to get it, never a silent pass.
+func TestToolMissingNamesMakeTools(t *testing.T) {
+	t.Setenv(ToolsBinEnv, t.TempDir())
+	_, err := Tool("promtool")
+	if err == nil || !strings.Contains(err.Error(), "make tools") || !strings.Contains(err.Error(), "promtool") {
+		t.Errorf("Tool of a missing binary: %v, want an error naming promtool and `make tools`", err)
 	}
 }

@@ -122,21 +122,7 @@ func Unused(files []string) ([]string, error) {
 // Promtool returns the path of the promtool binary: in $KSE_TOOLS_BIN if
 // set, else in .cache/bin of the repository. A missing binary is an error
 // naming `make tools`.
-func Promtool() (string, error) {
-	dir := os.Getenv("KSE_TOOLS_BIN")
-	if dir == "" {
-		root, err := repo.Root()
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(root, ".cache", "bin")
-	}
-	path := filepath.Join(dir, "promtool")
-	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("promtool not found (%w): run `make tools`", err)
-	}
-	return path, nil
-}
+func Promtool() (string, error) { return repo.Tool("promtool") }
 
 // Check runs `promtool check rules` on rulesFile, then the shipped promtool
 // tests rewritten for r against it. It returns promtool's output with the
