@@ -426,7 +426,8 @@ func overrideReason(node *corev1.Node) (string, bool) {
 // the outage it is. The what-if counts pending nodes as gone until the
 // caches show them, and forgets them after pendingFor. A change refused
 // after the webhook admitted it (by another webhook, say) is counted for
-// at most that long.
+// at most that long. The what-if judges on a snapshot up to
+// whatif.MaxStaleness old, well inside pendingFor.
 type pendingChanges struct {
 	mu    sync.Mutex
 	until map[string]time.Time

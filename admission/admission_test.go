@@ -92,9 +92,13 @@ func TestJudge(t *testing.T) {
 		{name: "deny-mode-override-with-the-cordon", mode: ModeDeny, cluster: mathoidDayOne("kubernetes2001"),
 			old: node("kubernetes2002"), new: node("kubernetes2002", annotate(OverrideAnnotation, "reimage T200"), cordon), result: resultOverridden},
 
-		{name: "no-room", mode: ModeDeny,
+		// A displaced replica that fits nowhere is the what-if API's
+		// placement answer; the webhook judges the spread only (its
+		// snapshot has no placement input), and 2 of 3 replicas on 2
+		// nodes is no spread problem.
+		{name: "no-room-is-not-judged", mode: ModeDeny,
 			cluster: newClusterBuilder("a", "b", "c").deployment("batch", "heavy", 0, 6000, false, "a", "b", "c").c,
-			old:     node("c"), new: node("c", cordon), result: resultWarned},
+			old:     node("c"), new: node("c", cordon), result: resultSafe},
 		{name: "many-services", cluster: manyServices(25),
 			old: node("kubernetes2001"), new: node("kubernetes2001", cordon), result: resultWarned},
 		{name: "many-nodes-out", cluster: mathoidDayOne("kubernetes2003", "kubernetes2004", "kubernetes2001"),
@@ -238,6 +242,18 @@ func TestPendingChanges(t *testing.T) {
 
 // TestNotJudged: when the what-if cannot answer, the change is admitted,
 // in deny mode too, with one warning saying no check took place.
+// TestStalenessWithinPending: the what-if may judge on a snapshot up to
+// whatif.MaxStaleness old; a node this webhook admitted out of service
+// must stay pending at least that long after the watch delivered it, or
+// a cordon in between would judge without it.
+func TestStalenessWithinPending(t *testing.T) {
+	// Seconds for the watch to deliver a change, on a loaded API server.
+	const watchDelay = 5 * time.Second
+	if whatif.MaxStaleness+watchDelay > pendingFor {
+		t.Errorf("whatif.MaxStaleness %s + a watch delay of %s > pendingFor %s", whatif.MaxStaleness, watchDelay, pendingFor)
+	}
+}
+
 func TestNotJudged(t *testing.T) {
 	cordon2002 := func(t *testing.T) []byte {
 		return reviewOf(t, node("kubernetes2002"), node("kubernetes2002", cordon))

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"reflect"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,14 +16,15 @@ import (
 )
 
 // TestAskNodesAnswersAsTheAPI: without pending nodes, the admission
-// webhook's question gets the API's answer, field for field; with them,
-// the pending nodes count as gone, and names that are unknown, asked or
-// already unschedulable change nothing.
+// webhook's question gets the API's answer on the cluster without
+// placement input, field for field; with them, the pending nodes count as
+// gone, and names that are unknown, asked or already unschedulable change
+// nothing.
 func TestAskNodesAnswersAsTheAPI(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	viaAPI := func(t *testing.T, cluster *spread.Cluster, query string) *Answer {
 		t.Helper()
-		h := NewHandler(&fakeSource{cluster: cluster}, spread.Options{DefaultMinNodes: 2}, logger)
+		h := NewHandler(&fakeSource{cluster: withoutPlacement(cluster)}, spread.Options{DefaultMinNodes: 2}, logger)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", PathWhatIf+"?"+query, nil))
 		if rec.Code != 200 {
@@ -113,5 +116,241 @@ func TestAskNodesErrors(t *testing.T) {
 	defer cancel()
 	if _, err := h.AskNodes(ctx, []string{"kubernetes2001"}, nil); !errors.Is(err, ErrBusy) {
 		t.Errorf("no free slot: err = %v, want ErrBusy", err)
+	}
+}
+
+// changingSource is a cache whose content and generation a test changes,
+// whose snapshots it counts, and, with gate set, holds until the test
+// lets each one through.
+type changingSource struct {
+	mu         sync.Mutex
+	cluster    *spread.Cluster
+	generation uint64
+	snapshots  int
+	gate       chan struct{}
+	// out are the nodes UnschedulableNodes reports.
+	out []string
+}
+
+func (s *changingSource) change(c *spread.Cluster, out ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cluster, s.out = c, out
+	s.generation++
+}
+
+func (s *changingSource) Generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.generation
+}
+
+func (s *changingSource) Snapshot() (*spread.Cluster, error) {
+	panic("AskNodes took a snapshot with the placement input")
+}
+
+func (s *changingSource) SnapshotWithoutPlacement() (*spread.Cluster, error) {
+	s.mu.Lock()
+	s.snapshots++
+	c, gate := s.cluster, s.gate
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return withoutPlacement(c), nil
+}
+
+func (s *changingSource) taken() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshots
+}
+
+// settled returns the snapshots taken once they are at least want, or
+// after a second: background refreshes start on their own goroutine.
+// A moment later, so that one too many would show.
+func (s *changingSource) settled(want int) int {
+	for deadline := time.Now().Add(time.Second); s.taken() < want && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	return s.taken()
+}
+
+func (s *changingSource) NodesMatching(string) ([]string, error) { return nil, nil }
+
+func (s *changingSource) UnschedulableNodes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.out)
+}
+
+// fakeClock is a time.Now that a test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// asked is what one AskNodes call returned.
+type asked struct {
+	answer *Answer
+	err    error
+}
+
+// askAsync asks about node on its own goroutine.
+func askAsync(h *Handler, node string, gone ...string) <-chan asked {
+	out := make(chan asked, 1)
+	go func() {
+		a, err := h.AskNodes(context.Background(), []string{node}, gone)
+		out <- asked{a, err}
+	}()
+	return out
+}
+
+// answered waits for an answer, failing the test after a few seconds.
+func answered(t *testing.T, what string, ch <-chan asked) *Answer {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if got.err != nil {
+			t.Fatalf("%s: %v", what, got.err)
+		}
+		return got.answer
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: no answer: it waits for a snapshot", what)
+		return nil
+	}
+}
+
+// notAnswered checks that a question is still waiting.
+func notAnswered(t *testing.T, what string, ch <-chan asked) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		t.Fatalf("%s: answered (%v) before the snapshot it should wait for", what, got.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestAskNodesStaleness pins when a question waits for a snapshot: only
+// when there is none, or the kept one is older than MaxStaleness and the
+// caches moved past it. Otherwise it is answered from the kept one while
+// one refresh at a time runs in the background.
+func TestAskNodesStaleness(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2018, 7, 4, 14, 0, 0, 0, time.UTC)}
+	src := &changingSource{cluster: mathoidDayOne(), gate: make(chan struct{})}
+	h := NewHandler(src, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler))
+	h.now = clock.Now
+	verdictOf := func(a *Answer) spread.Verdict { return a.Verdict }
+
+	// No snapshot yet: the first question waits for one.
+	first := askAsync(h, "kubernetes2002")
+	notAnswered(t, "first question", first)
+	src.gate <- struct{}{}
+	if got := verdictOf(answered(t, "first question", first)); got != spread.VerdictSingleHomed {
+		t.Errorf("2002 on day one: verdict %s, want %s", got, spread.VerdictSingleHomed)
+	}
+
+	// Caches unchanged: the snapshot is reused however old.
+	clock.advance(time.Minute)
+	answered(t, "unchanged caches", askAsync(h, "kubernetes2002"))
+	if got := src.taken(); got != 1 {
+		t.Fatalf("unchanged caches: %d snapshots, want 1", got)
+	}
+
+	// The caches moved (2001 cordoned by someone the webhook did not see)
+	// and the snapshot is a minute old: the question waits for a new one.
+	src.change(mathoidDayOne("kubernetes2001"))
+	stale := askAsync(h, "kubernetes2002")
+	notAnswered(t, "caches moved, snapshot older than the bound", stale)
+	// A second question meanwhile shares the snapshot under way.
+	alsoStale := askAsync(h, "kubernetes2002")
+	notAnswered(t, "second question, snapshot older than the bound", alsoStale)
+	src.gate <- struct{}{}
+	for _, ch := range []<-chan asked{stale, alsoStale} {
+		if got := verdictOf(answered(t, "after the new snapshot", ch)); got != spread.VerdictNoReplicasLeft {
+			t.Errorf("2002 with 2001 cordoned: verdict %s, want %s", got, spread.VerdictNoReplicasLeft)
+		}
+	}
+	if got := src.taken(); got != 2 {
+		t.Fatalf("two questions waiting: %d snapshots in all, want 2 (one shared)", got)
+	}
+
+	// The caches move again (2001 back in service) within the bound: the
+	// question is answered at once from the kept snapshot, and a refresh
+	// starts, one only however many questions come.
+	clock.advance(h.maxStaleness)
+	src.change(mathoidDayOne())
+	for i := range 3 {
+		if got := verdictOf(answered(t, "caches moved, snapshot within the bound", askAsync(h, "kubernetes2002"))); got != spread.VerdictNoReplicasLeft {
+			t.Errorf("question %d within the bound: verdict %s, want the kept snapshot's %s", i+1, got, spread.VerdictNoReplicasLeft)
+		}
+	}
+	if got := src.settled(3); got != 3 {
+		t.Fatalf("three questions within the bound: %d snapshots in all, want 3 (one refresh)", got)
+	}
+	src.gate <- struct{}{}
+	// Once the refresh is in, questions get it.
+	deadline := time.Now().Add(5 * time.Second)
+	for verdictOf(answered(t, "after the refresh", askAsync(h, "kubernetes2002"))) != spread.VerdictSingleHomed {
+		if time.Now().After(deadline) {
+			t.Fatal("the refreshed snapshot never answered")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := src.taken(); got != 3 {
+		t.Errorf("after the refresh: %d snapshots in all, want 3", got)
+	}
+}
+
+// TestAskNodesCountsNodesGoneSinceTheSnapshot: on a snapshot within the
+// bound but older than the caches, the nodes pending (admitted a moment
+// ago) and the nodes the caches show out of service now count as gone: a
+// second cordon of the mathoid pair is an outage, not single-homed.
+func TestAskNodesCountsNodesGoneSinceTheSnapshot(t *testing.T) {
+	tests := []struct {
+		name string
+		// pending are AskNodes' gone; out what the caches show now.
+		pending, out []string
+		want         spread.Verdict
+	}{
+		{"nothing gone since", nil, nil, spread.VerdictSingleHomed},
+		{"2001 pending", []string{"kubernetes2001"}, nil, spread.VerdictNoReplicasLeft},
+		{"2001 out in the caches", nil, []string{"kubernetes2001"}, spread.VerdictNoReplicasLeft},
+		{"both", []string{"kubernetes2001"}, []string{"kubernetes2001"}, spread.VerdictNoReplicasLeft},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Date(2018, 7, 4, 14, 0, 0, 0, time.UTC)}
+			src := &changingSource{cluster: mathoidDayOne()}
+			h := NewHandler(src, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler))
+			h.now = clock.Now
+			answered(t, "first question", askAsync(h, "kubernetes2003"))
+			// The caches move; the snapshot of the next question is the
+			// kept one, which shows 2001 in service.
+			src.gate = make(chan struct{})
+			src.change(mathoidDayOne("kubernetes2001"), tc.out...)
+			clock.advance(h.maxStaleness)
+			got := answered(t, "stale snapshot", askAsync(h, "kubernetes2002", tc.pending...))
+			close(src.gate)
+			if got.Verdict != tc.want {
+				t.Errorf("verdict %s, want %s", got.Verdict, tc.want)
+			}
+			if n := src.settled(2); n != 2 {
+				t.Errorf("%d snapshots, want 2 (the first and one refresh)", n)
+			}
+		})
 	}
 }

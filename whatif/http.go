@@ -94,6 +94,12 @@ type Handler struct {
 	// kept, checks it (see expire).
 	used   time.Time
 	expiry *time.Timer
+
+	// judging is AskNodes' snapshot; maxStaleness is MaxStaleness, and
+	// now time.Now, but in tests.
+	judging      judgingBaseline
+	maxStaleness time.Duration
+	now          func() time.Time
 }
 
 // A kept baseline is checked every baselineCheck, and dropped once the
@@ -122,7 +128,10 @@ const slotWait = 30 * time.Second
 // NewHandler returns the what-if handler; mount it at PathWhatIf,
 // PathPlan and PathCampaign.
 func NewHandler(source Source, options spread.Options, logger *slog.Logger) *Handler {
-	return &Handler{source: source, options: options, logger: logger, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
+	return &Handler{
+		source: source, options: options, logger: logger, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		maxStaleness: MaxStaleness, now: time.Now,
+	}
 }
 
 // ServeHTTP answers a what-if or plan request.

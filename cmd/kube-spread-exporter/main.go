@@ -374,7 +374,8 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 	mux.Handle(whatif.PathPlan, whatIf)
 	mux.Handle(whatif.PathCampaign, whatIf)
 	if o.admissionListen != "" {
-		// The same what-if, snapshot and bound on analyses as the API.
+		// The same what-if and bound on analyses as the API, on a snapshot
+		// of its own without placement input (whatif.Handler.AskNodes).
 		metrics := admission.NewMetrics()
 		registry.MustRegister(metrics)
 		webhook = admission.NewHandler(watcher, whatIf, admission.Options{
