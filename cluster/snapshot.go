@@ -68,6 +68,24 @@ func (w *Watcher) UnschedulableNodes() []string {
 	return names
 }
 
+// NodesInService returns, of the named nodes, those the caches hold and
+// show in service now, in the order named: with UnschedulableNodes, what a
+// caller judging on an older snapshot reads to bring its nodes up to date.
+func (w *Watcher) NodesInService(names []string) []string {
+	var out []string
+	for _, name := range names {
+		// Nodes are cluster-scoped: the cache's key is the name.
+		obj, exists, err := w.nodes.GetByKey(name)
+		if err != nil || !exists {
+			continue
+		}
+		if len(w.unschedulableReasons(obj.(*cachedNode))) == 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // placementInput says when a snapshot holds the placement model's input.
 type placementInput int
 

@@ -635,6 +635,9 @@ func TestUnschedulableNodes(t *testing.T) {
 	if got := w.UnschedulableNodes(); !slices.Equal(got, want) || len(got) != 3 {
 		t.Errorf("UnschedulableNodes() = %v, want %v as in the snapshot (a, b, d)", got, want)
 	}
+	if got, want := w.NodesInService([]string{"d", "c", "gone", "a"}), []string{"c"}; !slices.Equal(got, want) {
+		t.Errorf("NodesInService(d, c, gone, a) = %v, want %v", got, want)
+	}
 }
 
 // replicaPods lists, sorted, each replica of c as service, node and the

@@ -17,18 +17,19 @@ var ErrBusy = errors.New("too many what-if questions at once")
 
 // MaxStaleness bounds how old the snapshot AskNodes judges on may be once
 // the caches moved past it. A cordon must not wait for a snapshot of the
-// whole cluster (some 100 ms at 150,000 pods, twice that on a loaded
-// exporter) because a pod somewhere flipped its readiness, which on a busy
-// cluster happens between any two cordons; pods a few seconds behind
-// change no verdict an operator could act on. The nodes are not behind:
-// AskNodes counts the nodes the caches show out of service now as gone
-// whatever the snapshot says (see AskNodes).
+// whole cluster (some 160 ms at 150,000 pods, more on a loaded exporter)
+// because a pod somewhere flipped its readiness, which on a busy cluster
+// happens between any two cordons; pods two seconds behind change no
+// verdict an operator could act on, and alerts take minutes. The nodes
+// are not behind: AskNodes takes their state from the caches as they are
+// now (see AskNodes).
 //
 // It is well below the admission webhook's memory of the changes it
-// admitted (admission.pendingFor, 10 s): a node cordoned through this
-// exporter counts as gone until the caches show it and a snapshot younger
-// than MaxStaleness holds it, as long as the watch delivers it within the
-// 8 s left.
+// admitted (admission.pendingFor, 10 s), so that a source without node
+// states too counts a node cordoned through this exporter as gone until a
+// snapshot holds it, as long as the watch delivers the cordon within the
+// 8 s left. Two seconds also keep a burst of cordons (kubectl cordon A B
+// C, a drain loop's next node) on one snapshot while the next is taken.
 const MaxStaleness = 2 * time.Second
 
 // SpreadSource is a Source that can leave out the placement model's input
@@ -37,11 +38,15 @@ type SpreadSource interface {
 	SnapshotWithoutPlacement() (*spread.Cluster, error)
 }
 
-// NodeStates is a Source that can say which nodes are out of service now
-// at the cost of a walk over the nodes (cluster.Watcher): AskNodes counts
-// them as gone although its snapshot may be older.
+// NodeStates is a Source that can say which nodes are in and out of
+// service now without a snapshot (cluster.Watcher): AskNodes brings the
+// nodes of an older snapshot up to date with it.
 type NodeStates interface {
+	// UnschedulableNodes returns the nodes out of service now.
 	UnschedulableNodes() []string
+	// NodesInService returns, of the named nodes, those known and in
+	// service now.
+	NodesInService(names []string) []string
 }
 
 // AskNodes answers what GET /api/v1/whatif?node=... answers, for callers
@@ -55,8 +60,7 @@ type NodeStates interface {
 // the caches moved past it, and used meanwhile for at most MaxStaleness
 // after it was taken; only a question that finds no snapshot, or one
 // older than that, waits for a new one (one at a time, shared by every
-// waiting question). The nodes the caches show out of service now count
-// as gone even when the snapshot is older.
+// waiting question).
 //
 // gone names nodes to count as unschedulable although the caches still
 // show them schedulable: changes admitted a moment ago that the watch has
@@ -64,6 +68,11 @@ type NodeStates interface {
 // unschedulable already, are left out; the asked nodes are judged as
 // asked. With gone empty and the snapshot current, the answer is the
 // API's on a cluster without placement input.
+//
+// With a NodeStates source the nodes are as the caches show them now
+// whatever the snapshot's age: out of service since count as gone, back in
+// service since as in service; only the pods can be up to MaxStaleness
+// behind.
 //
 // Errors: spread.ErrNoNodes, *spread.UnknownNodesError, the source's error
 // while its caches sync, ErrBusy.
@@ -82,21 +91,49 @@ func (h *Handler) AskNodes(ctx context.Context, nodes, gone []string) (*Answer, 
 	if err != nil {
 		return nil, err
 	}
-	if states, ok := h.source.(NodeStates); ok {
-		// Nodes out of service since the snapshot was taken (through the
-		// other exporter replica, say); those it shows already are left
-		// out below, so on a current snapshot this changes nothing.
-		gone = append(slices.Clone(gone), states.UnschedulableNodes()...)
-	}
 	c, now := base.cluster, base.now
-	if pending := pendingGone(c, nodes, gone); len(pending) > 0 {
-		if c, err = c.WithNodesGone(pending); err != nil {
-			return nil, err
+	var back []string
+	if states, ok := h.source.(NodeStates); ok {
+		// The snapshot may be older than the caches: its nodes take the
+		// state the caches show now. Out of service since (through the
+		// other exporter replica, say): gone, like the pending ones.
+		// Back in service since, and not pending again: in service. On a
+		// current snapshot this changes nothing.
+		gone = append(slices.Clone(gone), states.UnschedulableNodes()...)
+		back = backInService(c, nodes, gone, states)
+	}
+	pending := pendingGone(c, nodes, gone)
+	if changed := append(slices.Clip(back), pending...); len(changed) > 0 {
+		if len(back) > 0 {
+			if c, err = c.WithNodesInService(back); err != nil {
+				return nil, err
+			}
 		}
-		// Only the services on the pending nodes change.
-		now = spread.Reanalyze(c, now, pending, h.options)
+		if len(pending) > 0 {
+			if c, err = c.WithNodesGone(pending); err != nil {
+				return nil, err
+			}
+		}
+		// Only the services on the changed nodes change.
+		now = spread.Reanalyze(c, now, changed, h.options)
 	}
 	return ask(c, now, nodes, h.options)
+}
+
+// backInService returns the nodes c shows out of service that the caches
+// show in service now, but for the asked and the gone ones.
+func backInService(c *spread.Cluster, asked, gone []string, states NodeStates) []string {
+	var out []string
+	for name, node := range c.Nodes {
+		if !node.Schedulable() && !slices.Contains(asked, name) && !slices.Contains(gone, name) {
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	slices.Sort(out)
+	return states.NodesInService(out)
 }
 
 // pendingGone returns the names of gone that c knows and shows schedulable,

@@ -128,14 +128,12 @@ type changingSource struct {
 	generation uint64
 	snapshots  int
 	gate       chan struct{}
-	// out are the nodes UnschedulableNodes reports.
-	out []string
 }
 
-func (s *changingSource) change(c *spread.Cluster, out ...string) {
+func (s *changingSource) change(c *spread.Cluster) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cluster, s.out = c, out
+	s.cluster = c
 	s.generation++
 }
 
@@ -179,10 +177,31 @@ func (s *changingSource) settled(want int) int {
 
 func (s *changingSource) NodesMatching(string) ([]string, error) { return nil, nil }
 
+// UnschedulableNodes and NodesInService read the cluster as it is now,
+// without a snapshot, as cluster.Watcher does.
 func (s *changingSource) UnschedulableNodes() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.out)
+	var out []string
+	for name, n := range s.cluster.Nodes {
+		if !n.Schedulable() {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *changingSource) NodesInService(names []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, name := range names {
+		if n := s.cluster.Nodes[name]; n != nil && n.Schedulable() {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // fakeClock is a time.Now that a test moves.
@@ -244,6 +263,20 @@ func notAnswered(t *testing.T, what string, ch <-chan asked) {
 	}
 }
 
+// mathoidUnreadyOn2001 is day one with the mathoid pods on kubernetes2001
+// not ready: a change of pods, which only a new snapshot shows.
+func mathoidUnreadyOn2001() *spread.Cluster {
+	c := mathoidDayOne()
+	for _, svc := range c.Services {
+		for i := range svc.Replicas {
+			if svc.Namespace == "mathoid" && svc.Replicas[i].Node == "kubernetes2001" {
+				svc.Replicas[i].Ready = false
+			}
+		}
+	}
+	return c
+}
+
 // TestAskNodesStaleness pins when a question waits for a snapshot: only
 // when there is none, or the kept one is older than MaxStaleness and the
 // caches moved past it. Otherwise it is answered from the kept one while
@@ -270,9 +303,9 @@ func TestAskNodesStaleness(t *testing.T) {
 		t.Fatalf("unchanged caches: %d snapshots, want 1", got)
 	}
 
-	// The caches moved (2001 cordoned by someone the webhook did not see)
-	// and the snapshot is a minute old: the question waits for a new one.
-	src.change(mathoidDayOne("kubernetes2001"))
+	// The caches moved (the mathoid pods on 2001 went unready) and the
+	// snapshot is a minute old: the question waits for a new one.
+	src.change(mathoidUnreadyOn2001())
 	stale := askAsync(h, "kubernetes2002")
 	notAnswered(t, "caches moved, snapshot older than the bound", stale)
 	// A second question meanwhile shares the snapshot under way.
@@ -281,14 +314,14 @@ func TestAskNodesStaleness(t *testing.T) {
 	src.gate <- struct{}{}
 	for _, ch := range []<-chan asked{stale, alsoStale} {
 		if got := verdictOf(answered(t, "after the new snapshot", ch)); got != spread.VerdictNoReplicasLeft {
-			t.Errorf("2002 with 2001 cordoned: verdict %s, want %s", got, spread.VerdictNoReplicasLeft)
+			t.Errorf("2002 with the mathoid pods on 2001 unready: verdict %s, want %s", got, spread.VerdictNoReplicasLeft)
 		}
 	}
 	if got := src.taken(); got != 2 {
 		t.Fatalf("two questions waiting: %d snapshots in all, want 2 (one shared)", got)
 	}
 
-	// The caches move again (2001 back in service) within the bound: the
+	// The caches move again (the pods ready again) within the bound: the
 	// question is answered at once from the kept snapshot, and a refresh
 	// starts, one only however many questions come.
 	clock.advance(h.maxStaleness)
@@ -315,33 +348,40 @@ func TestAskNodesStaleness(t *testing.T) {
 	}
 }
 
-// TestAskNodesCountsNodesGoneSinceTheSnapshot: on a snapshot within the
+// TestAskNodesTakesNodesAsTheCachesShowThemNow: on a snapshot within the
 // bound but older than the caches, the nodes pending (admitted a moment
-// ago) and the nodes the caches show out of service now count as gone: a
-// second cordon of the mathoid pair is an outage, not single-homed.
-func TestAskNodesCountsNodesGoneSinceTheSnapshot(t *testing.T) {
+// ago) and the nodes the caches show out of service now count as gone,
+// and those back in service since count in service: the second cordon of
+// the mathoid pair is an outage, not single-homed, and after an uncordon
+// it is single-homed again.
+func TestAskNodesTakesNodesAsTheCachesShowThemNow(t *testing.T) {
 	tests := []struct {
 		name string
-		// pending are AskNodes' gone; out what the caches show now.
-		pending, out []string
-		want         spread.Verdict
+		// kept is the snapshot's cluster, now the caches'.
+		kept, now *spread.Cluster
+		pending   []string
+		want      spread.Verdict
 	}{
-		{"nothing gone since", nil, nil, spread.VerdictSingleHomed},
-		{"2001 pending", []string{"kubernetes2001"}, nil, spread.VerdictNoReplicasLeft},
-		{"2001 out in the caches", nil, []string{"kubernetes2001"}, spread.VerdictNoReplicasLeft},
-		{"both", []string{"kubernetes2001"}, []string{"kubernetes2001"}, spread.VerdictNoReplicasLeft},
+		{"nothing changed since", mathoidDayOne(), mathoidDayOne(), nil, spread.VerdictSingleHomed},
+		{"2001 pending", mathoidDayOne(), mathoidDayOne(), []string{"kubernetes2001"}, spread.VerdictNoReplicasLeft},
+		{"2001 out in the caches", mathoidDayOne(), mathoidDayOne("kubernetes2001"), nil, spread.VerdictNoReplicasLeft},
+		{"2001 out in the caches and pending", mathoidDayOne(), mathoidDayOne("kubernetes2001"), []string{"kubernetes2001"}, spread.VerdictNoReplicasLeft},
+		{"2001 back in service", mathoidDayOne("kubernetes2001"), mathoidDayOne(), nil, spread.VerdictSingleHomed},
+		{"2001 back in service and cordoned again, pending", mathoidDayOne("kubernetes2001"), mathoidDayOne(), []string{"kubernetes2001"}, spread.VerdictNoReplicasLeft},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &fakeClock{now: time.Date(2018, 7, 4, 14, 0, 0, 0, time.UTC)}
-			src := &changingSource{cluster: mathoidDayOne()}
+			src := &changingSource{cluster: tc.kept}
 			h := NewHandler(src, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler))
 			h.now = clock.Now
 			answered(t, "first question", askAsync(h, "kubernetes2003"))
-			// The caches move; the snapshot of the next question is the
-			// kept one, which shows 2001 in service.
+			// The caches move; the next question's snapshot is the kept
+			// one.
+			src.mu.Lock()
 			src.gate = make(chan struct{})
-			src.change(mathoidDayOne("kubernetes2001"), tc.out...)
+			src.mu.Unlock()
+			src.change(tc.now)
 			clock.advance(h.maxStaleness)
 			got := answered(t, "stale snapshot", askAsync(h, "kubernetes2002", tc.pending...))
 			close(src.gate)
