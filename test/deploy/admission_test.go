@@ -73,6 +73,12 @@ func renderObjects(t *testing.T, dir string) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return unstructuredObjects(t, out)
+}
+
+// unstructuredObjects decodes rendered manifests, of any kind.
+func unstructuredObjects(t *testing.T, out string) []*unstructured.Unstructured {
+	t.Helper()
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(out)))
 	var objects []*unstructured.Unstructured
 	for {
@@ -315,13 +321,7 @@ func TestAdmissionComponentServerDryRun(t *testing.T) {
 		t.Errorf("dry run warned:\n%s", stderr)
 	}
 
-	crdDir := filepath.Join(downloadModule(t, certManagerModule, certManagerVersion), certManagerCRDDir)
-	for _, crd := range []string{"issuers", "certificates"} {
-		if _, _, err := runKubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(crdDir, "cert-manager.io_"+crd+".yaml")); err != nil {
-			t.Fatal(err)
-		}
-		waitEstablished(t, crd+".cert-manager.io")
-	}
+	installCertManagerCRDs(t)
 	dir := withComponents(t, admissionComponent, certManagerComponent)
 	out, stderr, err = runKubectl(t, "", "apply", "-k", dir, "--dry-run=server")
 	if err != nil {
@@ -357,6 +357,19 @@ func TestAdmissionComponentServerDryRun(t *testing.T) {
 		if _, _, err := runKubectl(t, broken, "apply", "-f", "-", "--dry-run=server"); err == nil || !strings.Contains(err.Error(), tc.refused) {
 			t.Errorf("%q was not refused: %v", tc.to, err)
 		}
+	}
+}
+
+// installCertManagerCRDs installs cert-manager's Issuer and Certificate
+// CRDs from its Go module.
+func installCertManagerCRDs(t *testing.T) {
+	t.Helper()
+	crdDir := filepath.Join(downloadModule(t, certManagerModule, certManagerVersion), certManagerCRDDir)
+	for _, crd := range []string{"issuers", "certificates"} {
+		if _, _, err := runKubectl(t, "", "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(crdDir, "cert-manager.io_"+crd+".yaml")); err != nil {
+			t.Fatal(err)
+		}
+		waitEstablished(t, crd+".cert-manager.io")
 	}
 }
 
