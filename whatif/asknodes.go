@@ -123,9 +123,15 @@ func (h *Handler) AskNodes(ctx context.Context, nodes, gone []string) (*Answer, 
 // backInService returns the nodes c shows out of service that the caches
 // show in service now, but for the asked and the gone ones.
 func backInService(c *spread.Cluster, asked, gone []string, states NodeStates) []string {
+	// A set: during a maintenance hundreds of nodes may be out of service
+	// in both the snapshot and the caches.
+	excluded := make(map[string]bool, len(asked)+len(gone))
+	for _, name := range slices.Concat(asked, gone) {
+		excluded[name] = true
+	}
 	var out []string
 	for name, node := range c.Nodes {
-		if !node.Schedulable() && !slices.Contains(asked, name) && !slices.Contains(gone, name) {
+		if !node.Schedulable() && !excluded[name] {
 			out = append(out, name)
 		}
 	}
