@@ -101,8 +101,11 @@ func (w *webhook) flags(ctx context.Context, binary string) ([]string, error) {
 // cluster on a quiet cluster (the what-if shares one snapshot and
 // analysis while the caches do not change), after one untimed; then
 // changed cordons each after a pod flipped its readiness and changeSettle
-// (not timed), so each pays a snapshot and an analysis first: what every
-// cordon of a busy cluster costs. Every answer must admit the cordon; the
+// (not timed): what every cordon of a busy cluster costs. The webhook
+// judges those on its kept snapshot, at most whatif.MaxStaleness old,
+// while it takes a new one in the background, which competes for the CPU;
+// a cordon that finds its snapshot older than that waits for a new one,
+// which this does not time (BenchmarkAskNodes/snapshot is that cost). Every answer must admit the cordon; the
 // requests the webhook could not judge in time are counted.
 func (r *Result) measureAdmission(ctx context.Context, w *webhook, e *exporterproc.Exporter, client kubernetes.Interface, c *synth.Cluster, runs, changed int, workers int, logf func(string, ...any)) error {
 	if runs < 1 || w == nil {
