@@ -18,8 +18,9 @@ BINARIES := kube-spread-exporter check_kube_spread
 
 # Debian packages the tests use: a real NRPE daemon and check_nrpe, and
 # Icinga 2 to validate the shipped configuration; curl and jq run the
-# README's reimage guard as written.
-SYSTEM_PACKAGES := nagios-nrpe-server nagios-nrpe-plugin icinga2 curl jq
+# README's reimage guard as written, openssl the webhook's certificate
+# commands of docs/admission.md.
+SYSTEM_PACKAGES := nagios-nrpe-server nagios-nrpe-plugin icinga2 curl jq openssl
 
 # Sizes of make bench-scale; the full size is NODES=5000 PODS=150000 SERVICES=15000.
 NODES    ?= 50
@@ -94,7 +95,7 @@ demo-secure: tools
 	$(GO) run ./cmd/mathoid-replay --secure
 
 # Fuzz targets of the parsers that take outside input, as package:target.
-FUZZ_TARGETS := ./spread/:FuzzParseMinNodes ./whatif/:FuzzHandler ./internal/nagios/:FuzzParseRange ./internal/check/:FuzzRebuild
+FUZZ_TARGETS := ./spread/:FuzzParseMinNodes ./whatif/:FuzzHandler ./internal/nagios/:FuzzParseRange ./internal/check/:FuzzRebuild ./admission/:FuzzHandler
 FUZZTIME     ?= 10s
 # A target that runs fewer inputs than this in FUZZTIME does not fuzz: the
 # run fails. Minimising each new interesting input is capped at a number

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
@@ -30,7 +32,7 @@ import (
 // placement model's input (spread.Cluster.Placement), as the what-if API
 // needs it for any question; a scrape calls SnapshotForScrape instead.
 func (w *Watcher) Snapshot() (*spread.Cluster, error) {
-	return w.snapshot(true)
+	return w.snapshot(placementAlways)
 }
 
 // SnapshotForScrape is Snapshot without the placement model's input
@@ -40,12 +42,62 @@ func (w *Watcher) Snapshot() (*spread.Cluster, error) {
 // time and nearly doubled the allocations of a snapshot at 150,000 pods,
 // a cost every scrape after a change would pay while no maintenance runs.
 func (w *Watcher) SnapshotForScrape() (*spread.Cluster, error) {
-	return w.snapshot(false)
+	return w.snapshot(placementIfDisplaced)
 }
 
-// snapshot is Snapshot, with the placement input always or only when
-// some pod is displaced.
-func (w *Watcher) snapshot(alwaysPlacement bool) (*spread.Cluster, error) {
+// SnapshotWithoutPlacement is Snapshot without the placement model's
+// input, ever: the admission webhook judges spread verdicts only, and
+// takes its snapshots in the background while cordons wait on none.
+func (w *Watcher) SnapshotWithoutPlacement() (*spread.Cluster, error) {
+	return w.snapshot(placementNever)
+}
+
+// UnschedulableNodes returns the sorted names of the cached nodes that are
+// out of service, by the rules of Snapshot: what a caller judging on an
+// older snapshot reads to count nodes gone since, at the cost of a walk
+// over the nodes rather than a snapshot.
+func (w *Watcher) UnschedulableNodes() []string {
+	var names []string
+	for _, obj := range w.nodes.List() {
+		n := obj.(*cachedNode)
+		if len(w.unschedulableReasons(n)) > 0 {
+			names = append(names, n.name.Value())
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// NodesInService returns, of the named nodes, those the caches hold and
+// show in service now, in the order named: with UnschedulableNodes, what a
+// caller judging on an older snapshot reads to bring its nodes up to date.
+func (w *Watcher) NodesInService(names []string) []string {
+	var out []string
+	for _, name := range names {
+		// Nodes are cluster-scoped: the cache's key is the name.
+		obj, exists, err := w.nodes.GetByKey(name)
+		if err != nil || !exists {
+			continue
+		}
+		if len(w.unschedulableReasons(obj.(*cachedNode))) == 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// placementInput says when a snapshot holds the placement model's input.
+type placementInput int
+
+const (
+	placementAlways placementInput = iota
+	// placementIfDisplaced: only when some unschedulable node holds a pod.
+	placementIfDisplaced
+	placementNever
+)
+
+// snapshot is Snapshot, with the placement input as asked.
+func (w *Watcher) snapshot(input placementInput) (*spread.Cluster, error) {
 	if !w.Synced() {
 		return nil, ErrCacheNotSynced
 	}
@@ -54,7 +106,7 @@ func (w *Watcher) snapshot(alwaysPlacement bool) (*spread.Cluster, error) {
 	services, owners, serviceIndex := w.snapshotServices()
 	pods := w.pods.List()
 	var refs placementRefs
-	if alwaysPlacement || holdsDisplacedPods(c.Nodes, pods) {
+	if input == placementAlways || input == placementIfDisplaced && holdsDisplacedPods(c.Nodes, pods) {
 		c.Placement, refs = w.snapshotPlacement(pods)
 	}
 	w.snapshotReplicas(services, owners, serviceIndex, pods, refs)
@@ -241,6 +293,14 @@ func (w *Watcher) snapshotNodes(c *spread.Cluster) {
 		nodes[i] = spread.Node{Name: name, Domains: d, Unschedulable: w.unschedulableReasons(n)}
 		c.Nodes[name] = &nodes[i]
 	}
+}
+
+// UnschedulableReasons says why a Node object is unschedulable, by the
+// rules that judge the cached nodes (the maintenance taints and selector
+// of the Config): the admission webhook judges a change before any cache
+// has it. Empty means schedulable.
+func (w *Watcher) UnschedulableReasons(node *corev1.Node) []spread.Reason {
+	return w.unschedulableReasons(nodeScheduling(node))
 }
 
 // unschedulableReasons says why a node will not keep its replicas.

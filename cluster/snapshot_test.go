@@ -588,6 +588,16 @@ func TestSnapshotForScrapePlacesOnlyDisplacedPods(t *testing.T) {
 			if got := scrape.Placement != nil; got != tc.wantPlacement {
 				t.Fatalf("placement input built: %v, want %v", got, tc.wantPlacement)
 			}
+			spreadOnly, err := w.SnapshotWithoutPlacement()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if spreadOnly.Placement != nil {
+				t.Error("SnapshotWithoutPlacement built the placement input")
+			}
+			if got, want := replicaPods(spreadOnly), replicaPods(&spread.Cluster{Services: full.Services}); !slices.Equal(got, want) {
+				t.Errorf("without placement: replicas = %v, want %v", got, want)
+			}
 			// Informer lists come in map order, so compare what the
 			// snapshots say rather than their layout.
 			want := replicaPods(full)
@@ -598,6 +608,35 @@ func TestSnapshotForScrapePlacesOnlyDisplacedPods(t *testing.T) {
 				t.Errorf("replicas and their pods = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestUnschedulableNodes: the nodes out of service by the rules of a
+// snapshot, read without one.
+func TestUnschedulableNodes(t *testing.T) {
+	w, _ := startWatcher(t, Config{MaintenanceTaints: DefaultMaintenanceTaints},
+		node("a", func(n *corev1.Node) { n.Spec.Unschedulable = true }),
+		node("b", func(n *corev1.Node) { n.Status.Conditions = nil }),
+		node("c"),
+		node("d", func(n *corev1.Node) {
+			n.Spec.Taints = []corev1.Taint{{Key: "node.kubernetes.io/out-of-service", Effect: corev1.TaintEffectNoExecute}}
+		}))
+	c, err := w.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for name, n := range c.Nodes {
+		if !n.Schedulable() {
+			want = append(want, name)
+		}
+	}
+	slices.Sort(want)
+	if got := w.UnschedulableNodes(); !slices.Equal(got, want) || len(got) != 3 {
+		t.Errorf("UnschedulableNodes() = %v, want %v as in the snapshot (a, b, d)", got, want)
+	}
+	if got, want := w.NodesInService([]string{"d", "c", "gone", "a"}), []string{"c"}; !slices.Equal(got, want) {
+		t.Errorf("NodesInService(d, c, gone, a) = %v, want %v", got, want)
 	}
 }
 

@@ -77,22 +77,11 @@ func trim(obj any) (any, error) {
 			resourceVersion: parseResourceVersion(o.ResourceVersion),
 		}, nil
 	case *corev1.Node:
-		n := &cachedNode{
-			name:            unique.Make(o.Name),
-			labels:          makeNodeLabels(o.Labels),
-			taints:          nodeTaints(o.Spec.Taints),
-			allocatable:     resources(o.Status.Allocatable),
-			images:          nodeImages(o.Status.Images),
-			resourceVersion: parseResourceVersion(o.ResourceVersion),
-			unschedulable:   o.Spec.Unschedulable,
-			deleting:        o.DeletionTimestamp != nil,
-		}
-		for _, c := range o.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				n.ready = c.Status == corev1.ConditionTrue
-				break
-			}
-		}
+		n := nodeScheduling(o)
+		n.name = unique.Make(o.Name)
+		n.allocatable = resources(o.Status.Allocatable)
+		n.images = nodeImages(o.Status.Images)
+		n.resourceVersion = parseResourceVersion(o.ResourceVersion)
 		return n, nil
 	case *policyv1.PodDisruptionBudget:
 		return &cachedPDB{
@@ -111,6 +100,26 @@ func trim(obj any) (any, error) {
 		return o, nil
 	}
 	return obj, nil
+}
+
+// nodeScheduling is the part of a cached Node that unschedulableReasons
+// reads: labels, taints, spec.unschedulable, the Ready condition and the
+// deletion timestamp. trim builds on it, and UnschedulableReasons judges a
+// Node object the caches have not seen with it, so both follow one rule.
+func nodeScheduling(o *corev1.Node) *cachedNode {
+	n := &cachedNode{
+		labels:        makeNodeLabels(o.Labels),
+		taints:        nodeTaints(o.Spec.Taints),
+		unschedulable: o.Spec.Unschedulable,
+		deleting:      o.DeletionTimestamp != nil,
+	}
+	for _, c := range o.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			n.ready = c.Status == corev1.ConditionTrue
+			break
+		}
+	}
+	return n
 }
 
 func newWorkload(meta *metav1.ObjectMeta, replicas *int32) *cachedWorkload {

@@ -11,6 +11,7 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/admission"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -60,7 +61,9 @@ func TestDocsMatchCode(t *testing.T) {
 	var families []*dto.MetricFamily
 	for _, cluster := range []*spread.Cluster{mathoidDayTwo(), mathoidMaintenance(t)} {
 		c := New(&fakeSource{cluster: cluster, status: syncedStatus, freshness: freshSource}, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
-		families = append(families, gather(t, c, versioncollector.NewCollector(Namespace))...)
+		// The admission webhook's, which the exporter registers with the
+		// collector while the webhook listens.
+		families = append(families, gather(t, c, versioncollector.NewCollector(Namespace), admission.NewMetrics())...)
 	}
 	published := make(map[string]metricDoc)
 	for _, family := range families {

@@ -20,7 +20,7 @@ type servicesByNode struct {
 // Only these can see their figures, or the placement of their pods,
 // change when those nodes change.
 func (r *Report) ServicesOn(nodes []string) []int {
-	x := &r.servicesByNode
+	x := r.indexByNode()
 	x.once.Do(func() {
 		x.byNode = make(map[string][]int32)
 		for i := range r.Services {
@@ -47,6 +47,16 @@ func (r *Report) ServicesOn(nodes []string) []int {
 	return slices.Compact(out)
 }
 
+// indexByNode returns the report's index of services by node, not built
+// yet on first use.
+func (r *Report) indexByNode() *servicesByNode {
+	if x := r.servicesByNode.Load(); x != nil {
+		return x
+	}
+	r.servicesByNode.CompareAndSwap(nil, &servicesByNode{})
+	return r.servicesByNode.Load()
+}
+
 // Reanalyze returns the report of c, a cluster that differs from the one
 // base reports on only in the state of the named nodes (as
 // WithNodesGone and WithNodesInService make it): the figures of the
@@ -61,6 +71,10 @@ func Reanalyze(c *Cluster, base *Report, nodes []string, opts Options) *Report {
 		Nodes:        slices.Clone(base.Nodes),
 	}
 	changed := base.ServicesOn(nodes)
+	// The same services with the same replicas: base's index holds for
+	// the new report, whose questions (a what-if of pending nodes asks
+	// another) need not walk every replica again.
+	report.servicesByNode.Store(base.indexByNode())
 	replicas := 0
 	for _, i := range changed {
 		replicas += len(report.Services[i].Service.Replicas)

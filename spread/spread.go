@@ -12,6 +12,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 )
@@ -177,7 +178,7 @@ type Report struct {
 	// and of schedulable nodes: what the cluster could offer a service.
 	Domains []Domains
 
-	servicesByNode servicesByNode
+	servicesByNode atomic.Pointer[servicesByNode]
 }
 
 // Analyze computes the figures of every service and node of the cluster.

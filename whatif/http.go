@@ -94,6 +94,12 @@ type Handler struct {
 	// kept, checks it (see expire).
 	used   time.Time
 	expiry *time.Timer
+
+	// judging is AskNodes' snapshot; maxStaleness is MaxStaleness, and
+	// now time.Now, but in tests.
+	judging      judgingBaseline
+	maxStaleness time.Duration
+	now          func() time.Time
 }
 
 // A kept baseline is checked every baselineCheck, and dropped once the
@@ -122,7 +128,10 @@ const slotWait = 30 * time.Second
 // NewHandler returns the what-if handler; mount it at PathWhatIf,
 // PathPlan and PathCampaign.
 func NewHandler(source Source, options spread.Options, logger *slog.Logger) *Handler {
-	return &Handler{source: source, options: options, logger: logger, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
+	return &Handler{
+		source: source, options: options, logger: logger, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		maxStaleness: MaxStaleness, now: time.Now,
+	}
 }
 
 // ServeHTTP answers a what-if or plan request.
@@ -168,8 +177,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	base, ok := h.baseline(w)
-	if !ok {
+	base, err := h.baseline()
+	if err != nil {
+		jsonapi.WriteError(w, http.StatusServiceUnavailable, "%v", err)
 		return
 	}
 	switch r.URL.Path {
@@ -344,7 +354,8 @@ func (h *Handler) serveCampaign(w http.ResponseWriter, base *baseline, q questio
 
 // baseline returns the cached cluster and its analysis, taken anew when
 // the source's generation changed (or always, for a source without one).
-func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
+// Its error says the question cannot be answered yet.
+func (h *Handler) baseline() (*baseline, error) {
 	gen, generational := h.source.(Generational)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -355,7 +366,7 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 		generation = gen.Generation()
 		if h.base != nil && generation == h.generation {
 			h.used = time.Now()
-			return h.base, true
+			return h.base, nil
 		}
 		// Stale: drop it before taking the next, so that the garbage
 		// collector never finds two of them live (some 60 MB each at
@@ -365,8 +376,7 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 	}
 	cluster, err := h.source.Snapshot()
 	if err != nil {
-		jsonapi.WriteError(w, http.StatusServiceUnavailable, "cannot answer yet: %v", err)
-		return nil, false
+		return nil, fmt.Errorf("cannot answer yet: %w", err)
 	}
 	base := &baseline{cluster: cluster, now: spread.Analyze(cluster, h.options)}
 	if cluster.Placement != nil {
@@ -380,7 +390,7 @@ func (h *Handler) baseline(w http.ResponseWriter) (*baseline, bool) {
 			h.expiry = time.AfterFunc(baselineCheck, h.expire)
 		}
 	}
-	return base, true
+	return base, nil
 }
 
 // expire drops the kept baseline once it is stale or idle (see

@@ -10,10 +10,11 @@ import (
 const noPlacementInput = "no placement input"
 
 // placementSummary is the placement of a service's displaced pods; unknown without
-// placement input (p nil).
+// placement input (p nil), its reasons left to withReasons: a question
+// looks at every service, and lists few.
 func placementSummary(p *spread.Displacement, svc *spread.Service) placement.Summary {
 	if p == nil {
-		return placement.Summary{State: placement.StateUnknown, Reasons: map[placement.Reason]int{}, UnknownReason: noPlacementInput}
+		return placement.Summary{State: placement.StateUnknown, UnknownReason: noPlacementInput}
 	}
 	return p.Summary(svc)
 }

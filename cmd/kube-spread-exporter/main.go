@@ -33,11 +33,13 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/admission"
 	"github.com/kube-spread-exporter/kube-spread-exporter/api"
 	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
 	"github.com/kube-spread-exporter/kube-spread-exporter/collector"
@@ -84,6 +86,9 @@ type options struct {
 	disableExporterMets bool
 	web                 *web.FlagConfig
 	log                 *promslog.Config
+	// The admission webhook's listener, off while admissionListen is
+	// empty, and its mode.
+	admissionListen, admissionWebConfig, admissionMode string
 
 	// terminated is set when --help or --version asked kingpin to end.
 	terminated bool
@@ -110,8 +115,53 @@ func newApp(stdout, stderr io.Writer) (*kingpin.Application, *options) {
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	app.Flag("web.disable-exporter-metrics", "Exclude the exporter's own Go and process metrics.").BoolVar(&o.disableExporterMets)
 	o.web = kingpinflag.AddFlags(app, defaultAddress)
+	app.Flag("admission.listen-address", "Address of the admission webhook's HTTPS listener, e.g. :"+defaultAdmissionPort+" (docs/admission.md). Empty serves no webhook.").Default("").StringVar(&o.admissionListen)
+	app.Flag("admission.web.config.file", "Web configuration file of the webhook's listener (the format of --web.config.file); it must configure TLS: the API server calls webhooks over HTTPS only.").Default("").StringVar(&o.admissionWebConfig)
+	app.Flag("admission.mode", "What the webhook does with a change that takes a node out of service and hurts services: warn (admit it with warnings), or deny (refuse it when a service would have no replica left, unless the node carries the "+admission.OverrideAnnotation+" annotation).").Default(string(admission.ModeWarn)).EnumVar(&o.admissionMode, admission.Modes...)
 	promslogflag.AddFlags(app, o.log)
 	return app, o
+}
+
+// defaultAdmissionPort is the port of the webhook in deploy/, next to the
+// metrics port.
+const defaultAdmissionPort = "10218"
+
+// checkAdmission checks the webhook's flags: a listener needs a web
+// configuration with TLS, and a web configuration without a listener is
+// a mistake.
+func (o *options) checkAdmission() error {
+	switch {
+	case o.admissionListen == "" && o.admissionWebConfig != "":
+		return errors.New("--admission.web.config.file is set, but no --admission.listen-address: the webhook would not listen")
+	case o.admissionListen == "":
+		return nil
+	case o.admissionWebConfig == "":
+		return errors.New("--admission.listen-address needs --admission.web.config.file with tls_server_config: the API server calls webhooks over HTTPS only")
+	}
+	if err := web.Validate(o.admissionWebConfig); err != nil {
+		return fmt.Errorf("--admission.web.config.file %s: %s", o.admissionWebConfig, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	content, err := os.ReadFile(o.admissionWebConfig)
+	if err != nil {
+		return fmt.Errorf("--admission.web.config.file: %w", err)
+	}
+	var config web.Config
+	if err := yaml.Unmarshal(content, &config); err != nil {
+		return fmt.Errorf("--admission.web.config.file %s: %s", o.admissionWebConfig, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	if !config.TLSConfig.IsEnabled() {
+		return fmt.Errorf("--admission.web.config.file %s configures no TLS (tls_server_config): the API server calls webhooks over HTTPS only", o.admissionWebConfig)
+	}
+	return nil
+}
+
+// admissionFlags are the exporter-toolkit flags of the webhook's listener.
+func (o *options) admissionFlags() *web.FlagConfig {
+	return &web.FlagConfig{
+		WebListenAddresses: &[]string{o.admissionListen},
+		WebSystemdSocket:   new(false),
+		WebConfigFile:      &o.admissionWebConfig,
+	}
 }
 
 // run is the whole program; main only adds signals and os.Exit.
@@ -143,6 +193,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s: error: --web.config.file %s: %s\n", programName, *o.web.WebConfigFile, strings.Join(strings.Fields(err.Error()), " "))
 			return exitUsage
 		}
+	}
+	if err := o.checkAdmission(); err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v\n", programName, err)
+		return exitUsage
 	}
 	restConfig, err := loadRESTConfig(o.kubeconfig)
 	if err != nil {
@@ -183,19 +237,61 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// line and headers before any handler can bound the work, and a burst
 	// of 4 MiB queries took the exporter from 45 to 430 MiB resident.
 	// Large what-ifs are POSTed (docs/whatif.md#limits).
-	server := &http.Server{Handler: o.handler(watcher, defaultMinNodes, logger), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-		defer done()
-		_ = server.Shutdown(shutdownCtx)
-	}()
-	if err := web.ListenAndServe(server, o.web, logger); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Error("serve HTTP", "err", err)
+	handler, webhook := o.handler(watcher, defaultMinNodes, logger)
+	listeners := []listener{{"HTTP", &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, o.web, logger}}
+	if webhook != nil {
+		// A listener of its own (docs/admission.md): always TLS, with the
+		// certificate the API server trusts, and none of the metrics
+		// listener's basic auth, which the API server does not send.
+		listeners = append(listeners, listener{"admission webhook", &http.Server{Handler: webhook, ReadHeaderTimeout: 10 * time.Second},
+			o.admissionFlags(), logger.With("listener", "admission")})
+	}
+	if !serve(ctx, cancel, listeners, logger) {
 		return exitFailed
 	}
 	logger.Info("shut down")
 	return exitOK
+}
+
+// listener is one HTTP server and its exporter-toolkit flags.
+type listener struct {
+	name   string
+	server *http.Server
+	flags  *web.FlagConfig
+	logger *slog.Logger
+}
+
+// serve runs the listeners until ctx is done and shuts them down; a
+// listener that fails ends the others (cancel) and serve reports false.
+func serve(ctx context.Context, cancel context.CancelFunc, listeners []listener, logger *slog.Logger) bool {
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		for _, l := range listeners {
+			_ = l.server.Shutdown(shutdownCtx)
+		}
+	}()
+	failed := make(chan bool, len(listeners))
+	for _, l := range listeners {
+		go func() {
+			err := web.ListenAndServe(l.server, l.flags, l.logger)
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("serve "+l.name, "err", err)
+				cancel()
+				failed <- true
+				return
+			}
+			failed <- false
+		}()
+	}
+	ok := true
+	for range listeners {
+		if <-failed {
+			ok = false
+		}
+	}
+	return ok
 }
 
 // clusterConfig checks the flags that configure the watcher.
@@ -253,8 +349,10 @@ func loadRESTConfig(kubeconfig string) (*rest.Config, error) {
 	return config, nil
 }
 
-// handler serves the landing page, metrics and health endpoints.
-func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger *slog.Logger) http.Handler {
+// handler serves the landing page, metrics, health endpoints and JSON
+// APIs; webhook is the admission webhook's handler, nil unless
+// --admission.listen-address is set.
+func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger *slog.Logger) (handler, webhook http.Handler) {
 	analysis := spread.Options{DefaultMinNodes: defaultMinNodes}
 	registry := prometheus.NewRegistry()
 	figures := collector.New(watcher, collector.Options{
@@ -275,6 +373,15 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 	mux.Handle(whatif.PathWhatIf, whatIf)
 	mux.Handle(whatif.PathPlan, whatIf)
 	mux.Handle(whatif.PathCampaign, whatIf)
+	if o.admissionListen != "" {
+		// The same what-if and bound on analyses as the API, on a snapshot
+		// of its own without placement input (whatif.Handler.AskNodes).
+		metrics := admission.NewMetrics()
+		registry.MustRegister(metrics)
+		webhook = admission.NewHandler(watcher, whatIf, admission.Options{
+			Mode: admission.Mode(o.admissionMode), Logger: logger.With("component", "admission"), Metrics: metrics,
+		})
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -311,5 +418,5 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 			mux.Handle("/", landing)
 		}
 	}
-	return mux
+	return mux, webhook
 }

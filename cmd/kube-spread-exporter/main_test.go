@@ -16,6 +16,10 @@ func TestRunRejectsBadInput(t *testing.T) {
 	if err := os.WriteFile(badWebConfig, []byte("tls_server_config:\n  cert_file: [not, a, path]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	noTLS := filepath.Join(dir, "no-tls.yml")
+	if err := os.WriteFile(noTLS, []byte("http_server_config:\n  http2: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	unreadable := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(unreadable, []byte("this: is: not: yaml: ["), 0o600); err != nil {
 		t.Fatal(err)
@@ -36,6 +40,12 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{"missing kubeconfig", []string{"--kubeconfig=" + filepath.Join(dir, "nope")}, "--kubeconfig " + filepath.Join(dir, "nope")},
 		{"malformed kubeconfig", []string{"--kubeconfig=" + unreadable}, "--kubeconfig " + unreadable},
 		{"bad log level", []string{"--log.level=loud"}, "unrecognized log level"},
+		{"webhook without web config", []string{"--admission.listen-address=:10218"}, "--admission.listen-address needs --admission.web.config.file with tls_server_config"},
+		{"webhook web config without TLS", []string{"--admission.listen-address=:10218", "--admission.web.config.file=" + noTLS}, "--admission.web.config.file " + noTLS + " configures no TLS"},
+		{"webhook web config malformed", []string{"--admission.listen-address=:10218", "--admission.web.config.file=" + badWebConfig}, "--admission.web.config.file " + badWebConfig},
+		{"webhook web config missing", []string{"--admission.listen-address=:10218", "--admission.web.config.file=" + filepath.Join(dir, "missing.yml")}, "--admission.web.config.file " + filepath.Join(dir, "missing.yml")},
+		{"webhook web config without listener", []string{"--admission.web.config.file=" + noTLS}, "no --admission.listen-address"},
+		{"unknown webhook mode", []string{"--admission.mode=block"}, "enum value must be one of warn,deny, got 'block'"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -167,7 +167,10 @@ func TestTemplateRendersEveryObject(t *testing.T) {
 		kinds []string
 	}{
 		{"default values", nil, base},
-		{"every toggle on", []string{"--values", chartFile(t, allOnValues)}, append(slices.Clone(base), "PrometheusRule", "ServiceMonitor")},
+		{"every toggle on", []string{"--values", chartFile(t, allOnValues)},
+			append(slices.Clone(base), "ConfigMap", "PrometheusRule", "ServiceMonitor", "ValidatingWebhookConfiguration")},
+		{"admission webhook with cert-manager", []string{"--set", "admission.enabled=true"},
+			append(slices.Clone(base), "Certificate", "ConfigMap", "Issuer", "ValidatingWebhookConfiguration")},
 		{"one replica: no PodDisruptionBudget, which would block every drain of its node", []string{"--set", "replicas=1"},
 			[]string{"ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"}},
 		{"RBAC and ServiceAccount of the user's", []string{"--set", "rbac.create=false", "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=mine"},

@@ -42,6 +42,15 @@ func TestBadValuesFailWithTheSchemasMessage(t *testing.T) {
 		{"TLS without the Secret of the web configuration", "webConfig.tls=true", "at '/webConfig/secretName': minLength: got 0, want 1"},
 		{"probe credentials without the Secret", "webConfig.probe.basicAuthUsername=prometheus,webConfig.probe.basicAuthPasswordFile=password", "at '/webConfig/secretName': minLength: got 0, want 1"},
 		{"empty job selector", "prometheusRule.jobSelector=", "at '/prometheusRule/jobSelector': minLength: got 0, want 1"},
+		{"unknown admission mode", "admission.enabled=true,admission.mode=block", "at '/admission/mode': value must be one of 'warn', 'deny'"},
+		{"webhook timeout past the API server's 30 s", "admission.enabled=true,admission.timeoutSeconds=60", "at '/admission/timeoutSeconds': maximum: got 60, want 30"},
+		{"webhook port out of range", "admission.enabled=true,admission.port=0", "at '/admission/port': minimum: got 0, want 1"},
+		{"unknown certificate source", "admission.enabled=true,admission.certificate.source=vault", "at '/admission/certificate/source': value must be one of 'certManager', 'secret'"},
+		{"own Secret without its CA", "admission.enabled=true,admission.certificate.source=secret", "at '/admission/certificate/caBundle': minLength: got 0, want 1"},
+		{"CA bundle as PEM, not base64", "admission.enabled=true,admission.certificate.source=secret,admission.certificate.caBundle=-----BEGIN CERTIFICATE-----",
+			"at '/admission/certificate/caBundle': '-----BEGIN CERTIFICATE-----' does not match pattern"},
+		{"CA bundle that cert-manager would overwrite", "admission.enabled=true,admission.certificate.caBundle=LS0tLS1CRUdJTiBD", "at '/admission/certificate/caBundle': maxLength: got 16, want 0"},
+		{"certificate Secret not a name", "admission.enabled=true,admission.certificate.secretName=Admission_TLS", "at '/admission/certificate/secretName': 'Admission_TLS' does not match pattern"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := helm.Template(t.TempDir(), release, namespace, "--set", tc.set)
@@ -67,6 +76,8 @@ func TestBadValuesFailInTheTemplates(t *testing.T) {
 			"podDisruptionBudget.minAvailable 2 must be below replicas 2: a budget that allows no eviction blocks every drain"},
 		{"no ServiceAccount to run as", "serviceAccount.create=false",
 			"serviceAccount.name: name the ServiceAccount to run as when serviceAccount.create is false"},
+		{"the webhook on the metrics port", "admission.enabled=true,admission.port=10217",
+			"admission.port 10217 is service.port too: the webhook needs a listener of its own"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := helm.Template(t.TempDir(), release, namespace, "--set", tc.set)
@@ -97,6 +108,13 @@ func TestFlagsRenderAsArguments(t *testing.T) {
 			[]string{"--web.listen-address=:10217", "--topology.key=topology.kubernetes.io/zone", "--topology.key=example.org/rack"}},
 		{"web configuration", []string{"--set", "webConfig.secretName=web"},
 			[]string{"--web.listen-address=:10217", "--web.config.file=/etc/kube-spread-exporter/web-config.yml"}},
+		{"admission webhook, warn mode: the exporter's default", []string{"--set", "admission.enabled=true", "--set", `flags.log\.level=debug`},
+			[]string{"--web.listen-address=:10217", "--admission.listen-address=:10218",
+				"--admission.web.config.file=/etc/kube-spread-exporter/admission/web-config.yml", "--log.level=debug"}},
+		{"admission webhook, deny mode, another port", []string{"--set", "admission.enabled=true", "--set", "admission.mode=deny", "--set", "admission.port=8443"},
+			[]string{"--web.listen-address=:10217", "--admission.listen-address=:8443",
+				"--admission.web.config.file=/etc/kube-spread-exporter/admission/web-config.yml", "--admission.mode=deny"}},
+		{"admission mode without the webhook: nothing", []string{"--set", "admission.mode=deny"}, []string{"--web.listen-address=:10217"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := stringList(container(t, objects(t, render(t, tc.args...)))["args"])
@@ -115,6 +133,11 @@ var flagsNotInValues = map[string]string{
 	"web.systemd-socket": "no systemd in a pod",
 	"web.listen-address": "the chart sets it from service.port",
 	"web.config.file":    "the chart sets it from webConfig.secretName",
+	// The admission webhook comes with its certificate, Service port and
+	// ValidatingWebhookConfiguration: values of their own.
+	"admission.listen-address":  "the chart sets it from admission.enabled and admission.port",
+	"admission.web.config.file": "the chart sets it, and mounts the web configuration, from admission.enabled",
+	"admission.mode":            "the chart sets it from admission.mode",
 }
 
 // TestEveryFlagHasAValue: every flag of `kube-spread-exporter --help` is a

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/base64"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -10,7 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/internal/harness/helm"
@@ -41,13 +44,17 @@ func allOnValues(t *testing.T) []string {
 }
 
 // TestChartServerDryRun has the API server validate every object the
-// chart renders, with the default values and with every toggle on, in
-// the namespace of deploy/ (which enforces the restricted Pod Security
-// Standard) and with the Prometheus Operator's CRDs: the ServiceMonitor
-// and the PrometheusRule are checked against their schemas.
+// chart renders, with the default values, with every toggle on (the
+// admission webhook with a certificate of the user's among them) and with
+// the webhook's certificate from cert-manager, in the namespace of
+// deploy/ (which enforces the restricted Pod Security Standard) and with
+// the Prometheus Operator's and cert-manager's CRDs: the ServiceMonitor,
+// the PrometheusRule, the Issuer and the Certificate are checked against
+// their schemas.
 func TestChartServerDryRun(t *testing.T) {
 	ensureNamespace(t)
 	installPrometheusOperatorCRDs(t)
+	installCertManagerCRDs(t)
 	const release = "kse"
 	const fullname = release + "-" + appName
 	base := []string{
@@ -68,7 +75,15 @@ func TestChartServerDryRun(t *testing.T) {
 			"serviceaccount/kube-spread", // serviceAccount.name
 			"servicemonitor.monitoring.coreos.com/" + fullname,
 			"prometheusrule.monitoring.coreos.com/" + fullname,
+			"validatingwebhookconfiguration.admissionregistration.k8s.io/" + fullname,
+			"configmap/" + fullname + "-admission",
 		}, base[1:]...)},
+		{"admission webhook with cert-manager", []string{"--set", "admission.enabled=true"}, append([]string{
+			"validatingwebhookconfiguration.admissionregistration.k8s.io/" + fullname,
+			"configmap/" + fullname + "-admission",
+			"issuer.cert-manager.io/" + fullname + "-admission",
+			"certificate.cert-manager.io/" + fullname + "-admission",
+		}, base...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			manifests := renderChart(t, release, tc.args...)
@@ -143,8 +158,8 @@ func TestChartRendersWhatDeployDoes(t *testing.T) {
 	} {
 		name := reflect.TypeOf(kind).Elem().Name()
 		t.Run(name, func(t *testing.T) {
-			want := unstructured(t, ofType(t, base, kind, "deploy/"))
-			got := unstructured(t, ofType(t, chart, kind, "the chart"))
+			want := asMap(t, ofType(t, base, kind, "deploy/"))
+			got := asMap(t, ofType(t, chart, kind, "the chart"))
 			withoutHelmLabels(got)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("the chart's %s differs from deploy/'s:\n%s\nwant (deploy/)\n%s", name, toYAML(t, got), toYAML(t, want))
@@ -152,15 +167,94 @@ func TestChartRendersWhatDeployDoes(t *testing.T) {
 		})
 	}
 
-	// Negative control: a setting that differs from deploy/'s shows.
+	// The webhook: the chart with it on renders every object deploy/ with
+	// the admission components does, and no other.
+	byHandCA := base64.StdEncoding.EncodeToString([]byte("-----BEGIN CERTIFICATE-----\n"))
+	for _, tc := range []struct {
+		name       string
+		components []string
+		args       []string
+		// caBundle is what docs/admission.md's kubectl patch puts into
+		// deploy/'s webhook, without cert-manager.
+		caBundle string
+	}{
+		{"admission webhook with cert-manager", []string{admissionComponent, certManagerComponent}, []string{"--set", "admission.enabled=true"}, ""},
+		{"admission webhook with a certificate by hand", []string{admissionComponent},
+			[]string{"--set", "admission.enabled=true", "--set", "admission.certificate.source=secret", "--set", "admission.certificate.caBundle=" + byHandCA}, byHandCA},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := comparable(t, renderObjects(t, withComponents(t, tc.components...)), tc.caBundle)
+			got := comparable(t, unstructuredObjects(t, renderChart(t, appName, tc.args...)), "")
+			for key, object := range want {
+				if !reflect.DeepEqual(got[key], object) {
+					t.Errorf("the chart's %s differs from deploy/'s:\n%s\nwant (deploy/)\n%s", key, toYAML(t, got[key]), toYAML(t, object))
+				}
+			}
+			for key := range got {
+				if _, ok := want[key]; !ok {
+					t.Errorf("the chart renders %s, deploy/ does not", key)
+				}
+			}
+		})
+	}
+
+	// Negative controls: a setting that differs from deploy/'s shows.
+	t.Run("another webhook timeout differs", func(t *testing.T) {
+		want := comparable(t, renderObjects(t, withComponents(t, admissionComponent, certManagerComponent)), "")
+		got := comparable(t, unstructuredObjects(t, renderChart(t, appName, "--set", "admission.enabled=true", "--set", "admission.timeoutSeconds=5")), "")
+		const key = "ValidatingWebhookConfiguration " + appName
+		if want[key] == nil || reflect.DeepEqual(got[key], want[key]) {
+			t.Errorf("the chart's webhook with timeoutSeconds 5 equals deploy/'s (%v): the comparison compares nothing", want[key] != nil)
+		}
+	})
 	t.Run("another memory limit differs", func(t *testing.T) {
 		other := decodeManifests(t, "rendered chart", renderChart(t, appName, "--set", "resources.limits.memory=1Gi"))
-		got := unstructured(t, ofType(t, other, &appsv1.Deployment{}, "the chart"))
+		got := asMap(t, ofType(t, other, &appsv1.Deployment{}, "the chart"))
 		withoutHelmLabels(got)
-		if reflect.DeepEqual(got, unstructured(t, ofType(t, base, &appsv1.Deployment{}, "deploy/"))) {
+		if reflect.DeepEqual(got, asMap(t, ofType(t, base, &appsv1.Deployment{}, "deploy/"))) {
 			t.Error("the chart's Deployment with a memory limit of 1Gi equals deploy/'s: the comparison compares nothing")
 		}
 	})
+}
+
+// comparable returns the objects, but deploy/'s Namespace, by kind and
+// name, as the API server would serialise them (through their client-go
+// types where they have one) and without the labels Helm adds; with
+// caBundle, set in the webhook as docs/admission.md does by hand.
+func comparable(t *testing.T, objects []*unstructured.Unstructured, caBundle string) map[string]map[string]any {
+	t.Helper()
+	out := make(map[string]map[string]any)
+	for _, u := range objects {
+		if u.GetKind() == "Namespace" {
+			continue
+		}
+		if caBundle != "" && u.GetKind() == "ValidatingWebhookConfiguration" {
+			hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+			if len(hooks) == 0 {
+				t.Fatal("deploy/'s ValidatingWebhookConfiguration has no webhook")
+			}
+			if err := unstructured.SetNestedField(hooks[0].(map[string]any), caBundle, "clientConfig", "caBundle"); err != nil {
+				t.Fatal(err)
+			}
+			if err := unstructured.SetNestedSlice(u.Object, hooks, "webhooks"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		object := u.Object
+		if typed, err := scheme.Scheme.New(u.GroupVersionKind()); err == nil {
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, typed); err != nil {
+				t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
+			}
+			object = asMap(t, typed)
+		}
+		withoutHelmLabels(object)
+		key := u.GetKind() + " " + u.GetName()
+		if _, twice := out[key]; twice {
+			t.Fatalf("two objects %s", key)
+		}
+		out[key] = object
+	}
+	return out
 }
 
 // ofType returns the one object of objects with the type of kind.
@@ -178,9 +272,9 @@ func ofType(t *testing.T, objects []runtime.Object, kind runtime.Object, where s
 	return found[0]
 }
 
-// unstructured turns a typed object into maps, as the API server would
+// asMap turns a typed object into maps, as the API server would
 // serialise it: quantities, intstr values and omitted fields compare alike.
-func unstructured(t *testing.T, o runtime.Object) map[string]any {
+func asMap(t *testing.T, o runtime.Object) map[string]any {
 	t.Helper()
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 	if err != nil {
@@ -227,7 +321,10 @@ func TestChartLeastPrivilege(t *testing.T) {
 	for _, arg := range deployment.Spec.Template.Spec.Containers[0].Args {
 		name, _, _ := strings.Cut(arg, "=")
 		switch name {
-		case "--web.listen-address", "--web.config.file", "--log.level":
+		case "--web.listen-address", "--web.config.file", "--log.level",
+			// The webhook's listener needs its certificate, which the
+			// pod mounts; its RBAC is the exporter's.
+			"--admission.listen-address", "--admission.web.config.file":
 		default:
 			flags = append(flags, arg)
 		}

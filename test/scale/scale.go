@@ -60,6 +60,9 @@ type Config struct {
 	// WhatIfRuns is how many what-if questions for a batch of
 	// WhatIfBatch nodes are timed.
 	WhatIfRuns, WhatIfBatch int
+	// AdmissionRuns is how many cordons the admission webhook judges on a
+	// quiet cluster, AdmissionChangedRuns after a change (admission.go).
+	AdmissionRuns, AdmissionChangedRuns int
 	// ExporterRevs are the git revisions the exporter is built from, each
 	// out of a clean export of it (git archive), so that a row measures a
 	// commit and not whatever the working tree holds at the time. An empty
@@ -80,7 +83,7 @@ type Config struct {
 func DefaultConfig(size synth.Size) Config {
 	return Config{
 		Size: size, Workers: 48, Scrapes: 50, Reactions: 10, ChurnRate: 20, ChurnDuration: 30 * time.Second, Burst: 1000, CheckRuns: 10,
-		WhatIfRuns: 20, WhatIfBatch: 10,
+		WhatIfRuns: 20, WhatIfBatch: 10, AdmissionRuns: 100, AdmissionChangedRuns: 20,
 		ExporterRevs: []string{"HEAD"},
 	}
 }
@@ -129,6 +132,14 @@ type Result struct {
 	// time per question (whatif.go).
 	WhatIfP50, WhatIfMax, WhatIfCPU time.Duration
 	WhatIfBatch, WhatIfQuestions    int
+	// AdmissionP50 and AdmissionP99 are the admission webhook's answers to
+	// AdmissionRequests cordons of a quiet cluster, AdmissionChangedP50 and
+	// AdmissionChangedP99 to AdmissionChangedRequests cordons each after a
+	// change; AdmissionCPU is the exporter's CPU per quiet cordon, and
+	// AdmissionNotJudged counts the cordons it could not judge in time
+	// (admission.go). All zero for an exporter without the webhook.
+	AdmissionP50, AdmissionP99, AdmissionChangedP50, AdmissionChangedP99, AdmissionCPU time.Duration
+	AdmissionRequests, AdmissionChangedRequests, AdmissionNotJudged                    int
 
 	checkBinary string
 }
@@ -345,6 +356,10 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	hook, err := newWebhook(cp, work)
+	if err != nil {
+		return nil, fmt.Errorf("admission webhook: %w", err)
+	}
 
 	cluster := synth.Generate(cfg.Size)
 	began := time.Now()
@@ -364,7 +379,7 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 			r := &Result{Size: cfg.Size, Commit: b.commit, Flags: flags, Load: loaded}
 			logf("exporter %s, flags: %q", b.commit, flags)
 			r.checkBinary = b.check
-			if err := r.measure(ctx, cfg, b.binary, cp.Kubeconfig, client, cluster, logf); err != nil {
+			if err := r.measure(ctx, cfg, b.binary, cp.Kubeconfig, client, cluster, hook, logf); err != nil {
 				return results, err
 			}
 			results = append(results, r)
@@ -387,9 +402,19 @@ func splitEnv(words []string) (env, flags []string) {
 
 // measure starts the exporter with r.Flags and takes every figure but the
 // load.
-func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig string, client kubernetes.Interface, cluster *synth.Cluster, logf func(string, ...any)) error {
-	began := time.Now()
+func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig string, client kubernetes.Interface, cluster *synth.Cluster, hook *webhook, logf func(string, ...any)) error {
 	env, flags := splitEnv(r.Flags)
+	// The webhook listens besides, where the binary has it; it costs
+	// nothing until asked.
+	hookFlags, err := hook.flags(ctx, binary)
+	if err != nil {
+		return err
+	}
+	if hookFlags == nil {
+		hook = nil
+	}
+	flags = append(flags, hookFlags...)
+	began := time.Now()
 	exporter, err := exporterproc.StartSecured(ctx, binary, kubeconfig, exporterproc.Access{Env: env}, flags...)
 	if err != nil {
 		return err
@@ -420,6 +445,9 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig str
 		return err
 	}
 	if err := r.measureWhatIfs(ctx, exporter, cluster, cfg.WhatIfRuns, cfg.WhatIfBatch, logf); err != nil {
+		return err
+	}
+	if err := r.measureAdmission(ctx, hook, exporter, client, cluster, cfg.AdmissionRuns, cfg.AdmissionChangedRuns, cfg.Workers, logf); err != nil {
 		return err
 	}
 	if err := r.measureChangedScrapes(ctx, client, cluster, scraper, cfg, logf); err != nil {

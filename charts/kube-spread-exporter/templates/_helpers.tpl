@@ -60,6 +60,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 /etc/kube-spread-exporter
 {{- end }}
 
+{{/* The admission webhook's ConfigMap, Issuer and Certificate. */}}
+{{- define "kube-spread-exporter.admissionName" -}}
+{{- printf "%s-admission" (include "kube-spread-exporter.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The Secret of the webhook's certificate. */}}
+{{- define "kube-spread-exporter.admissionSecretName" -}}
+{{- .Values.admission.certificate.secretName | default (printf "%s-admission-tls" (include "kube-spread-exporter.fullname" .)) }}
+{{- end }}
+
+{{/* Where the webhook's web configuration and certificate are mounted, as in deploy/components/admission. */}}
+{{- define "kube-spread-exporter.admissionDir" -}}
+/etc/kube-spread-exporter/admission
+{{- end }}
+
 {{/* http or https, as the exporter serves. */}}
 {{- define "kube-spread-exporter.scheme" -}}
 {{- if .Values.webConfig.tls }}https{{ else }}http{{ end }}
@@ -81,13 +96,24 @@ auth): the kubelet's httpGet probes can do neither.
 {{- end }}
 
 {{/*
-The exporter's arguments: the listen address and web configuration the
-chart owns, then every flag of .Values.flags, in the order of their names.
+The exporter's arguments: the listen addresses and web configurations the
+chart owns (the admission webhook's after the metrics', as
+deploy/components/admission appends them), then every flag of
+.Values.flags, in the order of their names.
 */}}
 {{- define "kube-spread-exporter.args" -}}
 - --web.listen-address=:{{ .Values.service.port }}
 {{- if .Values.webConfig.secretName }}
 - --web.config.file={{ include "kube-spread-exporter.webConfigDir" . }}/web-config.yml
+{{- end }}
+{{- with .Values.admission }}
+{{- if .enabled }}
+- --admission.listen-address=:{{ .port }}
+- --admission.web.config.file={{ include "kube-spread-exporter.admissionDir" $ }}/web-config.yml
+{{- if ne .mode "warn" }}
+- --admission.mode={{ .mode }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- range $name, $value := .Values.flags }}
 {{- if kindIs "bool" $value }}

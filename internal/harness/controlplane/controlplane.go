@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -93,6 +94,14 @@ type Options struct {
 	// ExtraEnv are environment variables (NAME=value) added, per component
 	// name, to the environment a component inherits, such as GOGC.
 	ExtraEnv map[string][]string
+	// ValidatingWebhooks configure the API server with admission
+	// webhooks: Start creates them through the API as soon as the API
+	// server is ready, before any other component starts. A webhook whose
+	// clientConfig has no caBundle gets the control plane's CA, which
+	// signs the certificates of IssueServingCert: serve the webhook with
+	// one, on 127.0.0.1 (clientConfig.url). Until it listens, calls fail
+	// and the webhook's failurePolicy applies.
+	ValidatingWebhooks []admissionregistrationv1.ValidatingWebhookConfiguration
 }
 
 // ControlPlane is a running control plane. Its methods are safe for
@@ -119,6 +128,7 @@ type ControlPlane struct {
 	apiOnly   bool                // Options.APIServerOnly
 	extraArgs map[string][]string // Options.ExtraArgs
 	extraEnv  map[string][]string // Options.ExtraEnv
+	webhooks  []admissionregistrationv1.ValidatingWebhookConfiguration
 
 	mu      sync.Mutex
 	procs   map[string]*process
@@ -164,6 +174,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		apiOnly:   opts.APIServerOnly,
 		extraArgs: opts.ExtraArgs,
 		extraEnv:  opts.ExtraEnv,
+		webhooks:  opts.ValidatingWebhooks,
 		procs:     map[string]*process{},
 	}
 	if c.logf == nil {
@@ -193,6 +204,9 @@ func (c *ControlPlane) start(ctx context.Context) error {
 		return err
 	}
 	if err := c.startComponent(ctx, KubeAPIServer); err != nil {
+		return err
+	}
+	if err := c.createWebhooks(ctx); err != nil {
 		return err
 	}
 	if c.apiOnly {
@@ -642,6 +656,24 @@ func (c *ControlPlane) StartScheduler(ctx context.Context) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	return c.startComponent(ctx, KubeScheduler)
+}
+
+// createWebhooks creates Options.ValidatingWebhooks, with the control
+// plane's CA where they name none.
+func (c *ControlPlane) createWebhooks(ctx context.Context) error {
+	for _, config := range c.webhooks {
+		config := *config.DeepCopy()
+		for i := range config.Webhooks {
+			if len(config.Webhooks[i].ClientConfig.CABundle) == 0 {
+				config.Webhooks[i].ClientConfig.CABundle = c.pki.caPEM
+			}
+		}
+		if _, err := c.client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &config, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create ValidatingWebhookConfiguration %s: %w", config.Name, err)
+		}
+		c.logf("ValidatingWebhookConfiguration %s created", config.Name)
+	}
+	return nil
 }
 
 // IssueServingCert issues, from the control plane's CA, a certificate that

@@ -12,7 +12,11 @@
 //
 // Options.APIServerOnly starts etcd and kube-apiserver alone, for the scale
 // harness, which writes every object and status itself; Options.ExtraArgs
-// adds flags to a component's command line.
+// adds flags to a component's command line; Options.ValidatingWebhooks
+// configures the API server with admission webhooks on loopback, trusted
+// through the control plane's CA (IssueServingCert issues their
+// certificates). RunTestsWith starts a package's control plane with
+// options.
 //
 // The binaries are built from pinned Go modules by `make tools`
 // (tools/build-all.sh) and found in <repo>/.cache/bin, $KSE_TOOLS_BIN, or

@@ -23,8 +23,13 @@ import (
 // component logs can be read. SIGINT and SIGTERM stop the control plane
 // before the test binary exits.
 func RunTests(m *testing.M, cp **ControlPlane) int {
+	return RunTestsWith(m, cp, Options{})
+}
+
+// RunTestsWith is RunTests with a control plane started with opts (its
+// Logf is set in verbose runs).
+func RunTestsWith(m *testing.M, cp **ControlPlane, opts Options) int {
 	flag.Parse() // for testing.Verbose
-	opts := Options{}
 	if testing.Verbose() {
 		opts.Logf = func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "controlplane: "+format+"\n", args...)

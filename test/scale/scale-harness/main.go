@@ -34,6 +34,8 @@ func main() {
 	flag.IntVar(&cfg.CheckRuns, "check.runs", cfg.CheckRuns, "timed runs of each check_kube_spread command")
 	flag.IntVar(&cfg.WhatIfRuns, "whatif.runs", cfg.WhatIfRuns, "timed what-if questions")
 	flag.IntVar(&cfg.WhatIfBatch, "whatif.batch", cfg.WhatIfBatch, "nodes in each what-if question")
+	flag.IntVar(&cfg.AdmissionRuns, "admission.runs", cfg.AdmissionRuns, "timed cordons judged by the admission webhook on a quiet cluster")
+	flag.IntVar(&cfg.AdmissionChangedRuns, "admission.changed-runs", cfg.AdmissionChangedRuns, "timed cordons judged by the admission webhook, each after a change")
 	revs := flag.String("exporter.rev", strings.Join(cfg.ExporterRevs, ","), "git revisions to build the exporter from, comma-separated, each measured on the same cluster (empty: the working tree as it is)")
 	exporters := flag.String("exporter.flags", "", "the exporter's flags, space-separated, after any NAME=value environment variables; several runs on the same cluster separated by ';' (\"; GOGC=50 --no-collector.node-replicas\" measures the defaults, then without node_replicas and with GOGC=50)")
 	flag.Parse()
@@ -73,6 +75,12 @@ func main() {
 		fmt.Println(scale.WhatIfTableHeader)
 		for _, r := range results {
 			fmt.Println(r.WhatIfRow())
+		}
+		// The latency of the admission webhook, a table of docs/benchmarks.md.
+		fmt.Println()
+		fmt.Println(scale.AdmissionTableHeader)
+		for _, r := range results {
+			fmt.Println(r.AdmissionRow())
 		}
 	}
 	if err != nil {
