@@ -113,7 +113,9 @@ func newScrape(c *spread.Cluster, report *spread.Report, displacement *spread.Di
 //     per replica, to one of their exact size, and services with the same
 //     counts (a Deployment and the Service in front of it) share them.
 //
-// The snapshot is left as it is: its source may share it.
+// The snapshot is left as it is: its source may share it. The kept report
+// cannot be given to spread.Reanalyze (it indexes services by their
+// replicas' nodes); nothing does.
 func (s *scrape) compact() {
 	figures := s.report.Services
 	// same[i] is the first service with the counts of service i, or i.
