@@ -1,14 +1,10 @@
 package whatif
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
-
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
@@ -38,20 +34,7 @@ func (m *movingWatcher) Generation() uint64 { return m.Watcher.Generation() + m.
 func BenchmarkAskNodes(b *testing.B) {
 	for _, pods := range []int{10_000, 150_000} {
 		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
-			var objs []runtime.Object
-			for _, obj := range synth.Generate(synth.ForPods(pods)).Objects() {
-				objs = append(objs, obj.(runtime.Object))
-			}
-			w, err := cluster.New(fake.NewSimpleClientset(objs...), cluster.Config{TopologyKeys: []string{synth.ZoneKey}, MaintenanceTaints: cluster.DefaultMaintenanceTaints})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			w.Start(ctx)
-			if !w.WaitForSync(ctx) {
-				b.Fatal("caches did not sync")
-			}
+			w, ctx := syncedWatcher(b, pods)
 			source := &movingWatcher{Watcher: w}
 			h := NewHandler(source, spread.Options{}, slog.New(slog.DiscardHandler))
 			nodes := synth.ForPods(pods).Nodes
