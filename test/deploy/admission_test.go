@@ -303,42 +303,20 @@ func count(objects []*unstructured.Unstructured, kind string) int {
 // and Certificate. The component admission alone needs no CRD.
 func TestAdmissionComponentServerDryRun(t *testing.T) {
 	ensureNamespace(t)
-	out, stderr, err := runKubectl(t, "", "apply", "-k", withComponents(t, admissionComponent), "--dry-run=server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, object := range []string{
-		"validatingwebhookconfiguration.admissionregistration.k8s.io/" + appName,
+	serverDryRun(t, withComponents(t, admissionComponent),
+		"validatingwebhookconfiguration.admissionregistration.k8s.io/"+appName,
 		"configmap/kube-spread-exporter-admission",
-		"deployment.apps/" + appName,
-		"service/" + appName,
-	} {
-		if !strings.Contains(out, object+" ") {
-			t.Errorf("dry run did not report %s:\n%s", object, out)
-		}
-	}
-	if strings.TrimSpace(stderr) != "" {
-		t.Errorf("dry run warned:\n%s", stderr)
-	}
+		"deployment.apps/"+appName,
+		"service/"+appName,
+	)
 
 	installCertManagerCRDs(t)
 	dir := withComponents(t, admissionComponent, certManagerComponent)
-	out, stderr, err = runKubectl(t, "", "apply", "-k", dir, "--dry-run=server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, object := range []string{
+	serverDryRun(t, dir,
 		"issuer.cert-manager.io/kube-spread-exporter-admission",
 		"certificate.cert-manager.io/kube-spread-exporter-admission",
-		"validatingwebhookconfiguration.admissionregistration.k8s.io/" + appName,
-	} {
-		if !strings.Contains(out, object+" ") {
-			t.Errorf("dry run did not report %s:\n%s", object, out)
-		}
-	}
-	if strings.TrimSpace(stderr) != "" {
-		t.Errorf("dry run warned:\n%s", stderr)
-	}
+		"validatingwebhookconfiguration.admissionregistration.k8s.io/"+appName,
+	)
 
 	// Negative controls: the schemas are enforced, so the acceptance above
 	// means something.

@@ -63,3 +63,22 @@ func readRepoFile(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+// serverDryRun applies the kustomization in dir with a server-side dry
+// run: it must succeed, report each of objects ("kind.group/name" as
+// kubectl prints it) and draw no warning.
+func serverDryRun(t *testing.T, dir string, objects ...string) {
+	t.Helper()
+	out, stderr, err := runKubectl(t, "", "apply", "-k", dir, "--dry-run=server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, object := range objects {
+		if !strings.Contains(out, object+" ") {
+			t.Errorf("dry run did not report %s:\n%s", object, out)
+		}
+	}
+	if strings.TrimSpace(stderr) != "" {
+		t.Errorf("dry run warned:\n%s", stderr)
+	}
+}
