@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -156,7 +157,11 @@ func (r *Result) runCheck(ctx context.Context, args []string) (time.Duration, ui
 	var hwm uint64
 	signal := 0
 	for {
-		if err := syscall.PtraceCont(pid, signal); err != nil {
+		// ESRCH: the check left the stop we saw before we continued it:
+		// another of its threads exited the process, whose SIGKILL takes
+		// every thread out of a signal stop. The wait below gets its exit
+		// stop (PTRACE_O_TRACEEXIT) as usual.
+		if err := syscall.PtraceCont(pid, signal); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return 0, 0, fmt.Errorf("run %s: continue: %w", what, err)
 		}
 		if _, err := syscall.Wait4(pid, &status, syscall.WALL, nil); err != nil {
