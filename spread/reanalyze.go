@@ -1,6 +1,7 @@
 package spread
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -149,5 +150,63 @@ func ReanalyzeAfter(next *Cluster, base *Report, nodes []string, opts Options) *
 		report.Services[i] = a.service(next.Services[i], opts)
 	}
 	report.Nodes, report.Domains = a.nodeFigures(report.Services)
+	// A campaign asks ServicesOn of every state: moving base's index (built
+	// above) by the changed services costs their replicas, building it
+	// anew every replica of the cluster.
+	report.servicesByNode.Store(base.indexByNode().moved(base.Services, report.Services, changed))
 	return report
+}
+
+// moved returns the index of a report whose services are after, given
+// this index of before, where only the services at the indexes changed
+// (ascending) may differ.
+func (x *servicesByNode) moved(before, after []Figures, changed []int) *servicesByNode {
+	byNode := maps.Clone(x.byNode)
+	// copied marks the lists already copied: x's lists are shared with
+	// its report and never written.
+	copied := make(map[string]bool)
+	edit := func(node string) []int32 {
+		list := byNode[node]
+		if !copied[node] {
+			list = slices.Clone(list)
+			copied[node] = true
+		}
+		return list
+	}
+	for _, i := range changed {
+		from, to := before[i].Service, after[i].Service
+		if from == to {
+			continue
+		}
+		id := int32(i)
+		for _, r := range from.Replicas {
+			if r.Node == "" {
+				continue
+			}
+			if list := edit(r.Node); len(list) > 0 {
+				if at, found := slices.BinarySearch(list, id); found {
+					list = slices.Delete(list, at, at+1)
+				}
+				byNode[r.Node] = list
+			}
+		}
+		for _, r := range to.Replicas {
+			if r.Node == "" {
+				continue
+			}
+			list := edit(r.Node)
+			if at, found := slices.BinarySearch(list, id); !found {
+				list = slices.Insert(list, at, id)
+			}
+			byNode[r.Node] = list
+		}
+	}
+	for node := range copied {
+		if len(byNode[node]) == 0 {
+			delete(byNode, node)
+		}
+	}
+	out := &servicesByNode{byNode: byNode}
+	out.once.Do(func() {}) // complete: ServicesOn must not build it again
+	return out
 }

@@ -146,6 +146,12 @@ func TestReanalyzeAfterEqualsAnalyze(t *testing.T) {
 			!reflect.DeepEqual(got.Domains, want.Domains) {
 			t.Fatalf("seed %d, %v gone:\ngot  %+v\nwant %+v", seed, asked, got, want)
 		}
+		// The later report's index of services by node is base's moved by
+		// the changed services, not built from every replica.
+		want.ServicesOn(nil)
+		if got, want := got.indexByNode(), want.indexByNode(); !reflect.DeepEqual(got.byNode, want.byNode) {
+			t.Fatalf("seed %d: services by node\ngot  %v\nwant %v", seed, got.byNode, want.byNode)
+		}
 	}
 }
 

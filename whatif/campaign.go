@@ -210,7 +210,7 @@ func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState)
 		if first == nil {
 			first = now
 		}
-		answer, placed, err := askPlaced(state, now, nodes, r.opts)
+		answer, placed, err := askPlaced(state, now, nodes, r.opts, detail(r.detail))
 		if err != nil {
 			return nil, fmt.Errorf("batch %d: %w", index, err)
 		}
