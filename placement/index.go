@@ -131,6 +131,13 @@ type imageHolders struct {
 	// nodes and size are per distinct image.
 	nodes [][]int32
 	size  []int64
+
+	// A settled cluster's holders (Result.Settle) share the lists above
+	// with the cluster they come from: the nodes in wiped hold none of
+	// those images any more, and pulled lists the images pulled since, by
+	// name, each holder once, by node index.
+	wiped  map[int32]bool
+	pulled map[string][]nodeImage
 }
 
 func newImageHolders(nodes []Node) *imageHolders {
@@ -184,12 +191,31 @@ func (h *imageHolders) of(name string) []nodeImage {
 	var out []nodeImage
 	for _, id := range h.byName[name] {
 		for _, node := range h.nodes[id] {
-			out = append(out, nodeImage{node: node, size: h.size[id]})
+			if !h.wiped[node] {
+				out = append(out, nodeImage{node: node, size: h.size[id]})
+			}
 		}
 	}
-	if len(h.byName[name]) > 1 {
+	pulled := h.pulled[name]
+	out = append(out, pulled...)
+	if len(h.byName[name]) > 1 || len(pulled) > 0 {
 		slices.SortStableFunc(out, func(a, b nodeImage) int { return cmp.Compare(a.node, b.node) })
 		out = slices.CompactFunc(out, func(a, b nodeImage) bool { return a.node == b.node })
 	}
 	return out
+}
+
+// largest returns the largest size of an image of that name some node
+// holds, 0 when none does.
+func (h *imageHolders) largest(name string) int64 {
+	var size int64
+	for _, id := range h.byName[name] {
+		if h.size[id] > size && slices.ContainsFunc(h.nodes[id], func(n int32) bool { return !h.wiped[n] }) {
+			size = h.size[id]
+		}
+	}
+	for _, p := range h.pulled[name] {
+		size = max(size, p.size)
+	}
+	return size
 }

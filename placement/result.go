@@ -88,13 +88,7 @@ func (r *Result) outcomeIndex(pod int32) (int32, bool) {
 
 // Displaced returns the indexes of the displaced pods in placement order.
 func (r *Result) Displaced() []int32 {
-	pods := make([]int32, len(r.outcomes))
-	for p, i := range r.outcomeOf {
-		if i > 0 {
-			pods[i-1] = int32(p)
-		}
-	}
-	return pods
+	return slices.Clone(r.displaced)
 }
 
 // WarmNodes counts, for each service given as its templates, the

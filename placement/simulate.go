@@ -30,6 +30,8 @@ type Result struct {
 	// cheaper than hashing.
 	outcomes  []Outcome
 	outcomeOf []int32
+	// displaced are the displaced pods' indexes, in placement order.
+	displaced []int32
 	// candidates are the nodes that are not gone; tainted those of them
 	// with a NoSchedule or NoExecute taint.
 	candidates, tainted []int32
@@ -116,6 +118,9 @@ type simulation struct {
 	// static caches, per displaced template, the static filters' verdict
 	// for every node.
 	static map[*Template][]reasonID
+	// byTolerations holds the static verdicts of templates that select no
+	// nodes, by their tolerations, the only thing the filters then read.
+	byTolerations []sharedVerdicts
 	// failed remembers the reason of templates whose pods cannot fit and
 	// never will in this simulation (see place).
 	failed map[*Template]reasonID
@@ -221,6 +226,7 @@ func (s *simulation) findDisplaced() {
 	}
 	slices.SortFunc(s.displaced, func(a, b int32) int { return Order(&s.c.Pods[a], &s.c.Pods[b]) })
 	s.result.outcomes = make([]Outcome, len(s.displaced))
+	s.result.displaced = s.displaced
 	for i, p := range s.displaced {
 		s.result.outcomeOf[p] = int32(i) + 1
 	}
@@ -571,21 +577,46 @@ func (s *simulation) staticVerdicts(t *Template) []reasonID {
 	if v, ok := s.static[t]; ok {
 		return v
 	}
-	v := make([]reasonID, len(s.c.Nodes))
 	// Most templates select no nodes: then only the tainted nodes can
-	// refuse them, and every other node passes as it is.
-	nodes := s.result.candidates
-	if len(t.NodeSelector) == 0 && t.NodeAffinity == nil {
-		nodes = s.result.tainted
+	// refuse them, every other node passes as it is, and templates with
+	// the same tolerations (most have the same few) share their verdicts.
+	// A campaign's batch displaces pods of some 300 templates of 5,000
+	// nodes each: a vector apiece was a sixth of what it allocated.
+	selects := len(t.NodeSelector) > 0 || t.NodeAffinity != nil
+	var v []reasonID
+	if !selects {
+		for _, shared := range s.byTolerations {
+			if slices.Equal(shared.tolerations, t.Tolerations) {
+				v = shared.verdicts
+				break
+			}
+		}
 	}
-	for _, node := range nodes {
-		v[node] = staticFilters(t, &s.c.Nodes[node])
+	if v == nil {
+		v = make([]reasonID, len(s.c.Nodes))
+		nodes := s.result.candidates
+		if !selects {
+			nodes = s.result.tainted
+		}
+		for _, node := range nodes {
+			v[node] = staticFilters(t, &s.c.Nodes[node])
+		}
+		if !selects {
+			s.byTolerations = append(s.byTolerations, sharedVerdicts{t.Tolerations, v})
+		}
 	}
 	s.static[t] = v
 	// The owner counters that look at this template's pods are known
 	// once every pod is counted, which is before placing starts.
 	s.ownersAgainst[t] = s.findOwnersAgainst(t)
 	return v
+}
+
+// sharedVerdicts are static verdicts shared by the templates with these
+// tolerations that select no nodes.
+type sharedVerdicts struct {
+	tolerations []Toleration
+	verdicts    []reasonID
 }
 
 // findOwnersAgainst lists the owner counters whose term matches pods of

@@ -109,37 +109,11 @@ func (c *Cluster) goneNodes(state *Cluster) []bool {
 // the batch's nodes lose their images and terminating pods. Pod indexes
 // stay the same, so the services' replicas keep pointing at their pods.
 func (c *Cluster) settle(result *placement.Result, batch []string) *Cluster {
-	in := c.Placement
-	out := &placement.Cluster{Nodes: slices.Clone(in.Nodes), Pods: slices.Clone(in.Pods), PDBs: in.PDBs}
-	nodeIndex := make(map[string]int32, len(in.Nodes))
-	for i := range in.Nodes {
-		nodeIndex[in.Nodes[i].Name] = int32(i)
+	wiped := make([]bool, len(c.Placement.Nodes))
+	for i := range c.Placement.Nodes {
+		wiped[i] = slices.Contains(batch, c.Placement.Nodes[i].Name)
 	}
-	wiped := make(map[int32]bool, len(batch))
-	for _, name := range batch {
-		if i, ok := nodeIndex[name]; ok {
-			wiped[i] = true
-			out.Nodes[i].Images = nil
-		}
-	}
-	moved := make(map[int32]int32)
-	pulls := make(map[int32][]string)
-	for _, p := range result.Displaced() {
-		outcome, _ := result.Outcome(p)
-		out.Pods[p].Node, out.Pods[p].Pending = outcome.Node, outcome.Node < 0
-		moved[p] = outcome.Node
-		if outcome.Node >= 0 {
-			pulls[outcome.Node] = append(pulls[outcome.Node], in.Pods[p].Template.Images...)
-		}
-	}
-	for i := range out.Pods {
-		if p := &out.Pods[i]; p.Terminating && wiped[p.Node] {
-			p.Node = -1
-			moved[int32(i)] = -1
-		}
-	}
-	pullImages(out, in, pulls)
-
+	out, moved := result.Settle(wiped)
 	next := *c
 	next.Placement = out
 	next.Nodes = make(map[string]*Node, len(c.Nodes))
@@ -184,47 +158,4 @@ func (s *Service) moved(moved map[int32]int32, c *placement.Cluster) *Service {
 		return s
 	}
 	return copied
-}
-
-// pullImages adds to each node of c the images of the pods placed on it
-// that it does not hold, with the largest size a node of before (the
-// cluster before the batch wiped any) reports for them, 0 when none does:
-// the kubelet pulls them before the pods start.
-func pullImages(c, before *placement.Cluster, pulls map[int32][]string) {
-	if len(pulls) == 0 {
-		return
-	}
-	sizes := make(map[string]int64)
-	for _, images := range pulls {
-		for _, name := range images {
-			sizes[name] = 0
-		}
-	}
-	for i := range before.Nodes {
-		for _, image := range before.Nodes[i].Images {
-			for _, name := range image.Names {
-				if _, wanted := sizes[name]; wanted && image.SizeBytes > sizes[name] {
-					sizes[name] = image.SizeBytes
-				}
-			}
-		}
-	}
-	for node, images := range pulls {
-		held := make(map[string]bool)
-		for _, image := range c.Nodes[node].Images {
-			for _, name := range image.Names {
-				held[name] = true
-			}
-		}
-		var added []*placement.Image
-		for _, name := range images {
-			if !held[name] {
-				held[name] = true
-				added = append(added, &placement.Image{Names: []string{name}, SizeBytes: sizes[name]})
-			}
-		}
-		if len(added) > 0 {
-			c.Nodes[node].Images = append(slices.Clip(c.Nodes[node].Images), added...)
-		}
-	}
 }

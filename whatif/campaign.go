@@ -101,6 +101,12 @@ func (id serviceID) String() string { return strings.Join(id[:], "/") }
 // the errors of AskPlan, spread.ErrNoPlacement without placement input,
 // and an error when a node is in two batches.
 func AskCampaign(c *spread.Cluster, batches [][]string, nodesReturn bool, opts spread.Options) (*Campaign, error) {
+	return askCampaign(c, nil, batches, nodesReturn, opts)
+}
+
+// askCampaign is AskCampaign with the analysis of c, now, done already
+// (nil: not yet): the handler's is shared by every question.
+func askCampaign(c *spread.Cluster, now *spread.Report, batches [][]string, nodesReturn bool, opts spread.Options) (*Campaign, error) {
 	if len(batches) == 0 {
 		return nil, spread.ErrNoNodes
 	}
@@ -116,9 +122,14 @@ func AskCampaign(c *spread.Cluster, batches [][]string, nodesReturn bool, opts s
 			seen[node] = i + 1
 		}
 	}
+	// Indexed, the cluster hands its index on to each predicted state,
+	// moved by the pods that moved (placement.Result.Settle), so that no
+	// state walks every pod. The what-if handler's snapshot is indexed
+	// already.
+	c.Placement.Prepare()
 	spec := campaignSpec{batches: batches, nodesReturn: nodesReturn}
 	run := &campaignRun{opts: opts, detail: true, keep: true}
-	campaign, err := run.simulate(spec, 0, campaignState{cluster: c})
+	campaign, err := run.simulate(spec, 0, campaignState{cluster: c, report: now})
 	if err != nil {
 		return nil, err
 	}
@@ -153,10 +164,13 @@ type campaignRun struct {
 }
 
 // campaignState is the predicted cluster before a batch, and the nodes
-// of earlier batches still away then.
+// of earlier batches still away then. report is the cluster's analysis,
+// nil when not done yet: a remedy verified from a kept state analyses
+// only what it changes, not the whole cluster again.
 type campaignState struct {
 	cluster *spread.Cluster
 	away    []string
+	report  *spread.Report
 }
 
 // simulate judges the batches of spec from index from (counted from 0)
@@ -166,10 +180,11 @@ func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState)
 	campaign := &Campaign{NodesReturn: spec.nodesReturn, Verdict: spread.VerdictOK, Batches: []CampaignBatch{}, Unsafe: []UnsafeService{}}
 	state, away := start.cluster, start.away
 	var first *spread.Report
-	// previous is the report of the state before the last batch, and
-	// changed that batch's nodes: the next state is analysed from it,
-	// only where the batch moved pods or changed nodes.
-	var previous *spread.Report
+	// previous is the report of the state before the last batch (the
+	// start's own, when known), and changed that batch's nodes: the next
+	// state is analysed from it, only where the batch moved pods or
+	// changed nodes (or a restart did).
+	previous := start.report
 	var changed []string
 	seen := make(map[serviceID]bool)
 	for i := from; i < len(spec.batches); i++ {
@@ -181,6 +196,7 @@ func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState)
 			}
 			*r.budget--
 		}
+		keptAt := len(r.states)
 		if r.keep {
 			r.states = append(r.states, campaignState{cluster: state, away: away})
 		}
@@ -209,6 +225,9 @@ func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState)
 		}
 		if first == nil {
 			first = now
+		}
+		if r.keep && state == r.states[keptAt].cluster {
+			r.states[keptAt].report = now
 		}
 		answer, placed, err := askPlaced(state, now, nodes, r.opts, detail(r.detail))
 		if err != nil {

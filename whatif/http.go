@@ -340,7 +340,7 @@ func (h *Handler) servePlan(w http.ResponseWriter, base *baseline, batches [][]s
 
 func (h *Handler) serveCampaign(w http.ResponseWriter, base *baseline, q question) {
 	nodesReturn := q.NodesReturn == nil || *q.NodesReturn
-	campaign, err := AskCampaign(base.cluster, q.batches, nodesReturn, h.options)
+	campaign, err := askCampaign(base.cluster, base.now, q.batches, nodesReturn, h.options)
 	if errors.Is(err, spread.ErrNoPlacement) {
 		jsonapi.WriteError(w, http.StatusServiceUnavailable, "cannot answer a campaign: %v", err)
 		return
