@@ -126,6 +126,10 @@ type simulation struct {
 	failed map[*Template]reasonID
 
 	topologies map[string]*topology
+	// eligibility holds, by topology keys, the first counter of a spread
+	// constraint whose eligible nodes depend on nothing else
+	// (newSpreadCounter); later ones share its slices, never written.
+	eligibility map[string]*counter
 	// counters count, per topology domain, the pods a constraint of a
 	// displaced template looks at; matching memoizes, per template of any
 	// pod, the counters its pods count for.
@@ -168,6 +172,7 @@ func newSimulation(c *Cluster, gone []bool) *simulation {
 		static:        make(map[*Template][]reasonID),
 		failed:        make(map[*Template]reasonID),
 		topologies:    make(map[string]*topology),
+		eligibility:   make(map[string]*counter),
 		matching:      make(map[*Template][]*counter),
 		spread:        make(map[*Template][]*counter),
 		anti:          make(map[*Template][]*counter),

@@ -269,3 +269,15 @@ func TestCampaignRemedies(t *testing.T) {
 		})
 	}
 }
+
+// TestRemedyBudget: the search's bound is 40 batches up to 75,000 pods,
+// then shrinks with the cluster, never below 4.
+func TestRemedyBudget(t *testing.T) {
+	for _, tc := range []struct{ pods, want int }{
+		{0, 40}, {10_000, 40}, {75_000, 40}, {100_000, 30}, {150_000, 20}, {750_000, 4}, {10_000_000, 4},
+	} {
+		if got := remedyBudget(tc.pods); got != tc.want {
+			t.Errorf("remedyBudget(%d) = %d, want %d", tc.pods, got, tc.want)
+		}
+	}
+}

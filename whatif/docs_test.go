@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -56,11 +57,22 @@ func TestDocsCampaignContract(t *testing.T) {
 		"## `GET|POST " + PathCampaign + "`",
 		"`" + string(ChangeRestart) + "`", "`" + string(ChangeSplit) + "`", "`" + string(ChangeReorder) + "`", "`" + string(ChangeReturn) + "`",
 		fmt.Sprintf("at most %d batches are simulated in all", maxRemedyBatches),
-		fmt.Sprintf("| batches a remedy search simulates | %d |", maxRemedyBatches),
+		fmt.Sprintf("more than %s pods at most %s divided by its pods (%d at 150,000 pods), never fewer than %d",
+			thousands(maxRemedyPodBatches/maxRemedyBatches), thousands(maxRemedyPodBatches), remedyBudget(150_000), minRemedyBatches),
+		fmt.Sprintf("| batches a remedy search simulates | %d; %s / pods in a larger cluster, at least %d |", maxRemedyBatches, thousands(maxRemedyPodBatches), minRemedyBatches),
 		fmt.Sprintf("| batches per campaign | %d |", maxCampaignBatches),
 	} {
 		if !strings.Contains(docs, want) {
 			t.Errorf("docs/whatif.md does not say %q", want)
 		}
 	}
+}
+
+// thousands writes n with a comma between thousands, as the docs do.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

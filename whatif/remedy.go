@@ -72,6 +72,24 @@ const (
 // each single change.
 const maxRemedyBatches = 40
 
+// maxRemedyPodBatches bounds the search by the cluster's size too: a batch
+// costs about as much as the cluster has pods (its state is copied, its
+// services analysed again), some 45 ms at 150,000 pods, so a cluster of
+// more than 75,000 pods gets fewer batches, 20 at 150,000, and a 10-batch
+// campaign whose search finds nothing still answers within the issue's
+// 2 s there (docs/benchmarks.md). minRemedyBatches keeps a search in the
+// largest clusters: the restart and the split of the unsafe batch.
+const (
+	maxRemedyPodBatches = 3_000_000
+	minRemedyBatches    = 4
+)
+
+// remedyBudget is the batches a remedy search may simulate in a cluster
+// of that many pods.
+func remedyBudget(pods int) int {
+	return max(minRemedyBatches, min(maxRemedyBatches, maxRemedyPodBatches/max(pods, 1)))
+}
+
 // findRemedy tries changes to spec, smallest first, and returns the first
 // that makes every batch safe. states are the original run's states
 // before each batch: a change starts simulating at the first batch it
@@ -79,7 +97,8 @@ const maxRemedyBatches = 40
 // cannot make that batch safe).
 func findRemedy(spec campaignSpec, states []campaignState, campaign *Campaign, opts spread.Options) *Remedy {
 	remedy := &Remedy{Changes: []Change{}}
-	budget := maxRemedyBatches
+	bound := remedyBudget(len(states[0].cluster.Placement.Pods))
+	budget := bound
 	// try simulates one changed campaign from a state; it reports whether
 	// the search is over (found, or out of budget).
 	try := func(run *campaignRun, candidate candidate, start campaignState, changes ...Change) (*Campaign, bool) {
@@ -104,7 +123,7 @@ func findRemedy(spec campaignSpec, states []campaignState, campaign *Campaign, o
 	verify := &campaignRun{opts: opts}
 	for _, candidate := range candidates(spec, campaign) {
 		if _, over := try(verify, candidate, states[candidate.from], candidate.change); over {
-			return remedy.done(spec)
+			return remedy.done(spec, bound)
 		}
 	}
 	if !spec.nodesReturn {
@@ -116,7 +135,7 @@ func findRemedy(spec campaignSpec, states []campaignState, campaign *Campaign, o
 		keep := &campaignRun{opts: opts, keep: true}
 		result, over := try(keep, candidate{spec: back}, states[0], returning)
 		if over {
-			return remedy.done(spec)
+			return remedy.done(spec, bound)
 		}
 		if result != nil && len(result.Unsafe) > 0 && len(keep.states) == len(result.Batches) {
 			for _, candidate := range candidates(back, result) {
@@ -124,16 +143,17 @@ func findRemedy(spec campaignSpec, states []campaignState, campaign *Campaign, o
 					continue
 				}
 				if _, over := try(verify, candidate, keep.states[candidate.from], returning, candidate.change); over {
-					return remedy.done(spec)
+					return remedy.done(spec, bound)
 				}
 			}
 		}
 	}
-	return remedy.done(spec)
+	return remedy.done(spec, bound)
 }
 
-// done words a search that found nothing.
-func (r *Remedy) done(spec campaignSpec) *Remedy {
+// done words a search that found nothing; bound is the batches it could
+// simulate.
+func (r *Remedy) done(spec campaignSpec, bound int) *Remedy {
 	if r.Found {
 		return r
 	}
@@ -141,7 +161,7 @@ func (r *Remedy) done(spec campaignSpec) *Remedy {
 	if !spec.nodesReturn {
 		r.Why += ", the nodes' return alone and with each of these"
 	}
-	r.Why += fmt.Sprintf("; at most %d batches simulated) makes every batch safe", maxRemedyBatches)
+	r.Why += fmt.Sprintf("; at most %d batches simulated) makes every batch safe", bound)
 	return r
 }
 
