@@ -1,6 +1,7 @@
 package whatif
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -237,10 +238,6 @@ func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState)
 		if batch.Verdict.Worse(campaign.Verdict) {
 			campaign.Verdict = batch.Verdict
 		}
-		var figures map[serviceID]*spread.Figures
-		if r.detail {
-			figures = figuresByID(now)
-		}
 		for _, s := range answer.Services {
 			id := serviceID{s.Namespace, string(s.Kind), s.Name}
 			if s.Blocking && !seen[id] {
@@ -248,13 +245,13 @@ func (r *campaignRun) simulate(spec campaignSpec, from int, start campaignState)
 				campaign.Unsafe = append(campaign.Unsafe, UnsafeService{Namespace: s.Namespace, Kind: s.Kind, Name: s.Name, FirstBatch: index, Verdict: s.Verdict})
 				if campaign.FirstUnsafe == nil && r.detail {
 					campaign.FirstUnsafe = &FirstUnsafe{Batch: index, Namespace: s.Namespace, Kind: s.Kind, Name: s.Name, Verdict: s.Verdict,
-						Why: whyUnsafe(index, s, nodeReplicas(figures[id]), nodeReplicas(figuresByID(first)[id]))}
+						Why: whyUnsafe(index, s, nodeReplicas(figuresOf(now, id)), nodeReplicas(figuresOf(first, id)))}
 				}
 			}
 			if !r.detail || !s.Blocking && s.Now.Replicas == s.After.Replicas {
 				continue
 			}
-			batch.Services = append(batch.Services, CampaignService{Service: s, Before: nodeReplicas(figures[id])})
+			batch.Services = append(batch.Services, CampaignService{Service: s, Before: nodeReplicas(figuresOf(now, id))})
 		}
 		campaign.Batches = append(campaign.Batches, batch)
 		if index == len(spec.batches) || !r.detail && campaign.Verdict != spread.VerdictOK {
@@ -278,13 +275,16 @@ func containsID(ids []serviceID, id serviceID) bool {
 	return false
 }
 
-// figuresByID indexes a report's services.
-func figuresByID(r *spread.Report) map[serviceID]*spread.Figures {
-	out := make(map[serviceID]*spread.Figures, len(r.Services))
-	for i := range r.Services {
-		out[idOf(r.Services[i].Service)] = &r.Services[i]
+// figuresOf finds a service's figures in a report, nil when it has none;
+// a report lists its services by namespace, kind and name.
+func figuresOf(r *spread.Report, id serviceID) *spread.Figures {
+	i, found := slices.BinarySearchFunc(r.Services, id, func(f spread.Figures, id serviceID) int {
+		return cmp.Or(strings.Compare(f.Service.Namespace, id[0]), strings.Compare(string(f.Service.Kind), id[1]), strings.Compare(f.Service.Name, id[2]))
+	})
+	if !found {
+		return nil
 	}
-	return out
+	return &r.Services[i]
 }
 
 // nodeReplicas lists a service's ready replicas per node; empty for an
