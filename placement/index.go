@@ -12,9 +12,10 @@ import (
 // nodes away from 5,000, displacing some 300 pods of 150,000, and the walk
 // over the rest was half of its time. It is built once, by Prepare, for a
 // cluster that will be asked many questions (the what-if handler asks
-// many of one snapshot); a cluster asked once (each state of a campaign)
-// is walked instead: building the index costs more than one walk, and a
-// campaign keeping ten states would keep ten indexes.
+// many of one snapshot); a cluster asked once is walked instead, since
+// building the index costs more than one walk. Each state of a campaign
+// from a prepared cluster gets its index moved from the state before
+// (Result.Settle), at the cost of the pods that moved.
 //
 // It depends only on the cluster, never on what a question takes away:
 // the usage of a node is that of all pods bound to it, which is what a
@@ -46,8 +47,8 @@ type clusterIndex struct {
 }
 
 // Prepare builds the cluster's index, once: a cluster that will be asked
-// many questions (the what-if handler's snapshot) should be prepared
-// before the first; one asked once (a campaign's intermediate states, a
+// many questions (the what-if handler's snapshot, the start of a
+// campaign) should be prepared before the first; one asked once (a
 // scrape's cluster) is cheaper to walk than to index. The cluster must not
 // change after.
 func (c *Cluster) Prepare() {
