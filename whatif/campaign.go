@@ -102,12 +102,14 @@ func (id serviceID) String() string { return strings.Join(id[:], "/") }
 // the errors of AskPlan, spread.ErrNoPlacement without placement input,
 // and an error when a node is in two batches.
 func AskCampaign(c *spread.Cluster, batches [][]string, nodesReturn bool, opts spread.Options) (*Campaign, error) {
-	return askCampaign(c, nil, batches, nodesReturn, opts)
+	return askCampaign(c, nil, batches, nodesReturn, defaultRemedyBatches, opts)
 }
 
 // askCampaign is AskCampaign with the analysis of c, now, done already
-// (nil: not yet): the handler's is shared by every question.
-func askCampaign(c *spread.Cluster, now *spread.Report, batches [][]string, nodesReturn bool, opts spread.Options) (*Campaign, error) {
+// (nil: not yet), as the handler's is for every question, and the remedy
+// search bounded to remedyBatches batches (defaultRemedyBatches: by the
+// cluster's size, remedyBudget).
+func askCampaign(c *spread.Cluster, now *spread.Report, batches [][]string, nodesReturn bool, remedyBatches int, opts spread.Options) (*Campaign, error) {
 	if len(batches) == 0 {
 		return nil, spread.ErrNoNodes
 	}
@@ -135,7 +137,10 @@ func askCampaign(c *spread.Cluster, now *spread.Report, batches [][]string, node
 		return nil, err
 	}
 	if campaign.Verdict != spread.VerdictOK {
-		campaign.Remedy = findRemedy(spec, run.states, campaign, opts)
+		if remedyBatches == defaultRemedyBatches {
+			remedyBatches = remedyBudget(len(c.Placement.Pods))
+		}
+		campaign.Remedy = findRemedy(spec, run.states, campaign, remedyBatches, opts)
 	}
 	return campaign, nil
 }

@@ -139,7 +139,7 @@ func benchmarkCampaign(b *testing.B, pods int, unsafe bool) {
 			var verdict spread.Verdict
 			var remedy *Remedy
 			for b.Loop() {
-				campaign, err := askCampaign(c, now, batches, true, opts)
+				campaign, err := askCampaign(c, now, batches, true, defaultRemedyBatches, opts)
 				if err != nil {
 					b.Fatal(err)
 				}

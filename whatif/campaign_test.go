@@ -234,7 +234,9 @@ func TestCampaignRemedies(t *testing.T) {
 		cluster *spread.Cluster
 		batches [][]string
 		back    bool
-		want    *Remedy
+		// bound is the search's bound asked for; 0 asks for the default.
+		bound int
+		want  *Remedy
 	}{
 		{
 			// [a, b] leaves web on c alone; one node at a time, each
@@ -248,6 +250,17 @@ func TestCampaignRemedies(t *testing.T) {
 				Why:     "splitting batch 1 into [a] and [b] makes every batch safe"},
 		},
 		{
+			// The split needs three batches simulated: a search bounded to
+			// two cannot finish it, and says so.
+			name:    "a search too small for the split",
+			cluster: smallCluster([]string{"a", "b", "c", "d"}, "a", "b", "c"),
+			batches: [][]string{{"b", "a"}, {"c"}},
+			back:    true,
+			bound:   2,
+			want: &Remedy{Found: false, Tried: 1, Changes: []Change{},
+				Why: "none of the 1 changed campaigns tried (a restart of the broken workloads just before the first unsafe batch, a split of one batch, a move of one batch; at most 2 batches simulated) makes every batch safe"},
+		},
+		{
 			// Two nodes hold two replicas: whichever goes first, the other
 			// alone is fewer than the two nodes web needs.
 			name:    "nothing helps two replicas on two nodes",
@@ -259,7 +272,11 @@ func TestCampaignRemedies(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			campaign, err := AskCampaign(tc.cluster, tc.batches, tc.back, spread.Options{DefaultMinNodes: 2})
+			bound := defaultRemedyBatches
+			if tc.bound > 0 {
+				bound = tc.bound
+			}
+			campaign, err := askCampaign(tc.cluster, nil, tc.batches, tc.back, bound, spread.Options{DefaultMinNodes: 2})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -59,7 +59,9 @@ func TestDocsCampaignContract(t *testing.T) {
 		fmt.Sprintf("at most %d batches are simulated in all", maxRemedyBatches),
 		fmt.Sprintf("more than %s pods at most %s divided by its pods (%d at 150,000 pods), never fewer than %d",
 			thousands(maxRemedyPodBatches/maxRemedyBatches), thousands(maxRemedyPodBatches), remedyBudget(150_000), minRemedyBatches),
-		fmt.Sprintf("| batches a remedy search simulates | %d; %s / pods in a larger cluster, at least %d |", maxRemedyBatches, thousands(maxRemedyPodBatches), minRemedyBatches),
+		fmt.Sprintf("| batches a remedy search simulates | %d; %s / pods in a larger cluster, at least %d; a question may ask for 0 to %d (`remedy_batches`) |",
+			maxRemedyBatches, thousands(maxRemedyPodBatches), minRemedyBatches, maxRemedyBatchesAsked),
+		fmt.Sprintf("| `remedy_batches=N` | bound the remedy search to N batches simulated, 0 to %d:", maxRemedyBatchesAsked),
 		fmt.Sprintf("| batches per campaign | %d |", maxCampaignBatches),
 	} {
 		if !strings.Contains(docs, want) {

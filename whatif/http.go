@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,9 @@ const (
 	// placement simulation, and each remedy tried simulates them all
 	// again.
 	maxCampaignBatches = 100
+	// maxRemedyBatchesAsked bounds the remedy search a question may ask
+	// for: some 9 s at 150,000 pods, 45 ms a batch.
+	maxRemedyBatchesAsked = 200
 )
 
 // Handler serves the what-if API:
@@ -68,8 +72,8 @@ const (
 //	POST /api/v1/whatif       {"nodes": ["A", "B"], "selectors": ["rack=a"]}
 //	GET  /api/v1/whatif/plan?batch=A,B&batch=C,D
 //	POST /api/v1/whatif/plan  {"batches": [["A", "B"], ["C", "D"]]}
-//	GET  /api/v1/whatif/campaign?batch=A,B&batch=C,D&nodes_return=false
-//	POST /api/v1/whatif/campaign {"batches": [["A", "B"]], "nodes_return": false}
+//	GET  /api/v1/whatif/campaign?batch=A,B&batch=C,D&nodes_return=false&remedy_batches=40
+//	POST /api/v1/whatif/campaign {"batches": [["A", "B"]], "nodes_return": false, "remedy_batches": 40}
 //
 // Answers are JSON (see docs/whatif.md). Bad parameters, unknown nodes,
 // empty selectors and selectors that match nothing are 400 with
@@ -200,7 +204,10 @@ type question struct {
 	Batches   [][]string `json:"batches"`
 	// NodesReturn is a campaign's: nil means true, nodes come back.
 	NodesReturn *bool `json:"nodes_return"`
-	batches     [][]string
+	// RemedyBatches is a campaign's bound on its remedy search, in
+	// batches simulated: nil means the default (remedyBudget).
+	RemedyBatches *int `json:"remedy_batches"`
+	batches       [][]string
 }
 
 // takesBatches: the path's question is ordered batches.
@@ -210,7 +217,7 @@ func (q *question) fromQuery(path string, query url.Values) error {
 	if takesBatches(path) {
 		params := []string{"batch"}
 		if path == PathCampaign {
-			params = append(params, "nodes_return")
+			params = append(params, "nodes_return", "remedy_batches")
 		}
 		if err := jsonapi.OnlyParams(query, params...); err != nil {
 			return err
@@ -224,6 +231,13 @@ func (q *question) fromQuery(path string, query url.Values) error {
 			}
 			back := values[0] == "true"
 			q.NodesReturn = &back
+		}
+		if values, ok := query["remedy_batches"]; ok {
+			n, err := strconv.Atoi(values[0])
+			if len(values) != 1 || err != nil {
+				return fmt.Errorf("remedy_batches must be given once, a whole number from 0 to %d", maxRemedyBatchesAsked)
+			}
+			q.RemedyBatches = &n
 		}
 		return nil
 	}
@@ -257,13 +271,13 @@ func (q *question) fromBody(w http.ResponseWriter, r *http.Request) (int, error)
 	if decoder.More() {
 		return http.StatusBadRequest, errors.New("body holds more than one JSON value")
 	}
-	if r.URL.Path == PathPlan && (q.Nodes != nil || q.Selectors != nil || q.NodesReturn != nil) {
+	if r.URL.Path == PathPlan && (q.Nodes != nil || q.Selectors != nil || q.NodesReturn != nil || q.RemedyBatches != nil) {
 		return http.StatusBadRequest, errors.New(`a plan takes "batches" only`)
 	}
 	if r.URL.Path == PathCampaign && (q.Nodes != nil || q.Selectors != nil) {
-		return http.StatusBadRequest, errors.New(`a campaign takes "batches" and "nodes_return" only`)
+		return http.StatusBadRequest, errors.New(`a campaign takes "batches", "nodes_return" and "remedy_batches" only`)
 	}
-	if r.URL.Path == PathWhatIf && (q.Batches != nil || q.NodesReturn != nil) {
+	if r.URL.Path == PathWhatIf && (q.Batches != nil || q.NodesReturn != nil || q.RemedyBatches != nil) {
 		return http.StatusBadRequest, errors.New(`"batches" belong to ` + PathPlan + " or " + PathCampaign)
 	}
 	q.Nodes = jsonapi.SplitLists(q.Nodes)
@@ -285,6 +299,9 @@ func (q *question) check(path string) error {
 		}
 		if path == PathCampaign && len(q.Batches) > maxCampaignBatches {
 			return fmt.Errorf("%d batches: at most %d per campaign", len(q.Batches), maxCampaignBatches)
+		}
+		if b := q.RemedyBatches; b != nil && (*b < 0 || *b > maxRemedyBatchesAsked) {
+			return fmt.Errorf("remedy_batches %d: a whole number from 0 to %d", *b, maxRemedyBatchesAsked)
 		}
 		for i, batch := range q.Batches {
 			if len(batch) == 0 {
@@ -340,7 +357,11 @@ func (h *Handler) servePlan(w http.ResponseWriter, base *baseline, batches [][]s
 
 func (h *Handler) serveCampaign(w http.ResponseWriter, base *baseline, q question) {
 	nodesReturn := q.NodesReturn == nil || *q.NodesReturn
-	campaign, err := askCampaign(base.cluster, base.now, q.batches, nodesReturn, h.options)
+	remedyBatches := defaultRemedyBatches
+	if q.RemedyBatches != nil {
+		remedyBatches = *q.RemedyBatches
+	}
+	campaign, err := askCampaign(base.cluster, base.now, q.batches, nodesReturn, remedyBatches, h.options)
 	if errors.Is(err, spread.ErrNoPlacement) {
 		jsonapi.WriteError(w, http.StatusServiceUnavailable, "cannot answer a campaign: %v", err)
 		return

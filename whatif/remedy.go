@@ -84,20 +84,23 @@ const (
 	minRemedyBatches    = 4
 )
 
-// remedyBudget is the batches a remedy search may simulate in a cluster
-// of that many pods.
+// defaultRemedyBatches asks askCampaign for the search's default bound,
+// remedyBudget; a question may ask for another (remedy_batches).
+const defaultRemedyBatches = -1
+
+// remedyBudget is the batches a remedy search may simulate by default in
+// a cluster of that many pods.
 func remedyBudget(pods int) int {
 	return max(minRemedyBatches, min(maxRemedyBatches, maxRemedyPodBatches/max(pods, 1)))
 }
 
-// findRemedy tries changes to spec, smallest first, and returns the first
-// that makes every batch safe. states are the original run's states
-// before each batch: a change starts simulating at the first batch it
-// changes, and a change after the first unsafe batch is not tried (it
-// cannot make that batch safe).
-func findRemedy(spec campaignSpec, states []campaignState, campaign *Campaign, opts spread.Options) *Remedy {
+// findRemedy tries changes to spec, smallest first, simulating at most
+// bound batches in all, and returns the first that makes every batch
+// safe. states are the original run's states before each batch: a change
+// starts simulating at the first batch it changes, and a change after the
+// first unsafe batch is not tried (it cannot make that batch safe).
+func findRemedy(spec campaignSpec, states []campaignState, campaign *Campaign, bound int, opts spread.Options) *Remedy {
 	remedy := &Remedy{Changes: []Change{}}
-	bound := remedyBudget(len(states[0].cluster.Placement.Pods))
 	budget := bound
 	// try simulates one changed campaign from a state; it reports whether
 	// the search is over (found, or out of budget).
@@ -155,6 +158,10 @@ func findRemedy(spec campaignSpec, states []campaignState, campaign *Campaign, o
 // simulate.
 func (r *Remedy) done(spec campaignSpec, bound int) *Remedy {
 	if r.Found {
+		return r
+	}
+	if bound == 0 {
+		r.Why = "no remedy searched: the question asked for none (remedy_batches 0)"
 		return r
 	}
 	r.Why = fmt.Sprintf("none of the %d changed campaigns tried (a restart of the broken workloads just before the first unsafe batch, a split of one batch, a move of one batch", r.Tried)

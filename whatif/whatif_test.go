@@ -371,6 +371,12 @@ func TestHandler(t *testing.T) {
 		{name: "post-campaign-with-nodes", source: startOfDayOne, method: "POST", target: "/api/v1/whatif/campaign", body: `{"nodes": ["kubernetes2001"], "batches": [["kubernetes2002"]]}`, status: 400},
 		{name: "post-plan-nodes-return", method: "POST", target: "/api/v1/whatif/plan", body: `{"batches": [["kubernetes2002"]], "nodes_return": false}`, status: 400},
 		{name: "campaign-without-placement", source: &fakeSource{cluster: withoutPlacement(startOfDayOne.cluster)}, target: "/api/v1/whatif/campaign?batch=kubernetes2003", status: 503},
+		{name: "campaign-no-remedy-search", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003,kubernetes2004&batch=kubernetes2001,kubernetes2002&remedy_batches=0", status: 200},
+		{name: "post-campaign-remedy-batches", source: startOfDayOne, method: "POST", target: "/api/v1/whatif/campaign", body: `{"batches": [["kubernetes2003", "kubernetes2004"], ["kubernetes2001", "kubernetes2002"]], "remedy_batches": 200}`, status: 200, golden: "campaign"},
+		{name: "campaign-remedy-batches-not-a-number", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&remedy_batches=many", status: 400},
+		{name: "campaign-remedy-batches-too-many", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&remedy_batches=201", status: 400},
+		{name: "post-campaign-remedy-batches-negative", source: startOfDayOne, method: "POST", target: "/api/v1/whatif/campaign", body: `{"batches": [["kubernetes2003"]], "remedy_batches": -1}`, status: 400},
+		{name: "post-plan-remedy-batches", method: "POST", target: "/api/v1/whatif/plan", body: `{"batches": [["kubernetes2002"]], "remedy_batches": 10}`, status: 400, golden: "post-plan-nodes-return"},
 	}
 	handler := NewHandler(nil, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler))
 	for _, tc := range tests {

@@ -57,6 +57,8 @@ type options struct {
 	// campaign
 	batches     []string
 	nodesReturn bool
+	// remedyBatches is check.DefaultRemedyBatches unless given.
+	remedyBatches int
 
 	// terminated is set when --help or --version asked kingpin to end.
 	terminated bool
@@ -75,7 +77,7 @@ func newApp(stdout io.Writer) (*kingpin.Application, *options) {
 	app := kingpin.New(programName, "Monitoring plugin: which Kubernetes services would not survive node maintenance, read from a kube-spread-exporter.")
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stdout)
-	o := &options{}
+	o := &options{remedyBatches: check.DefaultRemedyBatches}
 	app.Terminate(func(int) { o.terminated = true })
 	app.Version(version.Print(programName))
 	app.HelpFlag.Short('h')
@@ -122,6 +124,7 @@ func newApp(stdout io.Writer) (*kingpin.Application, *options) {
 	campaign := app.Command(commandCampaign, "Preflight for a whole maintenance campaign, before its first batch: each batch judged on where the earlier batches leave the pods. CRITICAL if a batch would leave a service with no replica, WARNING if on fewer nodes than it needs; the first line names the first unsafe batch, why, and a remedy.")
 	campaign.Flag("batch", "One batch, its nodes separated by commas, in order. Repeat for each batch.").StringsVar(&o.batches)
 	campaign.Flag("nodes-return", "Nodes come back after their batch, empty and without images (a reimage); --no-nodes-return keeps them away until the campaign ends.").Default("true").BoolVar(&o.nodesReturn)
+	campaign.Flag("remedy-batches", "Bound the exporter's remedy search to this many batches simulated, 0 to 200: 0 searches none, more searches deeper. Default: the exporter's (40, fewer in a large cluster).").PlaceHolder("N").IntVar(&o.remedyBatches)
 	return app, o
 }
 
@@ -178,7 +181,7 @@ func run(args []string, stdout io.Writer) int {
 		if err != nil {
 			return report(stdout, nagios.UnknownResult(fmt.Errorf("bad arguments: %w", err)))
 		}
-		answer, err := check.FetchCampaign(ctx, o.source, batches, o.nodesReturn)
+		answer, err := check.FetchCampaign(ctx, o.source, batches, o.nodesReturn, o.remedyBatches)
 		if err != nil {
 			return report(stdout, nagios.UnknownResult(err))
 		}

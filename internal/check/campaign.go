@@ -15,19 +15,27 @@ import (
 )
 
 // CampaignURL is the campaign API's URL next to the metrics URL, asking
-// about the batches in order; nodesReturn false keeps reimaged nodes away.
-func CampaignURL(metricsURL string, batches [][]string, nodesReturn bool) (string, error) {
+// about the batches in order; nodesReturn false keeps reimaged nodes away;
+// remedyBatches bounds the remedy search, DefaultRemedyBatches leaving it
+// to the exporter.
+func CampaignURL(metricsURL string, batches [][]string, nodesReturn bool, remedyBatches int) (string, error) {
 	query := url.Values{}
 	for _, batch := range batches {
 		query.Add("batch", strings.Join(batch, ","))
 	}
 	query.Set("nodes_return", strconv.FormatBool(nodesReturn))
+	if remedyBatches != DefaultRemedyBatches {
+		query.Set("remedy_batches", strconv.Itoa(remedyBatches))
+	}
 	return APIURL(metricsURL, whatif.PathCampaign, query)
 }
 
+// DefaultRemedyBatches leaves the remedy search's bound to the exporter.
+const DefaultRemedyBatches = -1
+
 // FetchCampaign asks the exporter what a whole campaign does.
-func FetchCampaign(ctx context.Context, src Source, batches [][]string, nodesReturn bool) (*whatif.Campaign, error) {
-	target, err := CampaignURL(src.URL, batches, nodesReturn)
+func FetchCampaign(ctx context.Context, src Source, batches [][]string, nodesReturn bool, remedyBatches int) (*whatif.Campaign, error) {
+	target, err := CampaignURL(src.URL, batches, nodesReturn, remedyBatches)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +67,9 @@ func Campaign(answer *whatif.Campaign) *nagios.Result {
 		switch r := answer.Remedy; {
 		case r != nil && r.Found:
 			summary += "; remedy: " + r.Why
+		case r != nil && r.Tried == 0:
+			// None searched (remedy_batches 0), or none to try: why says.
+			summary += "; no remedy: " + r.Why
 		case r != nil:
 			summary += fmt.Sprintf("; no remedy found in %d changed campaigns", r.Tried)
 		}

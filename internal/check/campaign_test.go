@@ -61,11 +61,20 @@ CRITICAL batch 3 (kubernetes2001, kubernetes2002): no_replicas_left; mathoid/Dep
 }
 
 func TestCampaignURL(t *testing.T) {
-	got, err := CampaignURL("http://exporter:10217/metrics", [][]string{{"a", "b"}, {"c"}}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false"; got != want {
-		t.Errorf("url = %s, want %s", got, want)
+	for _, tc := range []struct {
+		remedyBatches int
+		want          string
+	}{
+		{DefaultRemedyBatches, "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false"},
+		{0, "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false&remedy_batches=0"},
+		{80, "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false&remedy_batches=80"},
+	} {
+		got, err := CampaignURL("http://exporter:10217/metrics", [][]string{{"a", "b"}, {"c"}}, false, tc.remedyBatches)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("url = %s, want %s", got, tc.want)
+		}
 	}
 }
