@@ -49,12 +49,15 @@ type NodeStates interface {
 	NodesInService(names []string) []string
 }
 
-// AskNodes answers what GET /api/v1/whatif?node=... answers, for callers
-// inside the exporter (the admission webhook), within the same bound on
-// concurrent analyses: it waits for a slot until ctx ends (ErrBusy). The
-// answer judges spread verdicts only: the snapshot has no placement
-// input, so no service is no_room, and Placement, WarmNodes and PDB say
-// nothing (the what-if API has them).
+// AskNodes answers what GET /api/v1/whatif?node=... answers about the
+// services with a replica on the asked nodes, for callers inside the
+// exporter (the admission webhook), within the same bound on concurrent
+// analyses: it waits for a slot until ctx ends (ErrBusy). Only those
+// services can be blocking, so the verdict is the API's; the answer lists
+// no other service, and verdict_now and verdict_elsewhere are over the
+// services it lists (see touchedBy). It judges spread verdicts only: the
+// snapshot has no placement input, so no service is no_room, and
+// Placement, WarmNodes and PDB say nothing (the what-if API has them).
 //
 // It judges on a snapshot of its own, refreshed in the background once
 // the caches moved past it, and used meanwhile for at most MaxStaleness
@@ -67,7 +70,7 @@ type NodeStates interface {
 // not delivered yet. Names the snapshot does not know, or shows
 // unschedulable already, are left out; the asked nodes are judged as
 // asked. With gone empty and the snapshot current, the answer is the
-// API's on a cluster without placement input.
+// API's on a cluster without placement input, for the services above.
 //
 // With a NodeStates source the nodes are as the caches show them now
 // whatever the snapshot's age: out of service since count as gone, back in
@@ -103,6 +106,7 @@ func (h *Handler) AskNodes(ctx context.Context, nodes, gone []string) (*Answer, 
 		back = backInService(c, nodes, gone, states)
 	}
 	pending := pendingGone(c, nodes, gone)
+	c, now = touchedBy(c, now, nodes, slices.Concat(back, pending), h.options)
 	if changed := append(slices.Clip(back), pending...); len(changed) > 0 {
 		if len(back) > 0 {
 			if c, err = c.WithNodesInService(back); err != nil {
@@ -118,6 +122,41 @@ func (h *Handler) AskNodes(ctx context.Context, nodes, gone []string) (*Answer, 
 		now = spread.Reanalyze(c, now, changed, h.options)
 	}
 	return ask(c, now, nodes, h.options)
+}
+
+// touchedBy returns the part of c, and of its analysis now, that a
+// question about nodes can change: the services with a replica on one of
+// them, the nodes their replicas run on, the nodes out of service (the
+// answer lists them) and the nodes in extra (whose state the question
+// changes), where c knows them. A service's figures depend on its
+// replicas and their nodes only, so they are the same in the part as in
+// the whole; a service with no replica on the asked nodes is judged the
+// same with them gone as in service, so it cannot be blocking. Judging on
+// the part costs what the asked nodes hold, not the cluster: at 150,000
+// pods the whole question cloned 30,000 figures and 5,000 nodes.
+func touchedBy(c *spread.Cluster, now *spread.Report, nodes, extra []string, opts spread.Options) (*spread.Cluster, *spread.Report) {
+	part := &spread.Cluster{TopologyKeys: c.TopologyKeys, Nodes: make(map[string]*spread.Node)}
+	keep := func(name string) {
+		if node := c.Nodes[name]; node != nil {
+			part.Nodes[name] = node
+		}
+	}
+	for _, name := range slices.Concat(nodes, extra) {
+		keep(name)
+	}
+	for _, n := range now.Nodes {
+		if !n.Node.Schedulable() {
+			keep(n.Node.Name)
+		}
+	}
+	for _, i := range now.ServicesOn(nodes) {
+		svc := now.Services[i].Service
+		part.Services = append(part.Services, svc)
+		for _, r := range svc.Replicas {
+			keep(r.Node)
+		}
+	}
+	return part, spread.Analyze(part, opts)
 }
 
 // backInService returns the nodes c shows out of service that the caches
@@ -235,6 +274,9 @@ func (j *judgingBaseline) startRefresh(h *Handler) *refresh {
 			flight.err = fmt.Errorf("cannot answer yet: %w", err)
 		} else {
 			flight.base = &baseline{cluster: cluster, now: spread.Analyze(cluster, h.options)}
+			// Every question asks which services are on its node: index
+			// them here, not on the first question's clock.
+			flight.base.now.ServicesOn(nil)
 		}
 		j.mu.Lock()
 		if flight.base != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http/httptest"
 	"reflect"
 	"slices"
@@ -15,11 +17,36 @@ import (
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
+// touchedPart is the API's answer as AskNodes gives it: only the services
+// with a replica on one of the asked nodes of c, the answer-wide verdicts
+// over those.
+func touchedPart(c *spread.Cluster, nodes []string, a *Answer) *Answer {
+	touched := map[string]bool{}
+	for _, svc := range c.Services {
+		if slices.ContainsFunc(svc.Replicas, func(r spread.Replica) bool { return slices.Contains(nodes, r.Node) }) {
+			touched[svc.Namespace+"/"+string(svc.Kind)+"/"+svc.Name] = true
+		}
+	}
+	out := *a
+	out.Services, out.VerdictNow, out.VerdictElsewhere = []Service{}, spread.VerdictOK, spread.VerdictOK
+	for _, s := range a.Services {
+		if !touched[s.Namespace+"/"+string(s.Kind)+"/"+s.Name] {
+			continue
+		}
+		out.Services = append(out.Services, s)
+		out.VerdictNow = worst(out.VerdictNow, s.VerdictNow)
+		if !s.Blocking {
+			out.VerdictElsewhere = worst(out.VerdictElsewhere, s.Verdict)
+		}
+	}
+	return &out
+}
+
 // TestAskNodesAnswersAsTheAPI: without pending nodes, the admission
 // webhook's question gets the API's answer on the cluster without
-// placement input, field for field; with them, the pending nodes count as
-// gone, and names that are unknown, asked or already unschedulable change
-// nothing.
+// placement input for the services on the asked nodes, field for field
+// (touchedPart); with them, the pending nodes count as gone, and names
+// that are unknown, asked or already unschedulable change nothing.
 func TestAskNodesAnswersAsTheAPI(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	viaAPI := func(t *testing.T, cluster *spread.Cluster, query string) *Answer {
@@ -70,7 +97,7 @@ func TestAskNodesAnswersAsTheAPI(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := viaAskNodes(t, tc.same, tc.nodes, tc.gone)
-			want := viaAPI(t, tc.same, tc.query)
+			want := touchedPart(tc.same, tc.nodes, viaAPI(t, tc.same, tc.query))
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("AskNodes(%v, gone %v) = %+v\nthe API answers %+v", tc.nodes, tc.gone, got, want)
 			}
@@ -86,8 +113,78 @@ func TestAskNodesAnswersAsTheAPI(t *testing.T) {
 	if want := []NodeState{{Name: "kubernetes2001", Reasons: []spread.Reason{spread.ReasonWhatIf}}}; !reflect.DeepEqual(got.AlreadyUnschedulable, want) {
 		t.Errorf("2002 with 2001 pending: already_unschedulable %+v, want %+v", got.AlreadyUnschedulable, want)
 	}
-	if cached := viaAPI(t, mathoidDayOne("kubernetes2001"), "node=kubernetes2002"); serviceVerdicts(got).String() != serviceVerdicts(cached).String() {
+	if cached := touchedPart(mathoidDayOne(), []string{"kubernetes2002"}, viaAPI(t, mathoidDayOne("kubernetes2001"), "node=kubernetes2002")); serviceVerdicts(got).String() != serviceVerdicts(cached).String() {
 		t.Errorf("2002 with 2001 pending: %v; once cached the API answers %v", serviceVerdicts(got), serviceVerdicts(cached))
+	}
+}
+
+// TestAskNodesAnswersAsTheAPIOnRandomClusters: on random clusters (zones,
+// nodes out of service, replicas not ready, on no node or on a node the
+// cluster lacks, several services sharing nodes), AskNodes about a random
+// node, with random other nodes pending, answers as the API does about
+// that node once the pending nodes are cordoned, for the services on it.
+func TestAskNodesAnswersAsTheAPIOnRandomClusters(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	for seed := range uint64(300) {
+		r := rand.New(rand.NewPCG(seed, 5))
+		c := &spread.Cluster{TopologyKeys: []string{"zone"}, Nodes: map[string]*spread.Node{}}
+		var names []string
+		for i := range 2 + r.IntN(8) {
+			name := fmt.Sprintf("n%02d", i)
+			node := &spread.Node{Name: name, Domains: []string{fmt.Sprintf("z%d", r.IntN(3))}}
+			if r.IntN(5) == 0 {
+				node.Unschedulable = []spread.Reason{spread.ReasonCordoned}
+			}
+			c.Nodes[name] = node
+			names = append(names, name)
+		}
+		for i := range 1 + r.IntN(12) {
+			kind := []spread.Kind{spread.KindDeployment, spread.KindStatefulSet, spread.KindService}[r.IntN(3)]
+			svc := &spread.Service{Namespace: fmt.Sprintf("ns%d", r.IntN(2)), Kind: kind, Name: fmt.Sprintf("s%02d", i), DesiredReplicas: r.IntN(5), MinNodes: r.IntN(3)}
+			for range r.IntN(6) {
+				replica := spread.Replica{Node: names[r.IntN(len(names))], Ready: r.IntN(5) != 0}
+				switch r.IntN(10) {
+				case 0:
+					replica.Node = ""
+				case 1:
+					replica.Node = "deleted-node"
+				}
+				svc.Replicas = append(svc.Replicas, replica)
+			}
+			c.Services = append(c.Services, svc)
+		}
+		asked := names[r.IntN(len(names))]
+		if !c.Nodes[asked].Schedulable() {
+			continue // the webhook asks about nodes going out of service
+		}
+		var pending []string
+		for _, name := range names {
+			if name != asked && c.Nodes[name].Schedulable() && r.IntN(4) == 0 {
+				pending = append(pending, name)
+			}
+		}
+		h := NewHandler(&fakeSource{cluster: c}, spread.Options{DefaultMinNodes: 2}, logger)
+		got, err := h.AskNodes(context.Background(), []string{asked}, pending)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		cordoned := c
+		if len(pending) > 0 {
+			if cordoned, err = c.WithNodesGone(pending); err != nil {
+				t.Fatal(err)
+			}
+		}
+		answer, err := Ask(cordoned, []string{asked}, spread.Options{DefaultMinNodes: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := touchedPart(c, []string{asked}, answer)
+		// Through JSON both, as the webhook and the API answer.
+		gotJSON, _ := json.Marshal(got)
+		wantJSON, _ := json.Marshal(want)
+		if string(gotJSON) != string(wantJSON) {
+			t.Fatalf("seed %d, %s asked, %v pending:\nAskNodes %s\nthe API  %s", seed, asked, pending, gotJSON, wantJSON)
+		}
 	}
 }
 
