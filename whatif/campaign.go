@@ -102,13 +102,20 @@ func (id serviceID) String() string { return strings.Join(id[:], "/") }
 // the errors of AskPlan, spread.ErrNoPlacement without placement input,
 // and an error when a node is in two batches.
 func AskCampaign(c *spread.Cluster, batches [][]string, nodesReturn bool, opts spread.Options) (*Campaign, error) {
+	if c.Placement != nil {
+		// Indexed, the cluster hands its index on to each predicted state,
+		// moved by the pods that moved (placement.Result.Settle), so that
+		// no state walks every pod.
+		c.Placement.Prepare()
+	}
 	return askCampaign(c, nil, batches, nodesReturn, defaultRemedyBatches, opts)
 }
 
 // askCampaign is AskCampaign with the analysis of c, now, done already
-// (nil: not yet), as the handler's is for every question, and the remedy
-// search bounded to remedyBatches batches (defaultRemedyBatches: by the
-// cluster's size, remedyBudget).
+// (nil: not yet), and the remedy search bounded to remedyBatches batches
+// (defaultRemedyBatches: by the cluster's size, remedyBudget). It does not
+// index c: the handler's snapshot is indexed already, as every what-if
+// question shares it.
 func askCampaign(c *spread.Cluster, now *spread.Report, batches [][]string, nodesReturn bool, remedyBatches int, opts spread.Options) (*Campaign, error) {
 	if len(batches) == 0 {
 		return nil, spread.ErrNoNodes
@@ -125,11 +132,6 @@ func askCampaign(c *spread.Cluster, now *spread.Report, batches [][]string, node
 			seen[node] = i + 1
 		}
 	}
-	// Indexed, the cluster hands its index on to each predicted state,
-	// moved by the pods that moved (placement.Result.Settle), so that no
-	// state walks every pod. The what-if handler's snapshot is indexed
-	// already.
-	c.Placement.Prepare()
 	spec := campaignSpec{batches: batches, nodesReturn: nodesReturn}
 	run := &campaignRun{opts: opts, detail: true, keep: true}
 	campaign, err := run.simulate(spec, 0, campaignState{cluster: c, report: now})

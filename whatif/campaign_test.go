@@ -1,6 +1,7 @@
 package whatif
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
@@ -295,6 +296,49 @@ func TestRemedyBudget(t *testing.T) {
 	} {
 		if got := remedyBudget(tc.pods); got != tc.want {
 			t.Errorf("remedyBudget(%d) = %d, want %d", tc.pods, got, tc.want)
+		}
+	}
+}
+
+// TestCampaignFromAnIndexedCluster: a campaign asked of an indexed cluster,
+// whose states get their index moved from the state before, answers what
+// the same campaign asked of a copy that is not indexed answers, every
+// state walked: batches, predicted placement, the remedy search. The
+// cluster is BenchmarkCampaign's, small, with its pinned Deployment, so
+// that the search runs too.
+func TestCampaignFromAnIndexedCluster(t *testing.T) {
+	for _, back := range []bool{true, false} {
+		c := syntheticCampaignCluster(3000)
+		nodes := len(c.Placement.Nodes)
+		var batches [][]string
+		for batch := range 5 {
+			var names []string
+			for k := range 4 {
+				names = append(names, c.Placement.Nodes[(batch*4+k)*nodes/20].Name)
+			}
+			batches = append(batches, names)
+		}
+		pinTwoReplicas(c, batches[4][0], batches[4][3])
+		walked := *c
+		walked.Placement = &placement.Cluster{Nodes: c.Placement.Nodes, Pods: c.Placement.Pods, PDBs: c.Placement.PDBs}
+		c.Placement.Prepare()
+		opts := spread.Options{DefaultMinNodes: 2}
+		indexed, err := AskCampaign(c, batches, back, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// askCampaign, not AskCampaign, which would index the copy.
+		plain, err := askCampaign(&walked, nil, batches, back, defaultRemedyBatches, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if indexed.Remedy == nil || indexed.Remedy.Tried == 0 {
+			t.Fatalf("nodes return %v: no remedy search ran: %+v", back, indexed.Remedy)
+		}
+		got, _ := json.Marshal(indexed)
+		want, _ := json.Marshal(plain)
+		if string(got) != string(want) {
+			t.Errorf("nodes return %v: the campaign from the indexed cluster\n%s\nfrom the walked one\n%s", back, got, want)
 		}
 	}
 }
