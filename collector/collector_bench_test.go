@@ -53,8 +53,9 @@ type everyScrapeChanged struct {
 func (e *everyScrapeChanged) Generation() uint64 { e.generation++; return e.generation }
 
 // BenchmarkScrape is one whole scrape as the /metrics handler serves it,
-// uncompressed: the exporter's own metrics through the registry and the
-// text exposition of the figures. "changed" scrapes a cluster that changed
+// uncompressed and, as Prometheus asks for it, gzip-compressed ("-gzip"):
+// the exporter's own metrics through the registry and the text exposition
+// of the figures. "changed" scrapes a cluster that changed
 // since the scrape before (snapshot and analysis included, as in a busy
 // cluster), "unchanged" one that did not (the analysis is reused), and
 // "maintenance" a changed one with maintenanceNodes nodes cordoned: the
@@ -84,29 +85,42 @@ func BenchmarkScrape(b *testing.B) {
 			if variant == "maintenance" {
 				cordon(ctx, b, client, w, maintenanceNodes)
 			}
-			b.Run(fmt.Sprintf("pods=%d/%s", pods, variant), func(b *testing.B) {
-				c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
-				registry := prometheus.NewRegistry()
-				registry.MustRegister(c)
-				handler := NewHandler(registry, c, slog.New(slog.DiscardHandler))
-				format := expfmt.NewFormat(expfmt.TypeTextPlain)
-
-				// A new collector analyses at its first scrape; without this
-				// one, "unchanged" at a few iterations would count it too.
-				if err := handler.Write(io.Discard, format); err != nil {
-					b.Fatal(err)
+			for _, compressed := range []bool{false, true} {
+				name := fmt.Sprintf("pods=%d/%s", pods, variant)
+				if compressed {
+					name += "-gzip"
 				}
-				var out *countingWriter
-				b.ReportAllocs()
-				for b.Loop() {
-					out = &countingWriter{}
-					if err := handler.Write(out, format); err != nil {
+				b.Run(name, func(b *testing.B) {
+					c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+					registry := prometheus.NewRegistry()
+					registry.MustRegister(c)
+					handler := NewHandler(registry, c, slog.New(slog.DiscardHandler))
+					format := expfmt.NewFormat(expfmt.TypeTextPlain)
+					write := handler.Write
+					if compressed {
+						write = handler.writeGzip
+					}
+
+					// A new collector analyses (and compresses) at its first
+					// scrape; without this one, "unchanged" at a few
+					// iterations would count it too.
+					if err := write(io.Discard, format); err != nil {
 						b.Fatal(err)
 					}
-				}
-				b.ReportMetric(float64(out.bytes), "response-bytes")
-				b.ReportMetric(float64(out.samples), "series")
-			})
+					var out *countingWriter
+					b.ReportAllocs()
+					for b.Loop() {
+						out = &countingWriter{}
+						if err := write(out, format); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(out.bytes), "response-bytes")
+					if !compressed {
+						b.ReportMetric(float64(out.samples), "series")
+					}
+				})
+			}
 		}
 		cancel()
 	}

@@ -17,6 +17,8 @@ type textWriter struct {
 	*bufio.Writer
 	family  *family
 	pending bool
+	// wrote is set by the first sample or header written.
+	wrote bool
 	// number and scratch are reused buffers for a value and a label.
 	number, scratch []byte
 }
@@ -63,15 +65,22 @@ func (w *textWriter) serviceSample(labels string, extraName, extraValue string, 
 func (w *textWriter) start() {
 	if w.pending {
 		w.pending = false
-		w.WriteString("# HELP ")
-		w.WriteString(w.family.name)
-		w.WriteByte(' ')
-		helpEscaper.WriteString(w, w.family.help)
-		w.WriteString("\n# TYPE ")
-		w.WriteString(w.family.name)
-		w.WriteString(" gauge\n")
+		w.header()
 	}
+	w.wrote = true
 	w.WriteString(w.family.name)
+}
+
+// header writes the HELP and TYPE lines of the current family.
+func (w *textWriter) header() {
+	w.wrote = true
+	w.WriteString("# HELP ")
+	w.WriteString(w.family.name)
+	w.WriteByte(' ')
+	helpEscaper.WriteString(w, w.family.help)
+	w.WriteString("\n# TYPE ")
+	w.WriteString(w.family.name)
+	w.WriteString(" gauge\n")
 }
 
 func (w *textWriter) label(name, value string) {

@@ -18,7 +18,24 @@ type family struct {
 	// labels are the family's label names in the order they are written:
 	// alphabetical, as the registry sorts them.
 	labels []string
-	write  func(w *textWriter, s *scrape)
+	// service writes the samples of one service, for the families with
+	// samples per service; write writes all samples of the others. A
+	// family has one of the two. Per-service samples depend on nothing
+	// but the service and the topology keys, which is what lets a gzip
+	// scrape reuse them while they do not change (compressed.go).
+	service func(w *textWriter, s *scrape, svc *service)
+	write   func(w *textWriter, s *scrape)
+}
+
+// writeAll writes every sample of the family from s.
+func (f *family) writeAll(w *textWriter, s *scrape) {
+	if f.service == nil {
+		f.write(w, s)
+		return
+	}
+	for i := range s.services {
+		f.service(w, s, &s.services[i])
+	}
 }
 
 // scrape is one analysis and the orders its families are written in. It
@@ -214,23 +231,19 @@ func onUnschedulableNode(c *spread.Cluster, svc *spread.Service) bool {
 
 // perService is a family with one sample per service, when value says so.
 func perService(name, help string, value func(f *service) (float64, bool)) family {
-	return family{name: name, help: help, labels: serviceLabels, write: func(w *textWriter, s *scrape) {
-		for i := range s.services {
-			if v, ok := value(&s.services[i]); ok {
-				w.serviceSample(s.services[i].labels, "", "", v)
-			}
+	return family{name: name, help: help, labels: serviceLabels, service: func(w *textWriter, _ *scrape, svc *service) {
+		if v, ok := value(svc); ok {
+			w.serviceSample(svc.labels, "", "", v)
 		}
 	}}
 }
 
 // perServiceDomain is a family with one sample per service and topology key.
 func perServiceDomain(name, help string, value func(d spread.Domains) int) family {
-	return family{name: name, help: help, labels: append(slices.Clone(serviceLabels), "topology_key"), write: func(w *textWriter, s *scrape) {
-		for _, svc := range s.services {
-			for _, k := range s.keys {
-				if k < len(svc.Domains) {
-					w.serviceSample(svc.labels, "topology_key", svc.Domains[k].Key, float64(value(svc.Domains[k])))
-				}
+	return family{name: name, help: help, labels: append(slices.Clone(serviceLabels), "topology_key"), service: func(w *textWriter, s *scrape, svc *service) {
+		for _, k := range s.keys {
+			if k < len(svc.Domains) {
+				w.serviceSample(svc.labels, "topology_key", svc.Domains[k].Key, float64(value(svc.Domains[k])))
 			}
 		}
 	}}
@@ -337,11 +350,9 @@ func figureFamilies(options Options) []family {
 		families = append(families, family{
 			name: name("node_replicas"), help: "Ready replicas of the service on one node.",
 			labels: append(slices.Clone(serviceLabels), "node"),
-			write: func(w *textWriter, s *scrape) {
-				for _, svc := range s.services {
-					for _, n := range svc.NodeReplicas {
-						w.serviceSample(svc.labels, "node", n.Node, float64(n.Count))
-					}
+			service: func(w *textWriter, _ *scrape, svc *service) {
+				for _, n := range svc.NodeReplicas {
+					w.serviceSample(svc.labels, "node", n.Node, float64(n.Count))
 				}
 			},
 		})

@@ -1,0 +1,178 @@
+package collector
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+)
+
+// changingSource serves a cluster the test changes, moving the generation
+// with each change.
+type changingSource struct {
+	fakeSource
+	generation uint64
+}
+
+func (c *changingSource) Generation() uint64 { return c.generation }
+
+// scrapeBoth returns a plain and a gzip scrape of h, the gzip one
+// decompressed as Prometheus reads it.
+func scrapeBoth(t *testing.T, h *Handler) (plain, gzipped []byte) {
+	t.Helper()
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	var p, g bytes.Buffer
+	if err := h.Write(&p, format); err != nil {
+		t.Fatalf("plain scrape: %v", err)
+	}
+	if err := h.writeGzip(&g, format); err != nil {
+		t.Fatalf("gzip scrape: %v", err)
+	}
+	r, err := gzip.NewReader(&g)
+	if err != nil {
+		t.Fatalf("gzip scrape: %v", err)
+	}
+	gzipped, err = io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("decompress the gzip scrape: %v", err)
+	}
+	return p.Bytes(), gzipped
+}
+
+// TestGzipScrapesFollowChanges: a gzip scrape reuses the members of
+// services whose figures did not change, and after every random change of
+// the cluster it decompresses to exactly the plain scrape, which renders
+// every sample afresh.
+func TestGzipScrapesFollowChanges(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			source := &changingSource{fakeSource: fakeSource{cluster: randomCluster(seed), status: syncedStatus, freshness: freshSource}, generation: 1}
+			c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+			registry := prometheus.NewPedanticRegistry()
+			registry.MustRegister(c)
+			h := NewHandler(registry, c, slog.New(slog.DiscardHandler))
+			h.compressor.marker = 7 // chunks of 8 services on average
+			var applied []string
+			for step := range 150 {
+				if step > 0 {
+					applied = append(applied, mutate(r, source.cluster))
+					source.generation++
+				}
+				plain, gzipped := scrapeBoth(t, h)
+				if diff := firstDifference(string(plain), string(gzipped)); diff != "" {
+					t.Fatalf("after %d changes (the last: %s), the gzip scrape is not the plain one: %s", step, strings.Join(applied[max(0, len(applied)-5):], ", "), diff)
+				}
+			}
+			// The changes touch a few services each: most members must have
+			// been reused, or this test proved nothing about reuse.
+			if h.compressor.reused < 4*h.compressor.compressed {
+				t.Errorf("%d members reused, %d compressed: reuse is not exercised", h.compressor.reused, h.compressor.compressed)
+			}
+		})
+	}
+}
+
+// mutate changes c at random the way the caches change, and says how.
+func mutate(r *rand.Rand, c *spread.Cluster) string {
+	nodes := slices.Sorted(func(yield func(string) bool) {
+		for name := range c.Nodes {
+			if !yield(name) {
+				return
+			}
+		}
+	})
+	svc := c.Services[r.IntN(len(c.Services))]
+	switch r.IntN(8) {
+	case 0:
+		if len(svc.Replicas) == 0 {
+			return "nothing"
+		}
+		i := r.IntN(len(svc.Replicas))
+		svc.Replicas[i].Ready = !svc.Replicas[i].Ready
+		return "readiness"
+	case 1:
+		if len(svc.Replicas) == 0 {
+			return "nothing"
+		}
+		svc.Replicas[r.IntN(len(svc.Replicas))].Node = nodes[r.IntN(len(nodes))]
+		return "replica moved"
+	case 2:
+		node := c.Nodes[nodes[r.IntN(len(nodes))]]
+		if node.Schedulable() {
+			node.Unschedulable = []spread.Reason{spread.ReasonCordoned}
+		} else {
+			node.Unschedulable = nil
+		}
+		return "cordon"
+	case 3:
+		svc.MinNodes = r.IntN(5)
+		return "min nodes"
+	case 4:
+		if svc.Kind != spread.KindService {
+			svc.DesiredReplicas = r.IntN(10)
+		}
+		return "desired"
+	case 5:
+		svc.Replicas = append(svc.Replicas, spread.Replica{Node: nodes[r.IntN(len(nodes))], Ready: true})
+		return "replica added"
+	case 6:
+		name := fmt.Sprintf("new-%d", r.Uint64())
+		added := &spread.Service{Namespace: svc.Namespace, Kind: spread.KindDeployment, Name: name, DesiredReplicas: 2, Replicas: []spread.Replica{
+			{Node: nodes[r.IntN(len(nodes))], Ready: true}, {Node: nodes[r.IntN(len(nodes))], Ready: true},
+		}}
+		c.Services = append(c.Services, added)
+		slices.SortFunc(c.Services, func(a, b *spread.Service) int {
+			return strings.Compare(a.Namespace+"/"+string(a.Kind)+"/"+a.Name, b.Namespace+"/"+string(b.Kind)+"/"+b.Name)
+		})
+		return "service created"
+	default:
+		c.Services = slices.DeleteFunc(c.Services, func(s *spread.Service) bool { return s == svc })
+		return "service deleted"
+	}
+}
+
+// TestGzipScrapeWithPlacement: the families of displaced replicas come out
+// of a gzip scrape as out of a plain one.
+func TestGzipScrapeWithPlacement(t *testing.T) {
+	source := &fakeSource{cluster: mathoidMaintenance(t), status: syncedStatus, freshness: freshSource}
+	c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+	registry := prometheus.NewPedanticRegistry()
+	registry.MustRegister(c)
+	plain, gzipped := scrapeBoth(t, NewHandler(registry, c, slog.New(slog.DiscardHandler)))
+	if diff := firstDifference(string(plain), string(gzipped)); diff != "" {
+		t.Fatalf("the gzip scrape is not the plain one: %s", diff)
+	}
+	for _, want := range []string{"kube_spread_replicas_unplaceable{", "kube_spread_warm_nodes{"} {
+		if !bytes.Contains(gzipped, []byte(want)) {
+			t.Errorf("the gzip scrape has no %s sample", want)
+		}
+	}
+}
+
+// TestGzipScrapeBeforeSync: with no figures and nothing gathered, a gzip
+// scrape is still a valid, empty gzip stream.
+func TestGzipScrapeBeforeSync(t *testing.T) {
+	c := New(&fakeSource{err: fmt.Errorf("not synced")}, Options{}, slog.New(slog.DiscardHandler))
+	var out bytes.Buffer
+	if err := NewHandler(prometheus.NewRegistry(), c, slog.New(slog.DiscardHandler)).writeGzip(&out, expfmt.NewFormat(expfmt.TypeTextPlain)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := gzip.NewReader(&out)
+	if err != nil {
+		t.Fatalf("not a gzip stream: %v", err)
+	}
+	if body, err := io.ReadAll(r); err != nil || len(body) != 0 {
+		t.Fatalf("read %q, %v; want an empty body", body, err)
+	}
+}
