@@ -30,8 +30,9 @@ SERVICES ?= 150
 # same loaded cluster (EXPORTER_REV= for the working tree; EXPORTER_REV=main,HEAD compares two).
 EXPORTER_REV ?= HEAD
 # The exporter command lines make bench-scale measures on the same cluster, separated by ';':
-# by default with its defaults, without kube_spread_node_replicas, and that with GOGC=50.
-EXPORTER_FLAGS ?= ; --no-collector.node-replicas; GOGC=50 --no-collector.node-replicas
+# by default with its defaults (kube_spread_node_replicas of the services at risk), with
+# every service's, and without any.
+EXPORTER_FLAGS ?= ; --collector.node-replicas.scope=all; --no-collector.node-replicas
 
 # Size of make fidelity: cases run with seeds FIDELITY_SEED, FIDELITY_SEED+1, ...
 FIDELITY_CASES ?= 100

@@ -53,6 +53,10 @@ type Options struct {
 	// NodeReplicas publishes kube_spread_node_replicas, one series per
 	// service and node: useful for dashboards, costly in large clusters.
 	NodeReplicas bool
+	// NodeReplicasAtRisk publishes it only for the services at risk
+	// (see atRisk): the ones an operator looks at during maintenance,
+	// and a small share of the cluster's pods.
+	NodeReplicasAtRisk bool
 }
 
 // Collector publishes the spread figures and the health of the caches. As a

@@ -104,6 +104,14 @@ func TestCollectorGolden(t *testing.T) {
 			options: Options{Analysis: spread.Options{DefaultMinNodes: 2}},
 		},
 		{
+			// The default scope: mathoid (on cordoned nodes) and the queue
+			// (single-homed) have their per-node series, the healthy
+			// service none.
+			name:    "node-replicas-at-risk",
+			source:  &fakeSource{cluster: withHealthyService(mathoidDayTwo()), status: syncedStatus, freshness: freshSource},
+			options: Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true, NodeReplicasAtRisk: true},
+		},
+		{
 			// Before the caches sync, no figure may pretend to be complete.
 			name: "not-synced",
 			source: &fakeSource{err: cluster.ErrCacheNotSynced, status: []cluster.ResourceStatus{
@@ -134,6 +142,15 @@ func TestCollectorGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withHealthyService adds to c a Deployment whose two replicas run on two
+// schedulable nodes in two zones: nothing puts it at risk.
+func withHealthyService(c *spread.Cluster) *spread.Cluster {
+	c.Services = append(c.Services, &spread.Service{Namespace: "web", Kind: spread.KindDeployment, Name: "healthy", DesiredReplicas: 2, Replicas: []spread.Replica{
+		{Node: "kubernetes2003", Ready: true}, {Node: "kubernetes2004", Ready: true},
+	}})
+	return c
 }
 
 // expose returns the whole exposition of c as the /metrics handler writes

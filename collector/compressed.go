@@ -211,7 +211,7 @@ func hashService(h *maphash.Hash, svc *service) {
 	for _, v := range []int{
 		f.ReplicasReady, f.ReplicasSchedulable, f.Nodes, f.SchedulableNodes, f.MinNodes,
 		svc.unplaceable, boolInt(svc.unplaceableKnown), svc.warmNodes, boolInt(svc.displaced),
-		len(f.Domains), len(f.NodeReplicas),
+		len(f.Domains), len(f.NodeReplicas), boolInt(svc.atRisk),
 	} {
 		b = binary.LittleEndian.AppendUint64(b, uint64(v))
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
@@ -58,7 +59,9 @@ func TestGzipScrapesFollowChanges(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 7))
 			source := &changingSource{fakeSource: fakeSource{cluster: randomCluster(seed), status: syncedStatus, freshness: freshSource}, generation: 1}
-			c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+			// Both scopes of kube_spread_node_replicas.
+			options := Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true, NodeReplicasAtRisk: seed%2 == 0}
+			c := New(source, options, slog.New(slog.DiscardHandler))
 			registry := prometheus.NewPedanticRegistry()
 			registry.MustRegister(c)
 			h := NewHandler(registry, c, slog.New(slog.DiscardHandler))
@@ -175,4 +178,114 @@ func TestGzipScrapeBeforeSync(t *testing.T) {
 	if body, err := io.ReadAll(r); err != nil || len(body) != 0 {
 		t.Fatalf("read %q, %v; want an empty body", body, err)
 	}
+}
+
+// TestNodeReplicasAtRisk: with NodeReplicasAtRisk, a service has
+// kube_spread_node_replicas series exactly when its own published figures
+// say it is at risk (replicas on unschedulable nodes; or min_nodes of two
+// or more and fewer surviving nodes, or all replicas in one topology domain
+// of a cluster with two or more), and every other sample is unchanged.
+func TestNodeReplicasAtRisk(t *testing.T) {
+	for seed := range uint64(5) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			source := &fakeSource{cluster: randomCluster(seed), status: syncedStatus, freshness: freshSource}
+			all := gather(t, New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler)))
+			atRisk := gather(t, New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true, NodeReplicasAtRisk: true}, slog.New(slog.DiscardHandler)))
+
+			values := map[string]map[string]float64{} // family, series -> value
+			for _, f := range all {
+				values[f.GetName()] = map[string]float64{}
+				for _, m := range f.GetMetric() {
+					values[f.GetName()][seriesKey(m)] = m.GetGauge().GetValue()
+				}
+			}
+			at := func(family, service string) float64 { return values["kube_spread_"+family][service] }
+			risky := func(service string) bool {
+				ready, min := at("replicas_ready", service), at("min_nodes", service)
+				if at("replicas_schedulable", service) < ready {
+					return true
+				}
+				if min < 2 || ready == 0 {
+					return false
+				}
+				if at("schedulable_nodes", service) < min {
+					return true
+				}
+				for series, domains := range values["kube_spread_topology_domains"] {
+					service2, key, _ := strings.Cut(series, "|")
+					if service2 == service && domains == 1 && ready >= 2 && values["kube_spread_cluster_schedulable_topology_domains"]["|"+key] >= 2 {
+						return true
+					}
+				}
+				return false
+			}
+
+			published, left := map[string]bool{}, 0
+			for _, f := range all {
+				var kept []*dto.Metric
+				for _, m := range f.GetMetric() {
+					if f.GetName() != "kube_spread_node_replicas" || risky(serviceKey(m)) {
+						kept = append(kept, m)
+						if f.GetName() == "kube_spread_node_replicas" {
+							published[serviceKey(m)] = true
+						}
+					} else {
+						left++
+					}
+				}
+				f.Metric = kept
+			}
+			if len(published) == 0 || left == 0 {
+				t.Fatalf("%d services at risk, %d node series left out: the cluster exercises nothing", len(published), left)
+			}
+			var want, got bytes.Buffer
+			for _, f := range all {
+				if len(f.GetMetric()) > 0 {
+					if _, err := expfmt.MetricFamilyToText(&want, f); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, f := range atRisk {
+				f.Help = all[slices.IndexFunc(all, func(a *dto.MetricFamily) bool { return a.GetName() == f.GetName() })].Help
+				if _, err := expfmt.MetricFamilyToText(&got, f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := firstDifference(want.String(), got.String()); diff != "" {
+				t.Errorf("at-risk scope: %s", diff)
+			}
+		})
+	}
+}
+
+// serviceKey is a metric's namespace, kind and name; "" for a metric
+// without them.
+func serviceKey(m *dto.Metric) string {
+	var namespace, kind, name string
+	for _, l := range m.GetLabel() {
+		switch l.GetName() {
+		case "namespace":
+			namespace = l.GetValue()
+		case "kind":
+			kind = l.GetValue()
+		case "name":
+			name = l.GetValue()
+		}
+	}
+	if name == "" {
+		return ""
+	}
+	return namespace + "/" + kind + "/" + name
+}
+
+// seriesKey is serviceKey, then "|" and the topology key when the metric
+// has one.
+func seriesKey(m *dto.Metric) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == "topology_key" {
+			return serviceKey(m) + "|" + l.GetValue()
+		}
+	}
+	return serviceKey(m)
 }

@@ -63,6 +63,35 @@ type service struct {
 	*spread.Figures
 	labels string
 	placed
+	// atRisk: see atRisk.
+	atRisk bool
+}
+
+// atRisk reports whether some ready replicas of the service are on nodes
+// going away, or, for a service that needs two nodes or more, its
+// surviving replicas are on fewer nodes than it needs (single-homed and
+// none surviving included) or all its replicas in one topology domain
+// while the cluster's schedulable nodes span two or more: the services
+// the spread alerts (rules/) are about, and whose per-node distribution
+// an operator looks for. clusterDomains are the report's Domains.
+func atRisk(f *spread.Figures, clusterDomains []spread.Domains) bool {
+	if f.ReplicasSchedulable < f.ReplicasReady {
+		return true
+	}
+	if f.MinNodes < 2 || f.ReplicasReady == 0 {
+		return false
+	}
+	if f.SchedulableNodes < f.MinNodes {
+		return true
+	}
+	if f.ReplicasReady >= 2 {
+		for k, d := range f.Domains {
+			if d.All == 1 && k < len(clusterDomains) && clusterDomains[k].Schedulable >= 2 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // placed is where the service's replicas on unschedulable nodes go, as
@@ -87,6 +116,7 @@ func newScrape(c *spread.Cluster, report *spread.Report, displacement *spread.Di
 	s := &scrape{report: report, services: make([]service, len(report.Services))}
 	for i := range report.Services {
 		s.services[i].Figures = &report.Services[i]
+		s.services[i].atRisk = atRisk(&report.Services[i], report.Domains)
 	}
 	placeDisplaced(c, s.services, displacement)
 	slices.SortFunc(s.services, func(a, b service) int {
@@ -347,10 +377,17 @@ func figureFamilies(options Options) []family {
 		},
 	}
 	if options.NodeReplicas {
+		help := "Ready replicas of the service on one node."
+		if options.NodeReplicasAtRisk {
+			help = "Ready replicas of the service on one node; only for services at risk: with replicas on unschedulable nodes, or a spread alert's condition true."
+		}
 		families = append(families, family{
-			name: name("node_replicas"), help: "Ready replicas of the service on one node.",
+			name: name("node_replicas"), help: help,
 			labels: append(slices.Clone(serviceLabels), "node"),
 			service: func(w *textWriter, _ *scrape, svc *service) {
+				if options.NodeReplicasAtRisk && !svc.atRisk {
+					return
+				}
 				for _, n := range svc.NodeReplicas {
 					w.serviceSample(svc.labels, "node", n.Node, float64(n.Count))
 				}

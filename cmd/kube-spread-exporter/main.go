@@ -54,6 +54,12 @@ const (
 	defaultAddress = ":10217"
 )
 
+// The values of --collector.node-replicas.scope.
+const (
+	nodeReplicasAtRisk = "at-risk"
+	nodeReplicasAll    = "all"
+)
+
 // probeInterval is how often the API server is probed to confirm the
 // caches are fresh: cheap for the API server, and well inside the 5m an
 // alert waits before calling the figures stale.
@@ -82,6 +88,7 @@ type options struct {
 	topologyKeys        []string
 	defaultMinNodes     string
 	nodeReplicas        bool
+	nodeReplicasScope   string
 	telemetryPath       string
 	disableExporterMets bool
 	web                 *web.FlagConfig
@@ -112,6 +119,7 @@ func newApp(stdout, stderr io.Writer) (*kingpin.Application, *options) {
 	app.Flag("topology.key", "Node label that defines a failure domain. Repeatable.").Default("topology.kubernetes.io/zone").StringsVar(&o.topologyKeys)
 	app.Flag("spread.default-min-nodes", "Nodes a service needs when it has no "+spread.MinNodesAnnotation+" annotation.").Default("2").StringVar(&o.defaultMinNodes)
 	app.Flag("collector.node-replicas", "Publish kube_spread_node_replicas (one series per service and node).").Default("true").BoolVar(&o.nodeReplicas)
+	app.Flag("collector.node-replicas.scope", "Services kube_spread_node_replicas is published for: at-risk (replicas on unschedulable nodes, or a spread alert's condition true; docs/metrics.md) or all.").Default(nodeReplicasAtRisk).EnumVar(&o.nodeReplicasScope, nodeReplicasAtRisk, nodeReplicasAll)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	app.Flag("web.disable-exporter-metrics", "Exclude the exporter's own Go and process metrics.").BoolVar(&o.disableExporterMets)
 	o.web = kingpinflag.AddFlags(app, defaultAddress)
@@ -356,8 +364,9 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 	analysis := spread.Options{DefaultMinNodes: defaultMinNodes}
 	registry := prometheus.NewRegistry()
 	figures := collector.New(watcher, collector.Options{
-		Analysis:     analysis,
-		NodeReplicas: o.nodeReplicas,
+		Analysis:           analysis,
+		NodeReplicas:       o.nodeReplicas,
+		NodeReplicasAtRisk: o.nodeReplicasScope == nodeReplicasAtRisk,
 	}, logger)
 	registry.MustRegister(versioncollector.NewCollector(collector.Namespace), figures)
 	if !o.disableExporterMets {

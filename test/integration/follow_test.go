@@ -22,7 +22,10 @@ const followPool = "follow"
 func TestExporterFollowsClusterChanges(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
+	// Every service's per-node series, at risk or not: the test holds
+	// them to the API server's pods.
 	e := startExporter(t,
+		"--collector.node-replicas.scope=all",
 		"--node.maintenance-taint=kube-spread.io/test-reimage",
 		"--node.maintenance-selector=maintenance=batch-1",
 		"--namespaces.include=follow",
@@ -127,7 +130,7 @@ func TestExporterFollowsClusterChanges(t *testing.T) {
 func TestReplicasOnADeletedNodeAreOnNoNode(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
-	e := startExporter(t, "--namespaces.include=deleted")
+	e := startExporter(t, "--namespaces.include=deleted", "--collector.node-replicas.scope=all")
 	const pool = "deleted"
 	for _, name := range []string{"deleted-a", "deleted-b"} {
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
