@@ -55,6 +55,10 @@ type Config struct {
 	ChurnRate     float64
 	ChurnDuration time.Duration
 	Burst         int
+	// LoadedChurnRate and LoadedChurnDuration shape the churn measured
+	// with scrapes every 15 s (churn.go); no such churn without a duration.
+	LoadedChurnRate     float64
+	LoadedChurnDuration time.Duration
 	// CheckRuns is how many times each check_kube_spread run is timed.
 	CheckRuns int
 	// WhatIfRuns is how many what-if questions for a batch of
@@ -83,6 +87,7 @@ type Config struct {
 func DefaultConfig(size synth.Size) Config {
 	return Config{
 		Size: size, Workers: 48, Scrapes: 50, Reactions: 10, ChurnRate: 20, ChurnDuration: 30 * time.Second, Burst: 1000, CheckRuns: 10,
+		LoadedChurnRate: LoadedChurnRate(size), LoadedChurnDuration: 61 * time.Second,
 		WhatIfRuns: 20, WhatIfBatch: 10, AdmissionRuns: 100, AdmissionChangedRuns: 20,
 		ExporterRevs: []string{"HEAD"},
 	}
@@ -124,6 +129,14 @@ type Result struct {
 	// Config.ChurnRate for Config.ChurnDuration; BurstCPU while Config.Burst
 	// updates arrive at once (and for 5 s after).
 	ChurnCPU, BurstCPU time.Duration
+	// LoadedChurnRate is the pod update rate asked of the loaded churn,
+	// LoadedChurnSent the rate the API server took; LoadedChurnCores is the
+	// exporter's CPU over LoadedChurnDuration in cores, scrapes included,
+	// and LoadedChurnScrapeP50 and LoadedChurnScrapeMax those scrapes'
+	// latencies (churn.go).
+	LoadedChurnRate, LoadedChurnSent, LoadedChurnCores float64
+	LoadedChurnDuration                                time.Duration
+	LoadedChurnScrapeP50, LoadedChurnScrapeMax         time.Duration
 	// Checks are the costs of check_kube_spread runs against the exporter
 	// (checks.go).
 	Checks []CheckCost
@@ -457,6 +470,9 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig str
 		return err
 	}
 	if err := r.measureChurn(ctx, client, cluster, pid, cfg, logf); err != nil {
+		return err
+	}
+	if err := r.measureLoadedChurn(ctx, client, cluster, scraper, pid, cfg, logf); err != nil {
 		return err
 	}
 	// Steady state: after scrapes and churn, and one more scrape, as a

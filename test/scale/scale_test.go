@@ -21,6 +21,8 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	cfg := DefaultConfig(synth.Size{Nodes: 50, Pods: 1500, Services: 150})
 	cfg.Scrapes, cfg.Reactions = 10, 3
 	cfg.ChurnDuration, cfg.Burst = 5*time.Second, 200
+	// One scrape during the loaded churn.
+	cfg.LoadedChurnDuration = 16 * time.Second
 	// The code under test, uncommitted changes included.
 	cfg.ExporterRevs = []string{""}
 	cfg.WhatIfRuns = 5
@@ -41,6 +43,7 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 		t.Log("\n" + TableHeader + "\n" + result.Row())
 		t.Log("\n" + WhatIfTableHeader + "\n" + result.WhatIfRow())
 		t.Log("\n" + AdmissionTableHeader + "\n" + result.AdmissionRow())
+		t.Log("\n" + ChurnTableHeader + "\n" + result.ChurnRow())
 		checkMeasured(t, result)
 	}
 	// The defaults publish per-node series of the services at risk only,
@@ -65,6 +68,8 @@ func checkMeasured(t *testing.T, result *Result) {
 			value = float64(field.Int())
 		case reflect.Uint64:
 			value = float64(field.Uint())
+		case reflect.Float64:
+			value = field.Float()
 		default:
 			continue // Size and Flags are the input; Commit is checked below.
 		}

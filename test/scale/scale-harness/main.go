@@ -76,6 +76,12 @@ func main() {
 		for _, r := range results {
 			fmt.Println(r.WhatIfRow())
 		}
+		// The exporter's CPU under churn and scrapes, a table of docs/benchmarks.md.
+		fmt.Println()
+		fmt.Println(scale.ChurnTableHeader)
+		for _, r := range results {
+			fmt.Println(r.ChurnRow())
+		}
 		// The latency of the admission webhook, a table of docs/benchmarks.md.
 		fmt.Println()
 		fmt.Println(scale.AdmissionTableHeader)
