@@ -73,6 +73,8 @@ type Collector struct {
 	mu             sync.Mutex
 	last           *scrape
 	lastGeneration uint64
+	// analyses counts the analyses, for their ids.
+	analyses uint64
 
 	cacheSynced, listWatchErrors, lastUpdate, annotationErrors *prometheus.Desc
 	apiServerUp, cacheConfirmed                                *prometheus.Desc
@@ -158,6 +160,8 @@ func (c *Collector) analysis() *scrape {
 	report := spread.Analyze(snapshot, c.options.Analysis)
 	c.last, c.lastGeneration = newScrape(snapshot, report, spread.PlaceDisplaced(snapshot.Placement, snapshot)), generation
 	c.last.compact()
+	c.analyses++
+	c.last.id = c.analyses
 	return c.last
 }
 

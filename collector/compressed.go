@@ -69,10 +69,12 @@ type compressor struct {
 	// headers are the compressed HELP and TYPE lines of each family,
 	// built on first use.
 	headers [][]byte
-	// built is the scrape of the last build and result its members;
-	// members are its per-service members by content, nil for a chunk
-	// without samples: what the next build may reuse.
-	built   *scrape
+	// built is the id of the scrape of the last build and result its
+	// members; members are its per-service members by content, nil for a
+	// chunk without samples: what the next build may reuse. The scrape
+	// itself is not kept: the collector drops its analysis before it
+	// builds the next, so that the two are never live together.
+	built   uint64
 	result  *compressedFigures
 	members map[memberKey][]byte
 	// compressed and reused count the per-service members compressed and
@@ -97,7 +99,7 @@ func newCompressor(families []family) *compressor {
 func (c *compressor) figures(s *scrape) *compressedFigures {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.built == s {
+	if c.result != nil && c.built == s.id {
 		return c.result
 	}
 	if c.headers == nil {
@@ -149,7 +151,7 @@ func (c *compressor) figures(s *scrape) *compressedFigures {
 		}
 		result.families[i] = list
 	}
-	c.built, c.result, c.members = s, result, members
+	c.built, c.result, c.members = s.id, result, members
 	return result
 }
 

@@ -41,6 +41,8 @@ func (f *family) writeAll(w *textWriter, s *scrape) {
 // scrape is one analysis and the orders its families are written in. It
 // is read by every scrape until the caches change, so nothing may modify it.
 type scrape struct {
+	// id tells the analyses of a collector apart: each has a new one.
+	id     uint64
 	report *spread.Report
 	// services are the figures of every service in the order the registry
 	// sorts samples: by label values, labels taken alphabetically (kind,
