@@ -144,11 +144,13 @@ func TestCollectorGolden(t *testing.T) {
 	}
 }
 
-// withHealthyService adds to c a Deployment whose two replicas run on two
-// schedulable nodes in two zones: nothing puts it at risk.
+// withHealthyService adds to c a node and a Deployment whose three
+// replicas run on three schedulable nodes in three zones: one more node
+// than it needs, nothing puts it at risk.
 func withHealthyService(c *spread.Cluster) *spread.Cluster {
-	c.Services = append(c.Services, &spread.Service{Namespace: "web", Kind: spread.KindDeployment, Name: "healthy", DesiredReplicas: 2, Replicas: []spread.Replica{
-		{Node: "kubernetes2003", Ready: true}, {Node: "kubernetes2004", Ready: true},
+	c.Nodes["kubernetes2005"] = &spread.Node{Name: "kubernetes2005", Domains: []string{"row-e"}}
+	c.Services = append(c.Services, &spread.Service{Namespace: "web", Kind: spread.KindDeployment, Name: "healthy", DesiredReplicas: 3, Replicas: []spread.Replica{
+		{Node: "kubernetes2003", Ready: true}, {Node: "kubernetes2004", Ready: true}, {Node: "kubernetes2005", Ready: true},
 	}})
 	return c
 }

@@ -183,8 +183,9 @@ func TestGzipScrapeBeforeSync(t *testing.T) {
 // TestNodeReplicasAtRisk: with NodeReplicasAtRisk, a service has
 // kube_spread_node_replicas series exactly when its own published figures
 // say it is at risk (replicas on unschedulable nodes; or min_nodes of two
-// or more and fewer surviving nodes, or all replicas in one topology domain
-// of a cluster with two or more), and every other sample is unchanged.
+// or more and no more surviving nodes than that, or all replicas in one
+// topology domain of a cluster with two or more), and every other sample
+// is unchanged.
 func TestNodeReplicasAtRisk(t *testing.T) {
 	for seed := range uint64(5) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -208,7 +209,7 @@ func TestNodeReplicasAtRisk(t *testing.T) {
 				if min < 2 || ready == 0 {
 					return false
 				}
-				if at("schedulable_nodes", service) < min {
+				if at("schedulable_nodes", service) <= min {
 					return true
 				}
 				for series, domains := range values["kube_spread_topology_domains"] {

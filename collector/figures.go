@@ -70,12 +70,15 @@ type service struct {
 }
 
 // atRisk reports whether some ready replicas of the service are on nodes
-// going away, or, for a service that needs two nodes or more, its
-// surviving replicas are on fewer nodes than it needs (single-homed and
-// none surviving included) or all its replicas in one topology domain
-// while the cluster's schedulable nodes span two or more: the services
-// the spread alerts (rules/) are about, and whose per-node distribution
-// an operator looks for. clusterDomains are the report's Domains.
+// going away, or the service needs two nodes or more and is at most one
+// node from fewer than it needs (its surviving replicas on min_nodes
+// nodes or fewer: single-homed and none surviving included), or has all
+// its replicas in one topology domain while the cluster's schedulable
+// nodes span two or more. These are the services the spread alerts
+// (rules/) are about or one node's maintenance away from, such as mathoid
+// the day before the 2018 outage, on exactly its two nodes; their number
+// of per-node series is bounded by min_nodes, not by their replicas.
+// clusterDomains are the report's Domains.
 func atRisk(f *spread.Figures, clusterDomains []spread.Domains) bool {
 	if f.ReplicasSchedulable < f.ReplicasReady {
 		return true
@@ -83,7 +86,7 @@ func atRisk(f *spread.Figures, clusterDomains []spread.Domains) bool {
 	if f.MinNodes < 2 || f.ReplicasReady == 0 {
 		return false
 	}
-	if f.SchedulableNodes < f.MinNodes {
+	if f.SchedulableNodes <= f.MinNodes {
 		return true
 	}
 	if f.ReplicasReady >= 2 {
@@ -381,7 +384,7 @@ func figureFamilies(options Options) []family {
 	if options.NodeReplicas {
 		help := "Ready replicas of the service on one node."
 		if options.NodeReplicasAtRisk {
-			help = "Ready replicas of the service on one node; only for services at risk: with replicas on unschedulable nodes, or a spread alert's condition true."
+			help = "Ready replicas of the service on one node; only for services at risk: replicas on unschedulable nodes, on no more schedulable nodes than min nodes, or in one topology domain."
 		}
 		families = append(families, family{
 			name: name("node_replicas"), help: help,

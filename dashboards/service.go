@@ -101,7 +101,7 @@ func Service(opts Options) (dashboard.Dashboard, error) {
 		WithTarget(rangeQuery("A", service.metric("node_concentration_ratio"), "concentration")))
 	b = b.WithPanel(bargauge.NewPanelBuilder().
 		Title("Replicas per node").
-		Description("Ready replicas of the service on each node, now. By default the exporter publishes them for services at risk only (replicas on nodes going away, or an alert's condition true): no data for a healthy service unless it runs with --collector.node-replicas.scope=all.").
+		Description("Ready replicas of the service on each node, now. By default the exporter publishes them for services at risk only (replicas on nodes going away, on no more nodes than min nodes, or in one topology domain; docs/metrics.md): no data for a healthy service unless it runs with --collector.node-replicas.scope=all.").
 		Datasource(datasourceRef()).
 		GridPos(gridPos(12, 12, 12, 8)).
 		Unit("short").
