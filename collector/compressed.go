@@ -208,17 +208,16 @@ func hashService(h *maphash.Hash, svc *service) {
 	h.WriteString(svc.labels)
 	h.WriteByte(0)
 	f := svc.Figures
-	var b []byte
-	b = binary.LittleEndian.AppendUint64(b, uint64(svc.Service.DesiredReplicas))
-	for _, v := range []int{
-		f.ReplicasReady, f.ReplicasSchedulable, f.Nodes, f.SchedulableNodes, f.MinNodes,
+	values := [...]int{
+		svc.Service.DesiredReplicas, f.ReplicasReady, f.ReplicasSchedulable, f.Nodes, f.SchedulableNodes, f.MinNodes,
 		svc.unplaceable, boolInt(svc.unplaceableKnown), svc.warmNodes, boolInt(svc.displaced),
-		len(f.Domains), len(f.NodeReplicas), boolInt(svc.atRisk),
-	} {
-		b = binary.LittleEndian.AppendUint64(b, uint64(v))
+		len(f.Domains), len(f.NodeReplicas), boolInt(svc.atRisk), int(math.Float64bits(f.ConcentrationRatio)),
 	}
-	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f.ConcentrationRatio))
-	h.Write(b)
+	var b [len(values) * 8]byte
+	for i, v := range values {
+		binary.LittleEndian.PutUint64(b[i*8:], uint64(v))
+	}
+	h.Write(b[:])
 	for _, d := range f.Domains {
 		h.WriteString(d.Key)
 		h.WriteByte(0)
