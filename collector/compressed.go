@@ -3,26 +3,34 @@ package collector
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
+	"compress/flate"
 	"encoding/binary"
+	"hash/crc32"
 	"hash/maphash"
+	"io"
 	"math"
 	"sync"
 )
 
-// A gzip scrape writes the figures as gzip members compressed once per
-// analysis, not once per scrape: Prometheus asks for gzip, and rendering
-// and compressing half a million series was most of a scrape's time
-// (docs/benchmarks.md). A gzip stream is a series of members (RFC 1952,
-// section 2.2) that a reader decompresses as one: Go's gzip.Reader, which
-// Prometheus and Go's HTTP client read with, gzip(1) and zlib's inflate
-// all do. The exporter's own metrics, which change from scrape to scrape,
-// are compressed per scrape into members of their own between them.
+// A gzip scrape writes the figures compressed once per analysis, not once
+// per scrape: Prometheus asks for gzip, and rendering and compressing half
+// a million series was most of a scrape's time (docs/benchmarks.md).
 //
-// After the caches change, most services' figures have not: the members of
+// The response is one gzip member (RFC 1952) whose DEFLATE stream is the
+// concatenation of pieces, each compressed on its own and ended with a
+// sync flush: an empty stored block that leaves it byte-aligned and not
+// final, so that the next piece may follow (RFC 1951; what zlib's
+// Z_SYNC_FLUSH and flate.Writer.Flush write). The exporter's own metrics,
+// which change from scrape to scrape, are compressed per scrape into
+// pieces between the figures' pieces. The member's CRC-32 is combined from
+// the pieces' (crc.go). A stream of several gzip members would need no
+// CRC arithmetic, but curl --compressed and other readers stop after the
+// first member without a word: a scrape cut short that looks complete.
+//
+// After the caches change, most services' figures have not: the pieces of
 // per-service families are cut into chunks of services, and a chunk whose
 // services have the same labels and figures as a chunk of the analysis
-// before keeps its member. Chunks end where a service's labels hash to a
+// before keeps its piece. Chunks end where a service's labels hash to a
 // marker, not every so many services, so that a service created or deleted
 // changes the chunk it is in and no other.
 
@@ -34,16 +42,25 @@ const (
 	maxChunk = 1024
 )
 
-// compressedFigures is the figures of one analysis as gzip members, for
-// each family of the handler (in its order) the members to write one
-// after the other; none for a family without samples.
-type compressedFigures struct {
-	families [][][]byte
+// piece is text compressed into DEFLATE blocks that end byte-aligned and
+// not final, with the CRC-32 and the length of the text.
+type piece struct {
+	data  []byte
+	crc   uint32
+	size  int64
+	shift crcShift // over size bytes
 }
 
-// memberKey names the member of one family for a chunk of services by the
+// compressedFigures is the figures of one analysis as pieces, for each
+// family of the handler (in its order) the pieces to write one after the
+// other; none for a family without samples.
+type compressedFigures struct {
+	families [][]*piece
+}
+
+// pieceKey names the piece of one family for a chunk of services by the
 // chunk's content: its services' labels and figures.
-type memberKey struct {
+type pieceKey struct {
 	family int
 	chunk  uint64
 }
@@ -55,7 +72,68 @@ type chunk struct {
 	hash     uint64
 }
 
-// compressor compresses the figures of an analysis, reusing the members
+// deflater compresses what is written to it into a piece.
+type deflater struct {
+	flate *flate.Writer
+	crc   uint32
+	size  int64
+}
+
+func newDeflater() *deflater {
+	w, err := flate.NewWriter(nil, flate.BestSpeed)
+	if err != nil {
+		panic(err) // Only for an invalid level.
+	}
+	return &deflater{flate: w}
+}
+
+// begin starts a piece written to w.
+func (d *deflater) begin(w io.Writer) {
+	d.flate.Reset(w)
+	d.crc, d.size = 0, 0
+}
+
+func (d *deflater) Write(p []byte) (int, error) {
+	d.crc = crc32.Update(d.crc, crc32.IEEETable, p)
+	d.size += int64(len(p))
+	return d.flate.Write(p)
+}
+
+// end ends the piece with a sync flush.
+func (d *deflater) end() error { return d.flate.Flush() }
+
+// gzipHeader starts a gzip member: no name, no time, compressed with
+// DEFLATE at its fastest (XFL 4), on an unknown operating system.
+var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255}
+
+// gzipMember writes one gzip member: the header, then the pieces that
+// write appends with its add function, then the final block and the
+// trailer. Write errors stick in w; the caller flushes it.
+func gzipMember(w *bufio.Writer, d *deflater, write func(add func(p *piece)) error) error {
+	w.Write(gzipHeader)
+	var crc uint32
+	var size int64
+	err := write(func(p *piece) {
+		w.Write(p.data)
+		crc = combineCRC(crc, p.crc, p.shift)
+		size += p.size
+	})
+	if err != nil {
+		return err
+	}
+	// The final block: an empty one.
+	d.begin(w)
+	if err := d.flate.Close(); err != nil {
+		return err
+	}
+	var trailer [8]byte
+	binary.LittleEndian.PutUint32(trailer[:4], crc)
+	binary.LittleEndian.PutUint32(trailer[4:], uint32(size)) // modulo 2^32, as RFC 1952 says
+	w.Write(trailer[:])
+	return nil
+}
+
+// compressor compresses the figures of an analysis, reusing the pieces
 // of the analysis before where their content is the same.
 type compressor struct {
 	families []family
@@ -68,31 +146,27 @@ type compressor struct {
 	mu sync.Mutex
 	// headers are the compressed HELP and TYPE lines of each family,
 	// built on first use.
-	headers [][]byte
+	headers []*piece
 	// built is the id of the scrape of the last build and result its
-	// members; members are its per-service members by content, nil for a
+	// pieces; pieces are its per-service pieces by content, nil for a
 	// chunk without samples: what the next build may reuse. The scrape
 	// itself is not kept: the collector drops its analysis before it
 	// builds the next, so that the two are never live together.
-	built   uint64
-	result  *compressedFigures
-	members map[memberKey][]byte
-	// compressed and reused count the per-service members compressed and
+	built  uint64
+	result *compressedFigures
+	pieces map[pieceKey]*piece
+	// compressed and reused count the per-service pieces compressed and
 	// those taken from the build before, for tests and benchmarks.
 	compressed, reused int
 
 	// Scratch reused by each compression.
-	out  bytes.Buffer
-	gz   *gzip.Writer
-	text *bufio.Writer
+	out      bytes.Buffer
+	deflater *deflater
+	text     *bufio.Writer
 }
 
 func newCompressor(families []family) *compressor {
-	gz, err := gzip.NewWriterLevel(nil, gzip.BestSpeed)
-	if err != nil {
-		panic(err) // Only for an invalid level.
-	}
-	return &compressor{families: families, seed: maphash.MakeSeed(), marker: chunkMarker, gz: gz, text: bufio.NewWriterSize(nil, 32<<10)}
+	return &compressor{families: families, seed: maphash.MakeSeed(), marker: chunkMarker, deflater: newDeflater(), text: bufio.NewWriterSize(nil, 32<<10)}
 }
 
 // figures returns the compressed figures of s.
@@ -103,7 +177,7 @@ func (c *compressor) figures(s *scrape) *compressedFigures {
 		return c.result
 	}
 	if c.headers == nil {
-		c.headers = make([][]byte, len(c.families))
+		c.headers = make([]*piece, len(c.families))
 		for i := range c.families {
 			c.headers[i] = c.compress(func(w *textWriter) {
 				w.family = &c.families[i]
@@ -112,55 +186,55 @@ func (c *compressor) figures(s *scrape) *compressedFigures {
 		}
 	}
 	chunks := c.chunks(s)
-	result := &compressedFigures{families: make([][][]byte, len(c.families))}
-	members := make(map[memberKey][]byte, len(c.members))
+	result := &compressedFigures{families: make([][]*piece, len(c.families))}
+	pieces := make(map[pieceKey]*piece, len(c.pieces))
 	for i := range c.families {
 		f := &c.families[i]
-		var list [][]byte
+		var list []*piece
 		if f.service == nil {
-			if m := c.compress(func(w *textWriter) {
+			if p := c.compress(func(w *textWriter) {
 				w.begin(f)
 				f.write(w, s)
-			}); m != nil {
-				list = append(list, m)
+			}); p != nil {
+				list = append(list, p)
 			}
 			result.families[i] = list
 			continue
 		}
 		for _, ch := range chunks {
-			key := memberKey{family: i, chunk: ch.hash}
-			m, ok := c.members[key]
+			key := pieceKey{family: i, chunk: ch.hash}
+			p, ok := c.pieces[key]
 			if ok {
 				c.reused++
 			} else {
 				c.compressed++
-				m = c.compress(func(w *textWriter) {
+				p = c.compress(func(w *textWriter) {
 					w.family = f
 					for j := ch.from; j < ch.to; j++ {
 						f.service(w, s, &s.services[j])
 					}
 				})
 			}
-			members[key] = m
-			if m != nil {
-				list = append(list, m)
+			pieces[key] = p
+			if p != nil {
+				list = append(list, p)
 			}
 		}
 		if len(list) > 0 {
-			list = append([][]byte{c.headers[i]}, list...)
+			list = append([]*piece{c.headers[i]}, list...)
 		}
 		result.families[i] = list
 	}
-	c.built, c.result, c.members = s.id, result, members
+	c.built, c.result, c.pieces = s.id, result, pieces
 	return result
 }
 
-// compress returns what write writes as one gzip member, or nil when it
-// writes nothing.
-func (c *compressor) compress(write func(w *textWriter)) []byte {
+// compress returns what write writes as a piece, or nil when it writes
+// nothing.
+func (c *compressor) compress(write func(w *textWriter)) *piece {
 	c.out.Reset()
-	c.gz.Reset(&c.out)
-	c.text.Reset(c.gz)
+	c.deflater.begin(&c.out)
+	c.text.Reset(c.deflater)
 	w := &textWriter{Writer: c.text}
 	write(w)
 	if !w.wrote {
@@ -168,8 +242,9 @@ func (c *compressor) compress(write func(w *textWriter)) []byte {
 	}
 	// Writing to a bytes.Buffer fails only when memory does, which panics.
 	_ = c.text.Flush()
-	_ = c.gz.Close()
-	return bytes.Clone(c.out.Bytes())
+	_ = c.deflater.end()
+	d := c.deflater
+	return &piece{data: bytes.Clone(c.out.Bytes()), crc: d.crc, size: d.size, shift: shiftOver(d.size)}
 }
 
 // chunks cuts the services of s into chunks and hashes their content:

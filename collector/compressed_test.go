@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http/httptest"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -28,7 +30,8 @@ type changingSource struct {
 func (c *changingSource) Generation() uint64 { return c.generation }
 
 // scrapeBoth returns a plain and a gzip scrape of h, the gzip one
-// decompressed as Prometheus reads it.
+// decompressed as one gzip member: readers that stop after the first
+// member, such as curl --compressed, must get it all.
 func scrapeBoth(t *testing.T, h *Handler) (plain, gzipped []byte) {
 	t.Helper()
 	format := expfmt.NewFormat(expfmt.TypeTextPlain)
@@ -39,18 +42,31 @@ func scrapeBoth(t *testing.T, h *Handler) (plain, gzipped []byte) {
 	if err := h.writeGzip(&g, format); err != nil {
 		t.Fatalf("gzip scrape: %v", err)
 	}
-	r, err := gzip.NewReader(&g)
-	if err != nil {
-		t.Fatalf("gzip scrape: %v", err)
-	}
-	gzipped, err = io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("decompress the gzip scrape: %v", err)
-	}
+	gzipped = gunzipOneMember(t, g.Bytes())
 	return p.Bytes(), gzipped
 }
 
-// TestGzipScrapesFollowChanges: a gzip scrape reuses the members of
+// gunzipOneMember decompresses the one gzip member that body must be,
+// checking its CRC and length, and that nothing follows it.
+func gunzipOneMember(t *testing.T, body []byte) []byte {
+	t.Helper()
+	in := bytes.NewReader(body)
+	r, err := gzip.NewReader(in)
+	if err != nil {
+		t.Fatalf("gzip scrape: %v", err)
+	}
+	r.Multistream(false)
+	text, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("decompress the gzip scrape: %v", err)
+	}
+	if in.Len() > 0 {
+		t.Fatalf("%d bytes after the first gzip member", in.Len())
+	}
+	return text
+}
+
+// TestGzipScrapesFollowChanges: a gzip scrape reuses the pieces of
 // services whose figures did not change, and after every random change of
 // the cluster it decompresses to exactly the plain scrape, which renders
 // every sample afresh.
@@ -77,10 +93,10 @@ func TestGzipScrapesFollowChanges(t *testing.T) {
 					t.Fatalf("after %d changes (the last: %s), the gzip scrape is not the plain one: %s", step, strings.Join(applied[max(0, len(applied)-5):], ", "), diff)
 				}
 			}
-			// The changes touch a few services each: most members must have
+			// The changes touch a few services each: most pieces must have
 			// been reused, or this test proved nothing about reuse.
 			if h.compressor.reused < 4*h.compressor.compressed {
-				t.Errorf("%d members reused, %d compressed: reuse is not exercised", h.compressor.reused, h.compressor.compressed)
+				t.Errorf("%d pieces reused, %d compressed: reuse is not exercised", h.compressor.reused, h.compressor.compressed)
 			}
 		})
 	}
@@ -171,12 +187,8 @@ func TestGzipScrapeBeforeSync(t *testing.T) {
 	if err := NewHandler(prometheus.NewRegistry(), c, slog.New(slog.DiscardHandler)).writeGzip(&out, expfmt.NewFormat(expfmt.TypeTextPlain)); err != nil {
 		t.Fatal(err)
 	}
-	r, err := gzip.NewReader(&out)
-	if err != nil {
-		t.Fatalf("not a gzip stream: %v", err)
-	}
-	if body, err := io.ReadAll(r); err != nil || len(body) != 0 {
-		t.Fatalf("read %q, %v; want an empty body", body, err)
+	if body := gunzipOneMember(t, out.Bytes()); len(body) != 0 {
+		t.Fatalf("read %q, want an empty body", body)
 	}
 }
 
@@ -289,4 +301,32 @@ func seriesKey(m *dto.Metric) string {
 		}
 	}
 	return serviceKey(m)
+}
+
+// TestGzipScrapeReadByCurl: curl --compressed, which stops after the first
+// gzip member, reads the whole exposition.
+func TestGzipScrapeReadByCurl(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatalf("curl not found (%v): run `make system-deps`", err)
+	}
+	source := &fakeSource{cluster: randomCluster(3), status: syncedStatus, freshness: freshSource}
+	c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+	registry := prometheus.NewPedanticRegistry()
+	registry.MustRegister(c)
+	h := NewHandler(registry, c, slog.New(slog.DiscardHandler))
+	h.compressor.marker = 7
+	server := httptest.NewServer(h)
+	defer server.Close()
+	var plain bytes.Buffer
+	if err := h.Write(&plain, expfmt.NewFormat(expfmt.TypeTextPlain)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(curl, "--silent", "--show-error", "--fail", "--compressed", server.URL).Output()
+	if err != nil {
+		t.Fatalf("curl: %v", err)
+	}
+	if diff := firstDifference(plain.String(), string(got)); diff != "" {
+		t.Fatalf("curl --compressed read another exposition: %s", diff)
+	}
 }
