@@ -31,6 +31,8 @@ func main() {
 	flag.Float64Var(&cfg.ChurnRate, "churn.rate", cfg.ChurnRate, "pod status updates per second during the churn")
 	flag.DurationVar(&cfg.ChurnDuration, "churn.duration", cfg.ChurnDuration, "how long the churn lasts")
 	flag.IntVar(&cfg.Burst, "burst", cfg.Burst, "pod status updates sent at once after the churn")
+	loadedRate := flag.Float64("churn.loaded-rate", 0, "pod status updates per second during the churn with scrapes; 0 for pods/1500, at least 20")
+	flag.DurationVar(&cfg.LoadedChurnDuration, "churn.loaded-duration", cfg.LoadedChurnDuration, "how long the churn with scrapes lasts; 0 for none")
 	flag.IntVar(&cfg.CheckRuns, "check.runs", cfg.CheckRuns, "timed runs of each check_kube_spread command")
 	flag.IntVar(&cfg.WhatIfRuns, "whatif.runs", cfg.WhatIfRuns, "timed what-if questions")
 	flag.IntVar(&cfg.WhatIfBatch, "whatif.batch", cfg.WhatIfBatch, "nodes in each what-if question")
@@ -40,6 +42,11 @@ func main() {
 	exporters := flag.String("exporter.flags", "", "the exporter's flags, space-separated, after any NAME=value environment variables; several runs on the same cluster separated by ';' (\"; GOGC=50 --no-collector.node-replicas\" measures the defaults, then without node_replicas and with GOGC=50)")
 	flag.Parse()
 	cfg.Size = size
+	// DefaultConfig saw the default size, not the one asked for.
+	cfg.LoadedChurnRate = scale.LoadedChurnRate(size)
+	if *loadedRate > 0 {
+		cfg.LoadedChurnRate = *loadedRate
+	}
 	cfg.ExporterRevs = strings.Split(*revs, ",")
 	for _, variant := range strings.Split(*exporters, ";") {
 		cfg.Exporters = append(cfg.Exporters, strings.Fields(variant))
