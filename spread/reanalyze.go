@@ -1,6 +1,7 @@
 package spread
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strings"
@@ -116,11 +117,13 @@ func Reanalyze(c *Cluster, base *Report, nodes []string, opts Options) *Report {
 // others): the services on those nodes and the replaced ones are analysed
 // again, the single-homed counts and the cluster's domains recounted. A
 // campaign asks this of each predicted state instead of a whole analysis.
-// It equals Analyze(next, opts); when next does not list base's services
-// in base's order it is Analyze(next, opts).
+// It equals Analyze(next, opts). When next has services base has not, or
+// lacks some of base's (the exporter's snapshot after a Deployment was
+// created or deleted), the services are matched by namespace, kind and
+// name, in the order both list them.
 func ReanalyzeAfter(next *Cluster, base *Report, nodes []string, opts Options) *Report {
 	if len(next.Services) != len(base.Services) {
-		return Analyze(next, opts)
+		return reanalyzeMatched(next, base, nodes, opts)
 	}
 	changed := base.ServicesOn(nodes)
 	for i, svc := range next.Services {
@@ -128,8 +131,8 @@ func ReanalyzeAfter(next *Cluster, base *Report, nodes []string, opts Options) *
 		if svc == old {
 			continue
 		}
-		if svc.Namespace != old.Namespace || svc.Kind != old.Kind || svc.Name != old.Name {
-			return Analyze(next, opts) // another order: no shortcut
+		if compareServices(svc, old) != 0 {
+			return reanalyzeMatched(next, base, nodes, opts)
 		}
 		changed = append(changed, i)
 	}
@@ -209,4 +212,57 @@ func (x *servicesByNode) moved(before, after []Figures, changed []int) *services
 	out := &servicesByNode{byNode: byNode}
 	out.once.Do(func() {}) // complete: ServicesOn must not build it again
 	return out
+}
+
+// reanalyzeMatched is ReanalyzeAfter for a next whose services are not
+// base's one for one: each of next's services that base has, the same
+// *Service, and on none of the nodes keeps its figures; the others are
+// analysed. Both list their services sorted (see Analyze).
+func reanalyzeMatched(next *Cluster, base *Report, nodes []string, opts Options) *Report {
+	stale := make(map[int]bool)
+	for _, i := range base.ServicesOn(nodes) {
+		stale[i] = true
+	}
+	// kept[i] is the index in base of next's i-th service's figures, -1
+	// when it is to be analysed.
+	kept := make([]int, len(next.Services))
+	replicas, analysed, j := 0, 0, 0
+	for i, svc := range next.Services {
+		for j < len(base.Services) && compareServices(base.Services[j].Service, svc) < 0 {
+			j++
+		}
+		kept[i] = -1
+		if j < len(base.Services) && base.Services[j].Service == svc && !stale[j] {
+			kept[i] = j
+			continue
+		}
+		replicas += len(svc.Replicas)
+		analysed++
+	}
+	a := &analyzer{
+		c:          next,
+		nodeCounts: make([]NodeCount, 0, replicas),
+		domainSlab: make([]Domains, 0, analysed*len(next.TopologyKeys)),
+	}
+	report := &Report{TopologyKeys: next.TopologyKeys, Services: make([]Figures, len(next.Services))}
+	for i, svc := range next.Services {
+		if kept[i] >= 0 {
+			report.Services[i] = base.Services[kept[i]]
+		} else {
+			report.Services[i] = a.service(svc, opts)
+		}
+	}
+	report.Nodes, report.Domains = a.nodeFigures(report.Services)
+	// The index by node is built anew on first use: the services moved.
+	return report
+}
+
+// compareServices orders services as a report lists them: by namespace,
+// kind and name.
+func compareServices(a, b *Service) int {
+	return cmp.Or(
+		strings.Compare(a.Namespace, b.Namespace),
+		strings.Compare(string(a.Kind), string(b.Kind)),
+		strings.Compare(a.Name, b.Name),
+	)
 }

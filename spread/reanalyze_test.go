@@ -163,3 +163,60 @@ func sortedServices(c *Cluster) []*Service {
 	})
 	return out
 }
+
+// TestReanalyzeAfterServicesAddedAndDropped: a later state in which some
+// services are gone, some are new and some moved, with nodes changed too
+// (the exporter's next snapshot after Deployments were created and
+// deleted), gives what Analyze gives; so does its own next state, whose
+// base has no index by node yet.
+func TestReanalyzeAfterServicesAddedAndDropped(t *testing.T) {
+	opts := Options{DefaultMinNodes: 2}
+	for seed := range uint64(500) {
+		r := rand.New(rand.NewPCG(seed, 13))
+		c := randomCluster(r)
+		c.Services = sortedServices(c)
+		base := Analyze(c, opts)
+		for step := range 3 {
+			var names, asked []string
+			for name := range c.Nodes {
+				names = append(names, name)
+				if r.IntN(5) == 0 {
+					asked = append(asked, name)
+				}
+			}
+			next := c
+			if len(asked) > 0 {
+				var err error
+				if next, err = c.WithNodesGone(asked); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var services []*Service
+			for _, svc := range next.Services {
+				switch r.IntN(6) {
+				case 0: // dropped
+				case 1:
+					moved := *svc
+					moved.Replicas = append(slices.Clone(svc.Replicas), Replica{Node: names[r.IntN(len(names))], Ready: true})
+					services = append(services, &moved)
+				default:
+					services = append(services, svc)
+				}
+			}
+			for i := range r.IntN(4) {
+				services = append(services, &Service{Namespace: "ns", Kind: KindStatefulSet, Name: fmt.Sprintf("new-%d-%d", step, i),
+					DesiredReplicas: 3, Replicas: []Replica{{Node: names[r.IntN(len(names))], Ready: true}}})
+			}
+			later := *next
+			later.Services = services
+			later.Services = sortedServices(&later)
+			want := Analyze(&later, opts)
+			got := ReanalyzeAfter(&later, base, asked, opts)
+			if !reflect.DeepEqual(got.Services, want.Services) || !reflect.DeepEqual(got.Nodes, want.Nodes) ||
+				!reflect.DeepEqual(got.Domains, want.Domains) {
+				t.Fatalf("seed %d step %d, %v gone:\ngot  %+v\nwant %+v", seed, step, asked, got, want)
+			}
+			c, base = &later, got
+		}
+	}
+}

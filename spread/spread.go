@@ -9,7 +9,6 @@
 package spread
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -192,14 +191,7 @@ func Analyze(c *Cluster, opts Options) *Report {
 	for _, svc := range c.Services {
 		report.Services = append(report.Services, a.service(svc, opts))
 	}
-	slices.SortFunc(report.Services, func(x, y Figures) int {
-		a, b := x.Service, y.Service
-		return cmp.Or(
-			strings.Compare(a.Namespace, b.Namespace),
-			strings.Compare(string(a.Kind), string(b.Kind)),
-			strings.Compare(a.Name, b.Name),
-		)
-	})
+	slices.SortFunc(report.Services, func(x, y Figures) int { return compareServices(x.Service, y.Service) })
 	report.Nodes, report.Domains = a.nodeFigures(report.Services)
 	return report
 }
