@@ -135,13 +135,7 @@ func (w *Watcher) snapshotServices() (services []spread.Service, owners podOwner
 		services = append(services, s)
 		return int32(len(services) - 1)
 	}
-	addWorkload := func(kind spread.Kind, wl *cachedWorkload) int32 {
-		namespace, name := wl.key.split()
-		return add(spread.Service{
-			Namespace: namespace, Kind: kind, Name: name,
-			DesiredReplicas: int(wl.replicas), MinNodes: int(wl.minNodes.value),
-		})
-	}
+	addWorkload := func(kind spread.Kind, wl *cachedWorkload) int32 { return add(workloadOf(kind, wl)) }
 
 	// The service each pod owner stands for: a StatefulSet or an unowned
 	// ReplicaSet or ReplicationController for itself, and a ReplicaSet
@@ -184,14 +178,41 @@ func (w *Watcher) snapshotServices() (services []spread.Service, owners podOwner
 	for _, obj := range serviceObjs {
 		s := obj.(*cachedService)
 		if s.selector && included(s.key) {
-			namespace, name := s.key.split()
-			serviceIndex[s.key] = add(spread.Service{
-				Namespace: namespace, Kind: spread.KindService, Name: name,
-				DesiredReplicas: -1, MinNodes: int(s.minNodes.value),
-			})
+			serviceIndex[s.key] = add(serviceOf(s))
 		}
 	}
 	return services, owners, serviceIndex
+}
+
+// workloadOf is the service a workload stands for, without replicas.
+func workloadOf(kind spread.Kind, wl *cachedWorkload) spread.Service {
+	namespace, name := wl.key.split()
+	return spread.Service{
+		Namespace: namespace, Kind: kind, Name: name,
+		DesiredReplicas: int(wl.replicas), MinNodes: int(wl.minNodes.value),
+	}
+}
+
+// serviceOf is the service a Service with a selector stands for, without
+// replicas.
+func serviceOf(s *cachedService) spread.Service {
+	namespace, name := s.key.split()
+	return spread.Service{
+		Namespace: namespace, Kind: spread.KindService, Name: name,
+		DesiredReplicas: -1, MinNodes: int(s.minNodes.value),
+	}
+}
+
+// replica is the pod as a replica of its controller's service; pod is
+// its Replica.Pod.
+func (p *cachedPod) replica(pod int32) spread.Replica {
+	return spread.Replica{Node: p.nodeName(), Ready: p.ready && !p.terminating, Pod: pod}
+}
+
+// replica is the endpoint as a replica of its Service; pod is its
+// Replica.Pod.
+func (e cachedEndpoint) replica(pod int32) spread.Replica {
+	return spread.Replica{Node: e.nodeName(), Ready: e.ready(), Pod: pod}
 }
 
 // snapshotReplicas gives each service its replicas, all in one allocation:
@@ -247,7 +268,7 @@ func (w *Watcher) snapshotReplicas(services []spread.Service, owners podOwners, 
 		if s := podService[i]; s >= 0 {
 			p := obj.(*cachedPod)
 			svc := &services[s]
-			svc.Replicas = append(svc.Replicas, spread.Replica{Node: p.nodeName(), Ready: p.ready && !p.terminating, Pod: refs.of(i)})
+			svc.Replicas = append(svc.Replicas, p.replica(refs.of(i)))
 		}
 	}
 	byEndpoint := refs.endpointIndex(pods)
@@ -271,7 +292,7 @@ func (w *Watcher) snapshotReplicas(services []spread.Service, owners podOwners, 
 				}
 				seen[key] = struct{}{}
 			}
-			svc.Replicas = append(svc.Replicas, spread.Replica{Node: ep.nodeName(), Ready: ep.ready(), Pod: byEndpoint.find(svc.Namespace, ep.id())})
+			svc.Replicas = append(svc.Replicas, ep.replica(byEndpoint.find(svc.Namespace, ep.id())))
 		}
 	}
 }

@@ -10,6 +10,17 @@ import (
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
+// anyUnschedulable reports whether some node is unschedulable: without
+// one, no pod is displaced, and nobody need list the pods to know.
+func anyUnschedulable(nodes map[string]*spread.Node) bool {
+	for _, n := range nodes {
+		if !n.Schedulable() {
+			return true
+		}
+	}
+	return false
+}
+
 // placementRefs tie the cached pods to the placement input of a snapshot.
 // The zero value stands for a snapshot without placement input.
 type placementRefs struct {
@@ -32,14 +43,7 @@ func (r placementRefs) of(i int) int32 {
 // nothing. Without any unschedulable node, the usual case, it looks at no
 // pod.
 func holdsDisplacedPods(nodes map[string]*spread.Node, pods []any) bool {
-	unschedulable := false
-	for _, n := range nodes {
-		if !n.Schedulable() {
-			unschedulable = true
-			break
-		}
-	}
-	if !unschedulable {
+	if !anyUnschedulable(nodes) {
 		return false
 	}
 	for _, obj := range pods {

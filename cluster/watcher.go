@@ -111,6 +111,10 @@ type Watcher struct {
 	countSync   sync.Once
 	syncCounted atomic.Bool
 
+	// followers are told what each event touches (follow.go).
+	followersMu sync.Mutex
+	followers   []*Follower
+
 	// Set by RunProbe: whether the last probe reached the API server, and
 	// when the caches were last confirmed fresh (Unix nanoseconds).
 	probed, apiServerUp atomic.Bool
@@ -134,9 +138,11 @@ type Freshness struct {
 //
 // The informers cache the compact types of objects.go, not API objects
 // (see trim): nothing may ask the factory for a lister, whose typed
-// accessors would fail on them. They have no indexes either: the factory's
-// informers index objects by namespace, at a cost per object, for listers
-// that nobody here uses.
+// accessors would fail on them. Nor do they have the factory's index by
+// namespace, which costs a set entry per object and serves listers nobody
+// here uses; they have the three a Follower needs to build one service
+// from the caches: pods by controller, ReplicaSets by Deployment and
+// EndpointSlices by Service (follow.go).
 func New(client kubernetes.Interface, config Config) (*Watcher, error) {
 	if config.Logger == nil {
 		config.Logger = slog.New(slog.DiscardHandler)
@@ -172,9 +178,9 @@ func New(client kubernetes.Interface, config Config) (*Watcher, error) {
 	// informer returns the factory's informer for a type, built without
 	// indexes. The factory still applies the transform to it.
 	type newInformer func(kubernetes.Interface, string, time.Duration, cache.Indexers) cache.SharedIndexInformer
-	informer := func(example runtime.Object, newFunc newInformer) cache.SharedIndexInformer {
+	informer := func(example runtime.Object, newFunc newInformer, indexers cache.Indexers) cache.SharedIndexInformer {
 		return factory.InformerFor(example, func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-			return newFunc(client, metav1.NamespaceAll, resync, cache.Indexers{})
+			return newFunc(client, metav1.NamespaceAll, resync, indexers)
 		})
 	}
 	clusterScoped := func(newFunc func(kubernetes.Interface, time.Duration, cache.Indexers) cache.SharedIndexInformer) newInformer {
@@ -189,15 +195,15 @@ func New(client kubernetes.Interface, config Config) (*Watcher, error) {
 		informer cache.SharedIndexInformer
 		validate bool
 	}{
-		{&w.nodes, "nodes", informer(&corev1.Node{}, clusterScoped(coreinformers.NewNodeInformer)), false},
-		{&w.pods, "pods", informer(&corev1.Pod{}, coreinformers.NewPodInformer), false},
-		{&w.services, "services", informer(&corev1.Service{}, coreinformers.NewServiceInformer), true},
-		{&w.endpointSlices, "endpointslices", informer(&discoveryv1.EndpointSlice{}, discoveryinformers.NewEndpointSliceInformer), false},
-		{&w.deployments, "deployments", informer(&appsv1.Deployment{}, appsinformers.NewDeploymentInformer), true},
-		{&w.statefulSets, "statefulsets", informer(&appsv1.StatefulSet{}, appsinformers.NewStatefulSetInformer), true},
-		{&w.replicaSets, "replicasets", informer(&appsv1.ReplicaSet{}, appsinformers.NewReplicaSetInformer), true},
-		{&w.replicationControllers, "replicationcontrollers", informer(&corev1.ReplicationController{}, coreinformers.NewReplicationControllerInformer), true},
-		{&w.podDisruptionBudgets, "poddisruptionbudgets", informer(&policyv1.PodDisruptionBudget{}, policyinformers.NewPodDisruptionBudgetInformer), false},
+		{&w.nodes, "nodes", informer(&corev1.Node{}, clusterScoped(coreinformers.NewNodeInformer), cache.Indexers{}), false},
+		{&w.pods, "pods", informer(&corev1.Pod{}, coreinformers.NewPodInformer, cache.Indexers{byOwner: podsByOwner}), false},
+		{&w.services, "services", informer(&corev1.Service{}, coreinformers.NewServiceInformer, cache.Indexers{}), true},
+		{&w.endpointSlices, "endpointslices", informer(&discoveryv1.EndpointSlice{}, discoveryinformers.NewEndpointSliceInformer, cache.Indexers{byService: slicesByService}), false},
+		{&w.deployments, "deployments", informer(&appsv1.Deployment{}, appsinformers.NewDeploymentInformer, cache.Indexers{}), true},
+		{&w.statefulSets, "statefulsets", informer(&appsv1.StatefulSet{}, appsinformers.NewStatefulSetInformer, cache.Indexers{}), true},
+		{&w.replicaSets, "replicasets", informer(&appsv1.ReplicaSet{}, appsinformers.NewReplicaSetInformer, cache.Indexers{byOwner: replicaSetsByDeployment}), true},
+		{&w.replicationControllers, "replicationcontrollers", informer(&corev1.ReplicationController{}, coreinformers.NewReplicationControllerInformer, cache.Indexers{}), true},
+		{&w.podDisruptionBudgets, "poddisruptionbudgets", informer(&policyv1.PodDisruptionBudget{}, policyinformers.NewPodDisruptionBudgetInformer, cache.Indexers{}), false},
 	} {
 		if *step.indexer, err = add(step.name, step.informer, step.validate); err != nil {
 			return nil, err
@@ -303,7 +309,10 @@ func (w *Watcher) Generation() uint64 {
 // changes and, for services and workloads, reports invalid min-nodes
 // annotations once per new value.
 func (w *Watcher) eventHandler(r *resource, validate bool) cache.ResourceEventHandler {
-	changed := func() {
+	// A change is recorded for the followers before it is counted (see
+	// Follower.SnapshotForScrape).
+	changed := func(old, obj any) {
+		w.record(r.name, old, obj)
 		r.lastUpdate.Store(time.Now().UnixNano())
 		w.generation.Add(1)
 	}
@@ -342,11 +351,11 @@ func (w *Watcher) eventHandler(r *resource, validate bool) cache.ResourceEventHa
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { check(nil, obj); changed() },
-		UpdateFunc: func(old, obj any) { check(old, obj); changed() },
+		AddFunc:    func(obj any) { check(nil, obj); changed(nil, obj) },
+		UpdateFunc: func(old, obj any) { check(old, obj); changed(old, obj) },
 		// A delete may arrive as a cache.DeletedFinalStateUnknown tombstone
 		// when the watch missed it.
-		DeleteFunc: func(obj any) { forget(obj); changed() },
+		DeleteFunc: func(obj any) { forget(obj); changed(nil, obj) },
 	}
 }
 

@@ -95,16 +95,22 @@ func TestGenerationCountsTheSync(t *testing.T) {
 	}
 }
 
-// TestInformersHaveNoIndexes: the factory's informers index by namespace,
-// which costs memory per object and serves nobody here.
-func TestInformersHaveNoIndexes(t *testing.T) {
+// TestInformersHaveOnlyTheFollowersIndexes: the factory's informers index
+// by namespace, which costs memory per object and serves nobody here; the
+// only indexes are the three a Follower looks services up by.
+func TestInformersHaveOnlyTheFollowersIndexes(t *testing.T) {
 	w, err := New(fake.NewClientset(), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := map[string][]string{"pods": {byOwner}, "replicasets": {byOwner}, "endpointslices": {byService}}
 	for _, r := range w.resources {
-		if indexers := r.informer.GetIndexer().GetIndexers(); len(indexers) != 0 {
-			t.Errorf("%s: indexers %v", r.name, indexers)
+		var got []string
+		for name := range r.informer.GetIndexer().GetIndexers() {
+			got = append(got, name)
+		}
+		if !slices.Equal(got, want[r.name]) {
+			t.Errorf("%s: indexes %v, want %v", r.name, got, want[r.name])
 		}
 	}
 }

@@ -57,6 +57,17 @@ type Options struct {
 	// (see atRisk): the ones an operator looks at during maintenance,
 	// and a small share of the cluster's pods.
 	NodeReplicasAtRisk bool
+	// FullAnalysis analyses the whole cluster after every change, from a
+	// whole snapshot: the reference the incremental analysis is held to
+	// (see Follower). Without it, a source that can be followed is.
+	FullAnalysis bool
+}
+
+// Followable is a Source that can tell what changed between snapshots
+// (cluster.Watcher): the collector then snapshots and analyses only the
+// services a change touched.
+type Followable interface {
+	Follow() *cluster.Follower
 }
 
 // Collector publishes the spread figures and the health of the caches. As a
@@ -73,8 +84,16 @@ type Collector struct {
 	mu             sync.Mutex
 	last           *scrape
 	lastGeneration uint64
-	// analyses counts the analyses, for their ids.
-	analyses uint64
+	// analyses counts the analyses, for their ids; updates those built
+	// from the one before (see analyse).
+	analyses, updates uint64
+	// follower is nil when the collector analyses the whole cluster
+	// after every change; otherwise base is its last snapshot and
+	// baseReport the analysis of it, which the next is built from. Both
+	// keep the services' replicas, which the scrape alone would not.
+	follower   *cluster.Follower
+	base       *spread.Cluster
+	baseReport *spread.Report
 
 	cacheSynced, listWatchErrors, lastUpdate, annotationErrors *prometheus.Desc
 	apiServerUp, cacheConfirmed                                *prometheus.Desc
@@ -85,7 +104,7 @@ func New(source Source, options Options, logger *slog.Logger) *Collector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
 	}
-	return &Collector{
+	c := &Collector{
 		source:  source,
 		options: options,
 		logger:  logger,
@@ -97,6 +116,10 @@ func New(source Source, options Options, logger *slog.Logger) *Collector {
 		apiServerUp:      desc("api_server_up", "1 if the last probe of the API server's /readyz succeeded."),
 		cacheConfirmed:   desc("cache_confirmed_timestamp_seconds", "When the caches were last confirmed fresh: API server ready, every cache synced, no list or watch failed since the probe before."),
 	}
+	if f, ok := source.(Followable); ok && !options.FullAnalysis {
+		c.follower = f.Follow()
+	}
+	return c
 }
 
 // Describe sends the descriptors of the health metrics.
@@ -149,20 +172,48 @@ func (c *Collector) analysis() *scrape {
 	// (about 25 MB each). A concurrent reader that got the old one keeps
 	// it as long as it needs.
 	c.last = nil
-	snapshot, err := c.source.SnapshotForScrape()
+	snapshot, report, whole, err := c.analyse()
 	if err != nil {
 		if !errors.Is(err, cluster.ErrCacheNotSynced) {
 			c.logger.Error("snapshot failed", "err", err)
 		}
-		c.last = nil
 		return nil
 	}
-	report := spread.Analyze(snapshot, c.options.Analysis)
 	c.last, c.lastGeneration = newScrape(snapshot, report, spread.PlaceDisplaced(snapshot.Placement, snapshot)), generation
-	c.last.compact()
+	if whole {
+		// An update's figures are few, and point at its own small slab.
+		c.last.compact(c.follower == nil)
+	}
 	c.analyses++
 	c.last.id = c.analyses
 	return c.last
+}
+
+// analyse snapshots and analyses the caches: the whole cluster, or, with
+// a follower, what changed since the last analysis, which then stands for
+// the whole (whole is false).
+func (c *Collector) analyse() (snapshot *spread.Cluster, report *spread.Report, whole bool, err error) {
+	if c.follower == nil {
+		if snapshot, err = c.source.SnapshotForScrape(); err != nil {
+			return nil, nil, false, err
+		}
+		return snapshot, spread.Analyze(snapshot, c.options.Analysis), true, nil
+	}
+	snapshot, nodes, whole, err := c.follower.SnapshotForScrape(c.base)
+	if err != nil {
+		c.base, c.baseReport = nil, nil
+		return nil, nil, false, err
+	}
+	if whole {
+		// Drop the old analysis before making the next (see analysis).
+		c.base, c.baseReport = nil, nil
+		report = spread.Analyze(snapshot, c.options.Analysis)
+	} else {
+		report = spread.ReanalyzeAfter(snapshot, c.baseReport, nodes, c.options.Analysis)
+		c.updates++
+	}
+	c.base, c.baseReport = snapshot, report
+	return snapshot, report, whole, nil
 }
 
 func boolValue(b bool) float64 {

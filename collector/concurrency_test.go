@@ -232,7 +232,12 @@ func scrapeOverHTTP(url string) ([]*dto.MetricFamily, error) {
 }
 
 // checkConsistent checks the invariants of one scrape.
-func checkConsistent(families []*dto.MetricFamily) error {
+func checkConsistent(families []*dto.MetricFamily) error { return checkInvariants(families, true) }
+
+// checkInvariants checks the invariants of one scrape; everyReplicaOnANode
+// says every ready replica is on a node the cluster has, so that the
+// per-node replicas add up to the ready ones rather than to at most them.
+func checkInvariants(families []*dto.MetricFamily, everyReplicaOnANode bool) error {
 	type figures struct{ ready, schedulable, nodes, nodeReplicaSum, nodeSeries float64 }
 	perService := map[string]*figures{}
 	get := func(m *dto.Metric) *figures {
@@ -266,7 +271,8 @@ func checkConsistent(families []*dto.MetricFamily) error {
 		}
 	}
 	for name, f := range perService {
-		if f.schedulable > f.ready || f.nodeReplicaSum != f.ready || f.nodeSeries != f.nodes {
+		sum := f.nodeReplicaSum == f.ready || !everyReplicaOnANode && f.nodeReplicaSum < f.ready
+		if f.schedulable > f.ready || !sum || f.nodeSeries != f.nodes {
 			return fmt.Errorf("inconsistent scrape for %s: %+v", name, *f)
 		}
 	}

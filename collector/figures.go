@@ -165,10 +165,12 @@ func newScrape(c *spread.Cluster, report *spread.Report, displacement *spread.Di
 //     per replica, to one of their exact size, and services with the same
 //     counts (a Deployment and the Service in front of it) share them.
 //
-// The snapshot is left as it is: its source may share it. The kept report
-// cannot be given to spread.Reanalyze (it indexes services by their
-// replicas' nodes); nothing does.
-func (s *scrape) compact() {
+// The snapshot is left as it is: its source may share it. Without
+// replicas, the kept report cannot be given to spread.Reanalyze (it
+// indexes services by their replicas' nodes): dropReplicas is false when
+// the collector builds its next analysis from this one, and keeps the
+// snapshot anyway.
+func (s *scrape) compact(dropReplicas bool) {
 	figures := s.report.Services
 	// same[i] is the first service with the counts of service i, or i.
 	same := make([]int32, len(figures))
@@ -199,7 +201,10 @@ func (s *scrape) compact() {
 		}
 	}
 	slab := make([]spread.NodeCount, 0, size)
-	headers := make([]spread.Service, len(figures))
+	var headers []spread.Service
+	if dropReplicas {
+		headers = make([]spread.Service, len(figures))
+	}
 	for i := range figures {
 		f := &figures[i]
 		switch {
@@ -213,9 +218,11 @@ func (s *scrape) compact() {
 			slab = append(slab, f.NodeReplicas...)
 			f.NodeReplicas = slab[start:len(slab):len(slab)]
 		}
-		headers[i] = *f.Service
-		headers[i].Replicas = nil
-		f.Service = &headers[i]
+		if dropReplicas {
+			headers[i] = *f.Service
+			headers[i].Replicas = nil
+			f.Service = &headers[i]
+		}
 	}
 }
 
@@ -231,6 +238,13 @@ var serviceLabels = []string{"kind", "name", "namespace"}
 // replicas about to start elsewhere, and counting them for every service
 // would need the placement input on every scrape.
 func placeDisplaced(c *spread.Cluster, services []service, displacement *spread.Displacement) {
+	if displacement == nil && !anyUnschedulable(c) {
+		// Nothing to place, and no replica to look at to know it.
+		for i := range services {
+			services[i].unplaceableKnown = true
+		}
+		return
+	}
 	var displaced []*spread.Service
 	var displacedIndex []int
 	for i := range services {
@@ -251,6 +265,16 @@ func placeDisplaced(c *spread.Cluster, services []service, displacement *spread.
 	for i, warm := range displacement.WarmNodes(displaced) {
 		services[displacedIndex[i]].warmNodes = warm
 	}
+}
+
+// anyUnschedulable reports whether some node of c is unschedulable.
+func anyUnschedulable(c *spread.Cluster) bool {
+	for _, n := range c.Nodes {
+		if !n.Schedulable() {
+			return true
+		}
+	}
+	return false
 }
 
 // onUnschedulableNode reports whether some replica of the service is on an

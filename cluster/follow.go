@@ -1,0 +1,367 @@
+package cluster
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"sync"
+
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+)
+
+// A Follower keeps a snapshot up to date at the cost of what changed, not
+// of the cluster: the event handler records, for every follower, which
+// services and nodes each event touches, and the follower's next snapshot
+// builds only those services anew from the caches and keeps the others of
+// its previous snapshot. At 150,000 pods a whole snapshot takes about a
+// hundred milliseconds, and the scrape after one pod changed paid it.
+//
+// What an event touches:
+//   - a pod: the service of its controller (its ReplicaSet's Deployment,
+//     or the StatefulSet, ReplicaSet or ReplicationController itself). A
+//     Service's replicas are its EndpointSlices' endpoints, which the
+//     endpoint controller updates on its own when a pod changes;
+//   - an EndpointSlice: its Service;
+//   - a workload or a Service: itself; a ReplicaSet also its Deployment,
+//     before and after the change, as adoption moves its pods;
+//   - a node: every service with a replica on it, which only the analysis
+//     knows (spread.Report.ServicesOn), so the follower returns the names.
+//
+// A snapshot that needs the placement model's input (an unschedulable node
+// holds pods), or follows one that had it, is built whole: the input
+// covers every pod, and the services' replicas point into it.
+type Follower struct {
+	w *Watcher
+
+	mu      sync.Mutex
+	changes changes
+}
+
+// changes are what the caches changed since a follower last took them.
+type changes struct {
+	services map[serviceKey]struct{}
+	nodes    map[string]struct{}
+}
+
+// serviceKey names a service by kind, namespace and name.
+type serviceKey struct {
+	kind spread.Kind
+	key  nsName
+}
+
+// Follow returns a new follower of the watcher's caches. Every follower
+// costs the event handler a map insert per event, so there is one per
+// reader that keeps a snapshot (the collector), not one per request.
+func (w *Watcher) Follow() *Follower {
+	f := &Follower{w: w}
+	w.followersMu.Lock()
+	defer w.followersMu.Unlock()
+	w.followers = append(w.followers, f)
+	return f
+}
+
+// record notes what one event of the named resource touches, for every
+// follower; old is nil for an add or a delete.
+func (w *Watcher) record(resource string, old, obj any) {
+	w.followersMu.Lock()
+	followers := w.followers
+	w.followersMu.Unlock()
+	if len(followers) == 0 {
+		return
+	}
+	var keys []serviceKey
+	var nodes []string
+	for _, o := range []any{old, obj} {
+		if tombstone, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = tombstone.Obj
+		}
+		switch o := o.(type) {
+		case *cachedPod:
+			if k, ok := podServiceKinds[o.ownerKind]; ok {
+				keys = append(keys, serviceKey{k, o.owner})
+			}
+		case *cachedEndpointSlice:
+			keys = append(keys, serviceKey{spread.KindService, o.service})
+		case *cachedService:
+			keys = append(keys, serviceKey{spread.KindService, o.key})
+		case *cachedWorkload:
+			keys = append(keys, serviceKey{workloadKinds[resource], o.key})
+			if o.ownerKind == kindDeployment {
+				keys = append(keys, serviceKey{spread.KindDeployment, o.owner})
+			}
+		case *cachedNode:
+			nodes = append(nodes, o.name.Value())
+		}
+	}
+	for _, f := range followers {
+		f.mu.Lock()
+		f.changes.add(keys, nodes)
+		f.mu.Unlock()
+	}
+}
+
+// podServiceKinds are the controllers whose pods count, by the kind a
+// service of them has. A pod of a ReplicaSet that a Deployment owns is
+// the Deployment's: Snapshot resolves that through the ReplicaSet.
+var podServiceKinds = map[kind]spread.Kind{
+	kindReplicaSet:            spread.KindReplicaSet,
+	kindStatefulSet:           spread.KindStatefulSet,
+	kindReplicationController: spread.KindReplicationController,
+}
+
+// workloadKinds are the kinds of service of the workload resources.
+var workloadKinds = map[string]spread.Kind{
+	"deployments":            spread.KindDeployment,
+	"statefulsets":           spread.KindStatefulSet,
+	"replicasets":            spread.KindReplicaSet,
+	"replicationcontrollers": spread.KindReplicationController,
+}
+
+func (c *changes) add(keys []serviceKey, nodes []string) {
+	if len(keys) > 0 && c.services == nil {
+		c.services = make(map[serviceKey]struct{})
+	}
+	for _, k := range keys {
+		c.services[k] = struct{}{}
+	}
+	if len(nodes) > 0 && c.nodes == nil {
+		c.nodes = make(map[string]struct{})
+	}
+	for _, n := range nodes {
+		c.nodes[n] = struct{}{}
+	}
+}
+
+// take returns the changes recorded and forgets them.
+func (f *Follower) take() changes {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.changes
+	f.changes = changes{}
+	return c
+}
+
+// SnapshotForScrape returns what Watcher.SnapshotForScrape would, built
+// from prev, this follower's previous snapshot (nil for the first), and
+// the changes recorded since prev was taken. It returns the names of the
+// nodes that changed, for the caller to analyse again the services on
+// them, and whole, true when the snapshot was built whole: then nothing in
+// it comes from prev, and the caller analyses all of it.
+//
+// Services not touched since prev are prev's: the same *spread.Service,
+// which the caller may take as unchanged (spread.ReanalyzeAfter does).
+// Neither prev nor anything in it is modified.
+//
+// Ordering is Generation's: a caller that reads Generation and then calls
+// this sees every change counted up to the value it read, because the
+// handler records a change before it counts it.
+func (f *Follower) SnapshotForScrape(prev *spread.Cluster) (next *spread.Cluster, nodes []string, whole bool, err error) {
+	w := f.w
+	if !w.Synced() {
+		return nil, nil, false, ErrCacheNotSynced
+	}
+	changes := f.take()
+	if prev == nil || prev.Placement != nil {
+		next, err = w.SnapshotForScrape()
+		return next, nil, true, err
+	}
+	next = &spread.Cluster{TopologyKeys: w.config.TopologyKeys, Nodes: prev.Nodes}
+	if len(changes.nodes) > 0 {
+		w.snapshotNodes(next)
+		nodes = make([]string, 0, len(changes.nodes))
+		for name := range changes.nodes {
+			nodes = append(nodes, name)
+		}
+		slices.Sort(nodes)
+	}
+	if anyUnschedulable(next.Nodes) && holdsDisplacedPods(next.Nodes, w.pods.List()) {
+		next, err = w.SnapshotForScrape()
+		return next, nil, true, err
+	}
+	next.Services = w.updateServices(prev.Services, changes.services)
+	return next, nodes, false, nil
+}
+
+// updateServices returns services (sorted as a snapshot sorts them) with
+// the changed ones built anew from the caches: replaced, added, or dropped
+// when they no longer are services.
+func (w *Watcher) updateServices(services []*spread.Service, changed map[serviceKey]struct{}) []*spread.Service {
+	if len(changed) == 0 {
+		return services
+	}
+	// A change to a ReplicaSet's pods is one to its Deployment's.
+	for k := range changed {
+		if k.kind != spread.KindReplicaSet {
+			continue
+		}
+		if obj, exists, _ := w.replicaSets.GetByKey(string(k.key)); exists {
+			if rs := obj.(*cachedWorkload); rs.ownerKind == kindDeployment {
+				changed[serviceKey{spread.KindDeployment, rs.owner}] = struct{}{}
+			}
+		}
+	}
+	out := slices.Clone(services)
+	var added []*spread.Service
+	dropped := false
+	for k := range changed {
+		namespace, name := k.key.split()
+		// Searched in services, which nothing modifies, not in out.
+		i, found := slices.BinarySearchFunc(services, k, func(s *spread.Service, k serviceKey) int {
+			return cmp.Or(strings.Compare(s.Namespace, namespace), strings.Compare(string(s.Kind), string(k.kind)), strings.Compare(s.Name, name))
+		})
+		svc := w.service(k)
+		switch {
+		case found && svc != nil:
+			out[i] = svc
+		case found:
+			out[i], dropped = nil, true
+		case svc != nil:
+			added = append(added, svc)
+		}
+	}
+	if dropped {
+		out = slices.DeleteFunc(out, func(s *spread.Service) bool { return s == nil })
+	}
+	if len(added) > 0 {
+		out = append(out, added...)
+		slices.SortFunc(out, compareServices)
+	}
+	return out
+}
+
+// compareServices orders services as a snapshot and a report do: by
+// namespace, kind and name.
+func compareServices(a, b *spread.Service) int {
+	return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(string(a.Kind), string(b.Kind)), strings.Compare(a.Name, b.Name))
+}
+
+// service builds one service from the caches by the rules of Snapshot, or
+// returns nil when the key names no service: the object is gone, is not a
+// service (a Service without selector, a ReplicaSet a controller owns), or
+// is in a namespace not watched.
+func (w *Watcher) service(k serviceKey) *spread.Service {
+	if !w.namespaceIncluded(k.key.namespace()) {
+		return nil
+	}
+	if k.kind == spread.KindService {
+		obj, exists, _ := w.services.GetByKey(string(k.key))
+		if !exists || !obj.(*cachedService).selector {
+			return nil
+		}
+		svc := serviceOf(obj.(*cachedService))
+		w.endpointReplicas(&svc)
+		return &svc
+	}
+	store := w.workloads(k.kind)
+	if store == nil {
+		return nil
+	}
+	obj, exists, _ := store.GetByKey(string(k.key))
+	if !exists {
+		return nil
+	}
+	wl := obj.(*cachedWorkload)
+	if (k.kind == spread.KindReplicaSet || k.kind == spread.KindReplicationController) && wl.ownerKind != kindNone {
+		return nil
+	}
+	svc := workloadOf(k.kind, wl)
+	switch k.kind {
+	case spread.KindDeployment:
+		rss, _ := w.replicaSets.ByIndex(byOwner, string(k.key))
+		for _, obj := range rss {
+			if rs := obj.(*cachedWorkload); rs.ownerKind == kindDeployment && rs.owner == k.key {
+				w.podReplicas(&svc, kindReplicaSet, rs.key)
+			}
+		}
+	case spread.KindStatefulSet:
+		w.podReplicas(&svc, kindStatefulSet, k.key)
+	case spread.KindReplicaSet:
+		w.podReplicas(&svc, kindReplicaSet, k.key)
+	case spread.KindReplicationController:
+		w.podReplicas(&svc, kindReplicationController, k.key)
+	}
+	return &svc
+}
+
+// podReplicas appends the pods of one controller to the service's replicas.
+func (w *Watcher) podReplicas(svc *spread.Service, ownerKind kind, owner nsName) {
+	pods, _ := w.pods.ByIndex(byOwner, string(owner))
+	for _, obj := range pods {
+		if p := obj.(*cachedPod); p.ownerKind == ownerKind {
+			svc.Replicas = append(svc.Replicas, p.replica(0))
+		}
+	}
+}
+
+// endpointReplicas sets the Service's replicas to its slices' endpoints,
+// each endpoint once across slices (see snapshotReplicas).
+func (w *Watcher) endpointReplicas(svc *spread.Service) {
+	slices, _ := w.endpointSlices.ByIndex(byService, string(makeNSName(svc.Namespace, svc.Name)))
+	var seen map[uint64]struct{}
+	if len(slices) > 1 {
+		seen = make(map[uint64]struct{})
+	}
+	for _, obj := range slices {
+		for _, ep := range obj.(*cachedEndpointSlice).endpoints {
+			if id := ep.id(); seen != nil && id != 0 {
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				seen[id] = struct{}{}
+			}
+			svc.Replicas = append(svc.Replicas, ep.replica(0))
+		}
+	}
+}
+
+// workloads returns the cache of a kind of workload, nil for another kind.
+func (w *Watcher) workloads(k spread.Kind) cache.Indexer {
+	switch k {
+	case spread.KindDeployment:
+		return w.deployments
+	case spread.KindStatefulSet:
+		return w.statefulSets
+	case spread.KindReplicaSet:
+		return w.replicaSets
+	case spread.KindReplicationController:
+		return w.replicationControllers
+	}
+	return nil
+}
+
+// The names of the caches' indexes, and their functions. An index keeps a
+// set entry per object it lists (some 40 bytes); each lists only what a
+// Follower looks up.
+const (
+	// byOwner indexes pods of the controllers whose pods count, and
+	// ReplicaSets a Deployment owns, by the controller's namespace and
+	// name. Two controllers of different kinds may share a name: readers
+	// check the kind.
+	byOwner = "owner"
+	// byService indexes EndpointSlices by their Service's namespace and
+	// name.
+	byService = "service"
+)
+
+func podsByOwner(obj any) ([]string, error) {
+	if p, ok := obj.(*cachedPod); ok && p.ownerKind >= kindReplicaSet {
+		return []string{string(p.owner)}, nil
+	}
+	return nil, nil
+}
+
+func replicaSetsByDeployment(obj any) ([]string, error) {
+	if rs, ok := obj.(*cachedWorkload); ok && rs.ownerKind == kindDeployment {
+		return []string{string(rs.owner)}, nil
+	}
+	return nil, nil
+}
+
+func slicesByService(obj any) ([]string, error) {
+	if s, ok := obj.(*cachedEndpointSlice); ok {
+		return []string{string(s.service)}, nil
+	}
+	return nil, nil
+}
