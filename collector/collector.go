@@ -94,6 +94,9 @@ type Collector struct {
 	follower   *cluster.Follower
 	base       *spread.Cluster
 	baseReport *spread.Report
+	// layout is the last analysis' order of services as written: the
+	// next keeps it when it has the same services.
+	layout *layout
 
 	cacheSynced, listWatchErrors, lastUpdate, annotationErrors *prometheus.Desc
 	apiServerUp, cacheConfirmed                                *prometheus.Desc
@@ -179,11 +182,12 @@ func (c *Collector) analysis() *scrape {
 		}
 		return nil
 	}
-	c.last, c.lastGeneration = newScrape(snapshot, report, spread.PlaceDisplaced(snapshot.Placement, snapshot)), generation
+	c.last, c.lastGeneration = newScrape(snapshot, report, spread.PlaceDisplaced(snapshot.Placement, snapshot), c.layout), generation
 	if whole {
 		// An update's figures are few, and point at its own small slab.
 		c.last.compact(c.follower == nil)
 	}
+	c.layout = c.last.layout()
 	c.analyses++
 	c.last.id = c.analyses
 	return c.last

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -55,17 +56,25 @@ func (e *everyScrapeChanged) Generation() uint64 { e.generation++; return e.gene
 // BenchmarkScrape is one whole scrape as the /metrics handler serves it,
 // uncompressed and, as Prometheus asks for it, gzip-compressed ("-gzip"):
 // the exporter's own metrics through the registry and the text exposition
-// of the figures. "changed" scrapes a cluster that changed
-// since the scrape before (snapshot and analysis included, as in a busy
-// cluster), "unchanged" one that did not (the analysis is reused), and
-// "maintenance" a changed one with maintenanceNodes nodes cordoned: the
-// scrape then places their pods on the others. The caches hold a
-// synthetic cluster fed through a fake clientset.
+// of the figures. "changed" scrapes after one pod changed (its readiness
+// flipped through the clientset, the watcher has seen it; the change
+// itself is not timed): the incremental analysis, the default;
+// "changed-full" the same with --collector.analysis=full, the whole
+// cluster snapshotted and analysed again; "unchanged" scrapes a cluster
+// that did not change (the analysis is reused); "maintenance" one with
+// maintenanceNodes nodes cordoned, analysed again at every scrape as if it
+// changed: the scrape then places their pods on the others, from a whole
+// snapshot. The caches hold a synthetic cluster fed through a fake
+// clientset.
 func BenchmarkScrape(b *testing.B) {
 	for _, pods := range benchmarkSizes {
 		var objs []runtime.Object
+		var podObjs []*corev1.Pod
 		for _, obj := range synth.Generate(synth.ForPods(pods)).Objects() {
 			objs = append(objs, obj.(runtime.Object))
+			if pod, ok := obj.(*corev1.Pod); ok {
+				podObjs = append(podObjs, pod)
+			}
 		}
 		client := fake.NewSimpleClientset(objs...)
 		w, err := cluster.New(client, cluster.Config{TopologyKeys: []string{synth.ZoneKey}})
@@ -77,9 +86,10 @@ func BenchmarkScrape(b *testing.B) {
 		if !w.WaitForSync(ctx) {
 			b.Fatal("caches did not sync")
 		}
-		for _, variant := range []string{"changed", "unchanged", "maintenance"} {
+		changes := 0
+		for _, variant := range []string{"changed", "changed-full", "unchanged", "maintenance"} {
 			var source Source = w
-			if variant != "unchanged" {
+			if variant == "maintenance" {
 				source = &everyScrapeChanged{Watcher: w}
 			}
 			if variant == "maintenance" {
@@ -91,7 +101,7 @@ func BenchmarkScrape(b *testing.B) {
 					name += "-gzip"
 				}
 				b.Run(name, func(b *testing.B) {
-					c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+					c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true, FullAnalysis: variant == "changed-full"}, slog.New(slog.DiscardHandler))
 					registry := prometheus.NewRegistry()
 					registry.MustRegister(c)
 					handler := NewHandler(registry, c, slog.New(slog.DiscardHandler))
@@ -110,6 +120,12 @@ func BenchmarkScrape(b *testing.B) {
 					var out *countingWriter
 					b.ReportAllocs()
 					for b.Loop() {
+						if strings.HasPrefix(variant, "changed") {
+							b.StopTimer()
+							changePod(ctx, b, client, w, podObjs[changes%len(podObjs)], changes)
+							changes++
+							b.StartTimer()
+						}
 						out = &countingWriter{}
 						if err := write(out, format); err != nil {
 							b.Fatal(err)
@@ -123,6 +139,28 @@ func BenchmarkScrape(b *testing.B) {
 			}
 		}
 		cancel()
+	}
+}
+
+// changePod flips the readiness of a pod through the clientset and waits
+// until the watcher has seen the change.
+func changePod(ctx context.Context, b *testing.B, client *fake.Clientset, w *cluster.Watcher, pod *corev1.Pod, n int) {
+	b.Helper()
+	pod = pod.DeepCopy()
+	pod.ResourceVersion = fmt.Sprint(1_000_000 + n)
+	ready := corev1.ConditionFalse
+	if n/len(pod.Name)%2 == 1 { // back to ready, now and then
+		ready = corev1.ConditionTrue
+	}
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}
+	before := w.Generation()
+	if _, err := client.CoreV1().Pods(pod.Namespace).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		b.Fatalf("change a pod: %v", err)
+	}
+	for deadline := time.Now().Add(time.Minute); w.Generation() == before; time.Sleep(50 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the watcher did not see a pod change within a minute")
+		}
 	}
 }
 
