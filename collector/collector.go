@@ -187,7 +187,7 @@ func (c *Collector) analysis() *scrape {
 		// An update's figures are few, and point at its own small slab.
 		c.last.compact(c.follower == nil)
 	}
-	c.layout = c.last.layout()
+	c.layout = c.last.layout(c.follower != nil)
 	c.analyses++
 	c.last.id = c.analyses
 	return c.last

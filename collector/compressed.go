@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"hash/maphash"
 	"io"
-	"math"
 	"sync"
 )
 
@@ -266,7 +265,7 @@ func (c *compressor) chunks(s *scrape) []chunk {
 	for i := range s.services {
 		svc := &s.services[i]
 		hashService(&h, svc)
-		if maphash.String(c.seed, svc.labels)&c.marker == c.marker || i+1-from == maxChunk || i+1 == len(s.services) {
+		if svc.labelsHash&c.marker == c.marker || i+1-from == maxChunk || i+1 == len(s.services) {
 			chunks = append(chunks, chunk{from: from, to: i + 1, hash: h.Sum64()})
 			from = i + 1
 			begin()
@@ -275,38 +274,19 @@ func (c *compressor) chunks(s *scrape) []chunk {
 	return chunks
 }
 
-// hashService writes into h whatever a per-service family writes of svc.
-// A field a family starts to write must be added here, or a gzip scrape
-// goes on writing its old value: TestGzipScrapesFollowChanges compares
-// gzip and plain scrapes across random changes.
+// hashService writes into h whatever a per-service family writes of svc:
+// its labels and figures through their hash (see hashFigures), and what
+// the scrape adds.
 func hashService(h *maphash.Hash, svc *service) {
-	h.WriteString(svc.labels)
-	h.WriteByte(0)
-	f := svc.Figures
-	values := [...]int{
-		svc.Service.DesiredReplicas, f.ReplicasReady, f.ReplicasSchedulable, f.Nodes, f.SchedulableNodes, f.MinNodes,
-		svc.unplaceable, boolInt(svc.unplaceableKnown), svc.warmNodes, boolInt(svc.displaced),
-		len(f.Domains), len(f.NodeReplicas), boolInt(svc.atRisk), int(math.Float64bits(f.ConcentrationRatio)),
+	values := [...]uint64{
+		svc.figuresHash, uint64(svc.unplaceable), uint64(boolInt(svc.unplaceableKnown)), uint64(svc.warmNodes),
+		uint64(boolInt(svc.displaced)), uint64(boolInt(svc.atRisk)),
 	}
 	var b [len(values) * 8]byte
 	for i, v := range values {
-		binary.LittleEndian.PutUint64(b[i*8:], uint64(v))
+		binary.LittleEndian.PutUint64(b[i*8:], v)
 	}
 	h.Write(b[:])
-	for _, d := range f.Domains {
-		h.WriteString(d.Key)
-		h.WriteByte(0)
-		var n [16]byte
-		binary.LittleEndian.PutUint64(n[:8], uint64(d.All))
-		binary.LittleEndian.PutUint64(n[8:], uint64(d.Schedulable))
-		h.Write(n[:])
-	}
-	for _, n := range f.NodeReplicas {
-		h.WriteString(n.Node)
-		var count [8]byte
-		binary.LittleEndian.PutUint64(count[:], uint64(n.Count))
-		h.Write(count[:])
-	}
 }
 
 func boolInt(b bool) int {

@@ -2,7 +2,9 @@ package collector
 
 import (
 	"cmp"
+	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -66,6 +68,9 @@ type scrape struct {
 type service struct {
 	*spread.Figures
 	labels string
+	// labelsHash hashes labels, figuresHash labels and figures (see
+	// hashFigures): what a gzip scrape tells changed services by.
+	labelsHash, figuresHash uint64
 	placed
 	// atRisk: see atRisk.
 	atRisk bool
@@ -123,16 +128,23 @@ type placed struct {
 // written in and their labels are before's, not sorted and escaped again.
 func newScrape(c *spread.Cluster, report *spread.Report, displacement *spread.Displacement, before *layout) *scrape {
 	s := &scrape{report: report, services: make([]service, len(report.Services))}
-	if before.fits(report) {
+	fits := before.fits(report)
+	if fits {
 		for i, at := range before.order {
-			s.services[i] = service{Figures: &report.Services[at], labels: before.labels[i]}
+			s.services[i] = service{Figures: &report.Services[at], labels: before.labels[i], labelsHash: before.labelsHashes[i]}
 		}
 		s.order = before.order
 	} else {
 		s.order = sortServices(s, report)
 	}
 	for i := range s.services {
-		s.services[i].atRisk = atRisk(s.services[i].Figures, report.Domains)
+		svc := &s.services[i]
+		svc.atRisk = atRisk(svc.Figures, report.Domains)
+		if at := s.order[i]; fits && before.report != nil && sameFigures(svc.Figures, &before.report.Services[at]) {
+			svc.figuresHash = before.figuresHashes[i]
+		} else {
+			svc.figuresHash = hashFigures(svc)
+		}
 	}
 	placeDisplaced(c, s.services, displacement)
 	s.keys = make([]int, len(report.TopologyKeys))
@@ -174,6 +186,7 @@ func sortServices(s *scrape, report *spread.Report) []int32 {
 	all, start := string(labels), 0
 	for i, at := range order {
 		s.services[i] = service{Figures: &report.Services[at], labels: all[start:ends[i]]}
+		s.services[i].labelsHash = maphash.String(serviceSeed, s.services[i].labels)
 		start = ends[i]
 	}
 	return order
@@ -184,23 +197,102 @@ func sortServices(s *scrape, report *spread.Report) []int32 {
 // written with. Most analyses have the same services as the one before,
 // and sorting and escaping 30,000 of them took a third of a scrape after
 // one pod changed at 150,000 pods.
+//
+// With report, the analysis itself, the next scrape also keeps the hashes
+// of the figures it took unchanged from this one (spread.ReanalyzeAfter
+// does): hashing every service's figures was most of what remained.
+// The report is kept only when the collector keeps it anyway, as the base
+// of its next analysis: else the old analysis would stay live while the
+// next is built.
 type layout struct {
-	services []*spread.Service
-	order    []int32
-	labels   []string
+	services     []*spread.Service
+	order        []int32
+	labels       []string
+	labelsHashes []uint64
+	report       *spread.Report
+	// figuresHashes are by written position, as labels.
+	figuresHashes []uint64
 }
 
-// layout returns the layout of s. The services are the report's as they
-// are now: call it after compact.
-func (s *scrape) layout() *layout {
-	l := &layout{services: make([]*spread.Service, len(s.report.Services)), order: s.order, labels: make([]string, len(s.services))}
+// layout returns the layout of s, with its report when keepReport. The
+// services are the report's as they are now: call it after compact.
+func (s *scrape) layout(keepReport bool) *layout {
+	l := &layout{
+		services: make([]*spread.Service, len(s.report.Services)), order: s.order,
+		labels: make([]string, len(s.services)), labelsHashes: make([]uint64, len(s.services)),
+	}
 	for i := range s.report.Services {
 		l.services[i] = s.report.Services[i].Service
 	}
 	for i := range s.services {
-		l.labels[i] = s.services[i].labels
+		l.labels[i], l.labelsHashes[i] = s.services[i].labels, s.services[i].labelsHash
+	}
+	if keepReport {
+		l.report = s.report
+		l.figuresHashes = make([]uint64, len(s.services))
+		for i := range s.services {
+			l.figuresHashes[i] = s.services[i].figuresHash
+		}
 	}
 	return l
+}
+
+// sameFigures reports whether f are the figures b, copied: the same
+// service and counts, their per-node and per-domain counts the same
+// slices. Figures analysed again have slices of their own; equal empty
+// ones say nothing more than the counts do.
+func sameFigures(f, b *spread.Figures) bool {
+	return f.Service == b.Service &&
+		f.ReplicasReady == b.ReplicasReady && f.ReplicasSchedulable == b.ReplicasSchedulable &&
+		f.Nodes == b.Nodes && f.SchedulableNodes == b.SchedulableNodes &&
+		f.ConcentrationRatio == b.ConcentrationRatio && f.MinNodes == b.MinNodes &&
+		sameSlice(f.NodeReplicas, b.NodeReplicas) && sameSlice(f.Domains, b.Domains)
+}
+
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// serviceSeed seeds the hashes of services' labels and figures.
+var serviceSeed = maphash.MakeSeed()
+
+// hashFigures hashes whatever a per-service family writes of svc that
+// comes from its labels and figures; the rest (atRisk and placed, which
+// the cluster's domains and the placement model decide) is hashed by the
+// compressor. A field a family starts to write must be added here or
+// there, or a gzip scrape goes on writing its old value:
+// TestGzipScrapesFollowChanges compares gzip and plain scrapes across
+// random changes.
+func hashFigures(svc *service) uint64 {
+	var h maphash.Hash
+	h.SetSeed(serviceSeed)
+	h.WriteString(svc.labels)
+	h.WriteByte(0)
+	f := svc.Figures
+	values := [...]int{
+		svc.Service.DesiredReplicas, f.ReplicasReady, f.ReplicasSchedulable, f.Nodes, f.SchedulableNodes, f.MinNodes,
+		len(f.Domains), len(f.NodeReplicas), int(math.Float64bits(f.ConcentrationRatio)),
+	}
+	var b [len(values) * 8]byte
+	for i, v := range values {
+		binary.LittleEndian.PutUint64(b[i*8:], uint64(v))
+	}
+	h.Write(b[:])
+	for _, d := range f.Domains {
+		h.WriteString(d.Key)
+		h.WriteByte(0)
+		var n [16]byte
+		binary.LittleEndian.PutUint64(n[:8], uint64(d.All))
+		binary.LittleEndian.PutUint64(n[8:], uint64(d.Schedulable))
+		h.Write(n[:])
+	}
+	for _, n := range f.NodeReplicas {
+		h.WriteString(n.Node)
+		var count [8]byte
+		binary.LittleEndian.PutUint64(count[:], uint64(n.Count))
+		h.Write(count[:])
+	}
+	return h.Sum64()
 }
 
 // fits reports whether report has the services of l, in l's order.
