@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unique"
 
 	"k8s.io/client-go/tools/cache"
 
@@ -29,9 +30,11 @@ import (
 //   - a node: every service with a replica on it, which only the analysis
 //     knows (spread.Report.ServicesOn), so the follower returns the names.
 //
-// A snapshot that needs the placement model's input (an unschedulable node
-// holds pods), or follows one that had it, is built whole: the input
-// covers every pod, and the services' replicas point into it.
+// While an unschedulable node holds pods, the snapshot also needs the
+// placement model's input, which covers every pod and is built whole each
+// time (a tenth of a whole snapshot's cost); of the services, only those
+// with a displaced pod are built anew, with their replicas tied to it
+// (placeReplicas).
 type Follower struct {
 	w *Watcher
 
@@ -147,8 +150,9 @@ func (f *Follower) take() changes {
 // from prev, this follower's previous snapshot (nil for the first), and
 // the changes recorded since prev was taken. It returns the names of the
 // nodes that changed, for the caller to analyse again the services on
-// them, and whole, true when the snapshot was built whole: then nothing in
-// it comes from prev, and the caller analyses all of it.
+// them, and whole, true when the snapshot was built whole (the first,
+// prev nil): then nothing in it comes from prev, and the caller analyses
+// all of it.
 //
 // Services not touched since prev are prev's: the same *spread.Service,
 // which the caller may take as unchanged (spread.ReanalyzeAfter does).
@@ -163,7 +167,7 @@ func (f *Follower) SnapshotForScrape(prev *spread.Cluster) (next *spread.Cluster
 		return nil, nil, false, ErrCacheNotSynced
 	}
 	changes := f.take()
-	if prev == nil || prev.Placement != nil {
+	if prev == nil {
 		next, err = w.SnapshotForScrape()
 		return next, nil, true, err
 	}
@@ -176,12 +180,170 @@ func (f *Follower) SnapshotForScrape(prev *spread.Cluster) (next *spread.Cluster
 		}
 		slices.Sort(nodes)
 	}
-	if anyUnschedulable(next.Nodes) && holdsDisplacedPods(next.Nodes, w.pods.List()) {
-		next, err = w.SnapshotForScrape()
-		return next, nil, true, err
-	}
 	next.Services = w.updateServices(prev.Services, changes.services)
+	var pods []any
+	if anyUnschedulable(next.Nodes) {
+		pods = w.pods.List()
+	}
+	if pods != nil && holdsDisplacedPods(next.Nodes, pods) {
+		var refs placementRefs
+		next.Placement, refs = w.snapshotPlacement(pods)
+		next.Services = w.placeReplicas(next.Services, next.Nodes, pods, refs)
+	} else if prev.Placement != nil {
+		next.Services = withoutPlacement(next.Services)
+	}
 	return next, nodes, false, nil
+}
+
+// placeReplicas returns services with every service that has a displaced
+// pod (one on an unschedulable node) built anew with its replicas tied to
+// the placement input of refs, as a whole snapshot ties them, and every
+// other service untied: the ties are indexes into one snapshot's input,
+// which is built anew for each. Only the services with a displaced pod
+// are placed (spread.PlaceDisplaced), so the others need none; few are.
+func (w *Watcher) placeReplicas(services []*spread.Service, nodes map[string]*spread.Node, pods []any, refs placementRefs) []*spread.Service {
+	// The displaced pods: their controllers, and their identities as
+	// endpoints, by namespace.
+	gone := make(map[unique.Handle[string]]bool)
+	for name, n := range nodes {
+		if !n.Schedulable() {
+			gone[unique.Make(name)] = true
+		}
+	}
+	displaced := make(map[serviceKey]struct{})
+	ids := make(map[uint64]struct{})
+	namespaces := make(map[string]bool)
+	for i, obj := range pods {
+		p := obj.(*cachedPod)
+		if refs.pod[i] == 0 || !gone[p.node] {
+			continue
+		}
+		if k, ok := podServiceKinds[p.ownerKind]; ok {
+			displaced[serviceKey{k, p.owner}] = struct{}{}
+		}
+		namespace := p.owner.namespace()
+		ids[endpointKey(namespace, podID(p.name))] = struct{}{}
+		namespaces[namespace] = true
+	}
+	for _, obj := range w.endpointSlices.List() {
+		slice := obj.(*cachedEndpointSlice)
+		namespace := slice.key.namespace()
+		if !namespaces[namespace] {
+			continue
+		}
+		for _, ep := range slice.endpoints {
+			if _, ok := ids[endpointKey(namespace, ep.id())]; ok && ep.id() != 0 {
+				displaced[serviceKey{spread.KindService, slice.service}] = struct{}{}
+				break
+			}
+		}
+	}
+	w.addDeployments(displaced)
+
+	// Where the displaced services' pods are in the input: the pods of
+	// their controllers, and the pods behind their endpoints.
+	owners := make(map[serviceKey]struct{})
+	endpoints := make(map[uint64]struct{})
+	for k := range displaced {
+		switch k.kind {
+		case spread.KindDeployment:
+			rss, _ := w.replicaSets.ByIndex(byOwner, string(k.key))
+			for _, obj := range rss {
+				if rs := obj.(*cachedWorkload); rs.ownerKind == kindDeployment && rs.owner == k.key {
+					owners[serviceKey{spread.KindReplicaSet, rs.key}] = struct{}{}
+				}
+			}
+		case spread.KindService:
+			slices, _ := w.endpointSlices.ByIndex(byService, string(k.key))
+			namespace := k.key.namespace()
+			for _, obj := range slices {
+				for _, ep := range obj.(*cachedEndpointSlice).endpoints {
+					if ep.id() != 0 {
+						endpoints[endpointKey(namespace, ep.id())] = struct{}{}
+					}
+				}
+			}
+		default:
+			owners[k] = struct{}{}
+		}
+	}
+	tie := placementTies{pods: make(map[*cachedPod]int32), endpoints: make(endpointPods)}
+	for i, obj := range pods {
+		if refs.pod[i] == 0 {
+			continue
+		}
+		p := obj.(*cachedPod)
+		if k, ok := podServiceKinds[p.ownerKind]; ok {
+			if _, ok := owners[serviceKey{k, p.owner}]; ok {
+				tie.pods[p] = refs.pod[i]
+			}
+		}
+		if len(endpoints) > 0 {
+			// As endpointIndex indexes them, the last pod of a key wins.
+			if key := endpointKey(p.owner.namespace(), podID(p.name)); hasKey(endpoints, key) {
+				tie.endpoints[key] = refs.pod[i]
+			}
+		}
+	}
+
+	out := withoutPlacement(services)
+	if len(out) > 0 && &out[0] == &services[0] {
+		out = slices.Clone(services)
+	}
+	for k := range displaced {
+		if i, found := slices.BinarySearchFunc(out, k, compareKey); found {
+			if svc := w.service(k, &tie); svc != nil {
+				out[i] = svc
+			}
+		}
+	}
+	return out
+}
+
+func hasKey(m map[uint64]struct{}, k uint64) bool { _, ok := m[k]; return ok }
+
+// withoutPlacement returns services with every service whose replicas are
+// tied to a placement input replaced by a copy untied; services itself
+// when none is.
+func withoutPlacement(services []*spread.Service) []*spread.Service {
+	out := services
+	for i, svc := range services {
+		if !slices.ContainsFunc(svc.Replicas, func(r spread.Replica) bool { return r.Pod != 0 }) {
+			continue
+		}
+		if len(out) > 0 && &out[0] == &services[0] {
+			out = slices.Clone(services)
+		}
+		untied := *svc
+		untied.Replicas = slices.Clone(svc.Replicas)
+		for j := range untied.Replicas {
+			untied.Replicas[j].Pod = 0
+		}
+		out[i] = &untied
+	}
+	return out
+}
+
+// placementTies give a service's replicas their Replica.Pod: a pod's index
+// in the placement input, an endpoint's through its pod. The nil value
+// ties nothing.
+type placementTies struct {
+	pods      map[*cachedPod]int32
+	endpoints endpointPods
+}
+
+func (t *placementTies) pod(p *cachedPod) int32 {
+	if t == nil {
+		return 0
+	}
+	return t.pods[p]
+}
+
+func (t *placementTies) endpoint(namespace string, id uint64) int32 {
+	if t == nil {
+		return 0
+	}
+	return t.endpoints.find(namespace, id)
 }
 
 // updateServices returns services (sorted as a snapshot sorts them) with
@@ -191,27 +353,14 @@ func (w *Watcher) updateServices(services []*spread.Service, changed map[service
 	if len(changed) == 0 {
 		return services
 	}
-	// A change to a ReplicaSet's pods is one to its Deployment's.
-	for k := range changed {
-		if k.kind != spread.KindReplicaSet {
-			continue
-		}
-		if obj, exists, _ := w.replicaSets.GetByKey(string(k.key)); exists {
-			if rs := obj.(*cachedWorkload); rs.ownerKind == kindDeployment {
-				changed[serviceKey{spread.KindDeployment, rs.owner}] = struct{}{}
-			}
-		}
-	}
+	w.addDeployments(changed)
 	out := slices.Clone(services)
 	var added []*spread.Service
 	dropped := false
 	for k := range changed {
-		namespace, name := k.key.split()
 		// Searched in services, which nothing modifies, not in out.
-		i, found := slices.BinarySearchFunc(services, k, func(s *spread.Service, k serviceKey) int {
-			return cmp.Or(strings.Compare(s.Namespace, namespace), strings.Compare(string(s.Kind), string(k.kind)), strings.Compare(s.Name, name))
-		})
-		svc := w.service(k)
+		i, found := slices.BinarySearchFunc(services, k, compareKey)
+		svc := w.service(k, nil)
 		switch {
 		case found && svc != nil:
 			out[i] = svc
@@ -231,6 +380,29 @@ func (w *Watcher) updateServices(services []*spread.Service, changed map[service
 	return out
 }
 
+// addDeployments adds to keys the Deployment of each ReplicaSet in them
+// that a Deployment owns: a change to a ReplicaSet's pods is one to its
+// Deployment's.
+func (w *Watcher) addDeployments(keys map[serviceKey]struct{}) {
+	for k := range keys {
+		if k.kind != spread.KindReplicaSet {
+			continue
+		}
+		if obj, exists, _ := w.replicaSets.GetByKey(string(k.key)); exists {
+			if rs := obj.(*cachedWorkload); rs.ownerKind == kindDeployment {
+				keys[serviceKey{spread.KindDeployment, rs.owner}] = struct{}{}
+			}
+		}
+	}
+}
+
+// compareKey orders a service and a key as compareServices orders two
+// services.
+func compareKey(s *spread.Service, k serviceKey) int {
+	namespace, name := k.key.split()
+	return cmp.Or(strings.Compare(s.Namespace, namespace), strings.Compare(string(s.Kind), string(k.kind)), strings.Compare(s.Name, name))
+}
+
 // compareServices orders services as a snapshot and a report do: by
 // namespace, kind and name.
 func compareServices(a, b *spread.Service) int {
@@ -240,8 +412,9 @@ func compareServices(a, b *spread.Service) int {
 // service builds one service from the caches by the rules of Snapshot, or
 // returns nil when the key names no service: the object is gone, is not a
 // service (a Service without selector, a ReplicaSet a controller owns), or
-// is in a namespace not watched.
-func (w *Watcher) service(k serviceKey) *spread.Service {
+// is in a namespace not watched. tie ties its replicas to a placement
+// input; nil ties none.
+func (w *Watcher) service(k serviceKey, tie *placementTies) *spread.Service {
 	if !w.namespaceIncluded(k.key.namespace()) {
 		return nil
 	}
@@ -251,7 +424,7 @@ func (w *Watcher) service(k serviceKey) *spread.Service {
 			return nil
 		}
 		svc := serviceOf(obj.(*cachedService))
-		w.endpointReplicas(&svc)
+		w.endpointReplicas(&svc, tie)
 		return &svc
 	}
 	store := w.workloads(k.kind)
@@ -272,32 +445,32 @@ func (w *Watcher) service(k serviceKey) *spread.Service {
 		rss, _ := w.replicaSets.ByIndex(byOwner, string(k.key))
 		for _, obj := range rss {
 			if rs := obj.(*cachedWorkload); rs.ownerKind == kindDeployment && rs.owner == k.key {
-				w.podReplicas(&svc, kindReplicaSet, rs.key)
+				w.podReplicas(&svc, kindReplicaSet, rs.key, tie)
 			}
 		}
 	case spread.KindStatefulSet:
-		w.podReplicas(&svc, kindStatefulSet, k.key)
+		w.podReplicas(&svc, kindStatefulSet, k.key, tie)
 	case spread.KindReplicaSet:
-		w.podReplicas(&svc, kindReplicaSet, k.key)
+		w.podReplicas(&svc, kindReplicaSet, k.key, tie)
 	case spread.KindReplicationController:
-		w.podReplicas(&svc, kindReplicationController, k.key)
+		w.podReplicas(&svc, kindReplicationController, k.key, tie)
 	}
 	return &svc
 }
 
 // podReplicas appends the pods of one controller to the service's replicas.
-func (w *Watcher) podReplicas(svc *spread.Service, ownerKind kind, owner nsName) {
+func (w *Watcher) podReplicas(svc *spread.Service, ownerKind kind, owner nsName, tie *placementTies) {
 	pods, _ := w.pods.ByIndex(byOwner, string(owner))
 	for _, obj := range pods {
 		if p := obj.(*cachedPod); p.ownerKind == ownerKind {
-			svc.Replicas = append(svc.Replicas, p.replica(0))
+			svc.Replicas = append(svc.Replicas, p.replica(tie.pod(p)))
 		}
 	}
 }
 
 // endpointReplicas sets the Service's replicas to its slices' endpoints,
 // each endpoint once across slices (see snapshotReplicas).
-func (w *Watcher) endpointReplicas(svc *spread.Service) {
+func (w *Watcher) endpointReplicas(svc *spread.Service, tie *placementTies) {
 	slices, _ := w.endpointSlices.ByIndex(byService, string(makeNSName(svc.Namespace, svc.Name)))
 	var seen map[uint64]struct{}
 	if len(slices) > 1 {
@@ -311,7 +484,7 @@ func (w *Watcher) endpointReplicas(svc *spread.Service) {
 				}
 				seen[id] = struct{}{}
 			}
-			svc.Replicas = append(svc.Replicas, ep.replica(0))
+			svc.Replicas = append(svc.Replicas, ep.replica(tie.endpoint(svc.Namespace, ep.id())))
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
@@ -39,12 +40,32 @@ import (
 // the incremental collector over HTTP and what-if questions run
 // concurrently all along; make test runs it under -race.
 func TestIncrementalEqualsFull(t *testing.T) {
+	seen := placedSeen{kinds: map[spread.Kind]int{}}
 	for seed := range uint64(3) {
-		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { incrementalEqualsFull(t, seed, 150) })
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { incrementalEqualsFull(t, seed, 150, &seen) })
 	}
+	// The events must make the placement matter: displaced pods that
+	// find no room, and replicas with warm nodes to go to.
+	if seen.displaced == 0 || seen.unplaceable == 0 || seen.warm == 0 {
+		t.Errorf("%d scrapes placed displaced pods, %d times a service's found no room, %d times one had warm nodes: want all three", seen.displaced, seen.unplaceable, seen.warm)
+	}
+	for _, kind := range []spread.Kind{spread.KindDeployment, spread.KindStatefulSet, spread.KindReplicaSet, spread.KindReplicationController, spread.KindService} {
+		if seen.kinds[kind] == 0 {
+			t.Errorf("no %s was ever displaced: the events must displace every kind of service", kind)
+		}
+	}
+	t.Logf("%d scrapes placed displaced pods; a service found no room %d times, had warm nodes %d times; displaced by kind %v", seen.displaced, seen.unplaceable, seen.warm, seen.kinds)
 }
 
-func incrementalEqualsFull(t *testing.T, seed uint64, steps int) {
+// placedSeen counts the scrapes that placed displaced pods, and the
+// services that found no room, or had warm nodes, over all of them.
+type placedSeen struct {
+	displaced, unplaceable, warm int
+	// kinds counts the services found displaced, by kind.
+	kinds map[spread.Kind]int
+}
+
+func incrementalEqualsFull(t *testing.T, seed uint64, steps int, seen *placedSeen) {
 	client := fake.NewClientset()
 	w := startWatcher(t, client)
 	options := Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}
@@ -115,6 +136,32 @@ func incrementalEqualsFull(t *testing.T, seed uint64, steps int) {
 		if got == nil {
 			continue
 		}
+		if slices.ContainsFunc(want.services, func(s service) bool { return s.displaced }) {
+			seen.displaced++
+		}
+		for _, s := range want.services {
+			if s.unplaceable > 0 {
+				seen.unplaceable++
+			}
+			if s.displaced && s.warmNodes > 0 {
+				seen.warm++
+			}
+			if s.displaced {
+				seen.kinds[s.Service.Kind]++
+			}
+		}
+		// Replica.Pod indexes the snapshot's placement input: without
+		// one, no replica may point into an old one.
+		incremental.mu.Lock()
+		base := incremental.base
+		incremental.mu.Unlock()
+		if base != nil && base.Placement == nil {
+			for _, svc := range base.Services {
+				if slices.ContainsFunc(svc.Replicas, func(r spread.Replica) bool { return r.Pod != 0 }) {
+					t.Fatalf("step %d (%s): %s/%s/%s has replicas tied to a placement input the snapshot lacks", step, what, svc.Namespace, svc.Kind, svc.Name)
+				}
+			}
+		}
 		if diff := reportDifference(got.report, want.report); diff != "" {
 			t.Fatalf("step %d (%s): %s", step, what, diff)
 		}
@@ -135,14 +182,13 @@ func incrementalEqualsFull(t *testing.T, seed uint64, steps int) {
 			t.Fatalf("step %d (%s): gzip exposition differs: %s", step, what, firstDifference(wantText.String(), string(text)))
 		}
 	}
-	// The point is the incremental path: many analyses must have taken
-	// it. The others had pods on unschedulable nodes, or followed one
-	// that had.
+	// The point is the incremental path: every analysis but the first
+	// must have taken it, with pods displaced or not.
 	incremental.mu.Lock()
 	updates, analyses := incremental.updates, incremental.analyses
 	incremental.mu.Unlock()
-	if updates < analyses/3 {
-		t.Errorf("%d of %d analyses were updates of the one before; want a third at least", updates, analyses)
+	if analyses-updates > 1 {
+		t.Errorf("%d of %d analyses were updates of the one before; want all but the first", updates, analyses)
 	}
 	t.Logf("%d events, %d analyses, %d of them updates", steps, analyses, updates)
 }
@@ -265,7 +311,12 @@ func (e *events) next() string {
 		case 3:
 			owner = controller("DaemonSet", "ds")
 		}
-		pod := &corev1.Pod{ObjectMeta: meta(name, owner), Spec: corev1.PodSpec{NodeName: node()}}
+		// Requests and images, so that displaced pods find room or not,
+		// and warm nodes or not.
+		pod := &corev1.Pod{ObjectMeta: meta(name, owner), Spec: corev1.PodSpec{NodeName: node(), Containers: []corev1.Container{{
+			Name: "app", Image: e.pick("image", 2) + ":1",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(fmt.Sprintf("%dm", 500*(1+e.r.IntN(3))))}},
+		}}}}
 		ready := corev1.ConditionFalse
 		if e.r.IntN(4) != 0 {
 			ready = corev1.ConditionTrue
@@ -374,7 +425,11 @@ func (e *events) next() string {
 			ready = corev1.ConditionFalse
 		}
 		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready}}
-		n.Spec.Unschedulable = e.r.IntN(12) == 0
+		n.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(fmt.Sprint(1 + e.r.IntN(2))), corev1.ResourcePods: resource.MustParse("110")}
+		if e.r.IntN(2) == 0 {
+			n.Status.Images = []corev1.ContainerImage{{Names: []string{e.pick("image", 2) + ":1"}}}
+		}
+		n.Spec.Unschedulable = e.r.IntN(6) == 0
 		api := e.client.CoreV1().Nodes()
 		return e.upsertOrDelete("node "+name, func(create bool) error {
 			return apply(create,
