@@ -114,20 +114,7 @@ func TestReanalyzeAfterEqualsAnalyze(t *testing.T) {
 		// A snapshot lists its services in the report's order.
 		c.Services = sortedServices(c)
 		base := Analyze(c, Options{DefaultMinNodes: 2})
-		var names, asked []string
-		for name := range c.Nodes {
-			names = append(names, name)
-			if r.IntN(4) == 0 {
-				asked = append(asked, name)
-			}
-		}
-		next := c
-		if len(asked) > 0 {
-			var err error
-			if next, err = c.WithNodesGone(asked); err != nil {
-				t.Fatal(err)
-			}
-		}
+		names, asked, next := someNodesGone(t, r, c, 4)
 		services := slices.Clone(next.Services)
 		for i, svc := range services {
 			if r.IntN(3) != 0 || len(svc.Replicas) == 0 {
@@ -177,20 +164,7 @@ func TestReanalyzeAfterServicesAddedAndDropped(t *testing.T) {
 		c.Services = sortedServices(c)
 		base := Analyze(c, opts)
 		for step := range 3 {
-			var names, asked []string
-			for name := range c.Nodes {
-				names = append(names, name)
-				if r.IntN(5) == 0 {
-					asked = append(asked, name)
-				}
-			}
-			next := c
-			if len(asked) > 0 {
-				var err error
-				if next, err = c.WithNodesGone(asked); err != nil {
-					t.Fatal(err)
-				}
-			}
+			names, asked, next := someNodesGone(t, r, c, 5)
 			var services []*Service
 			for _, svc := range next.Services {
 				switch r.IntN(6) {
@@ -219,4 +193,25 @@ func TestReanalyzeAfterServicesAddedAndDropped(t *testing.T) {
 			c, base = &later, got
 		}
 	}
+}
+
+// someNodesGone takes about one node in oneIn of c away, at random, and
+// returns the names of all c's nodes, those taken, and the cluster
+// without them (c itself when none is).
+func someNodesGone(t *testing.T, r *rand.Rand, c *Cluster, oneIn int) (names, asked []string, next *Cluster) {
+	t.Helper()
+	for name := range c.Nodes {
+		names = append(names, name)
+		if r.IntN(oneIn) == 0 {
+			asked = append(asked, name)
+		}
+	}
+	next = c
+	if len(asked) > 0 {
+		var err error
+		if next, err = c.WithNodesGone(asked); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return names, asked, next
 }
