@@ -330,3 +330,25 @@ func TestGzipScrapeReadByCurl(t *testing.T) {
 		t.Fatalf("curl --compressed read another exposition: %s", diff)
 	}
 }
+
+// TestPrepare: after Prepare, the first gzip scrape compresses nothing of
+// the figures, and is still the plain exposition.
+func TestPrepare(t *testing.T) {
+	source := &changingSource{fakeSource: fakeSource{cluster: randomCluster(3), status: syncedStatus, freshness: freshSource}, generation: 1}
+	c := New(source, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true}, slog.New(slog.DiscardHandler))
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(c)
+	h := NewHandler(registry, c, slog.New(slog.DiscardHandler))
+	h.Prepare()
+	prepared := h.compressor.compressed
+	if prepared == 0 {
+		t.Fatal("Prepare compressed nothing")
+	}
+	plain, gzipped := scrapeBoth(t, h)
+	if h.compressor.compressed != prepared {
+		t.Errorf("the first scrape compressed %d pieces of figures after Prepare, want none", h.compressor.compressed-prepared)
+	}
+	if !bytes.Equal(plain, gzipped) {
+		t.Errorf("gzip scrape after Prepare differs from the plain one: %s", firstDifference(string(plain), string(gzipped)))
+	}
+}

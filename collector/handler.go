@@ -149,6 +149,17 @@ func (h *Handler) writeGzip(w io.Writer, format expfmt.Format) error {
 	return nil
 }
 
+// Prepare analyses the caches and compresses the figures as the next gzip
+// scrape would, so that it finds them done: call it once the caches have
+// synced, and the first scrape, which otherwise pays for the whole first
+// analysis and its compression (100-260 ms at 150,000 pods), costs what a
+// quiet one does. Before the sync it does nothing.
+func (h *Handler) Prepare() {
+	if s := h.collector.analysis(); s != nil {
+		h.compressor.figures(s)
+	}
+}
+
 // gather returns the exporter's own families and the analysis of the
 // caches, nil before they have synced.
 func (h *Handler) gather() ([]*dto.MetricFamily, *scrape) {

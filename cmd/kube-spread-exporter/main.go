@@ -249,18 +249,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	go watcher.RunProbe(ctx, probeInterval, func(ctx context.Context) error {
 		return client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
 	})
-	go func() {
-		start := time.Now()
-		if watcher.WaitForSync(ctx) {
-			logger.Info("informer caches synced", "duration", time.Since(start))
-		}
-	}()
-
 	// MaxHeaderBytes stays Go's default of 1 MiB: the server reads a request
 	// line and headers before any handler can bound the work, and a burst
 	// of 4 MiB queries took the exporter from 45 to 430 MiB resident.
 	// Large what-ifs are POSTed (docs/whatif.md#limits).
-	handler, webhook := o.handler(watcher, defaultMinNodes, logger)
+	handler, webhook, metrics := o.handler(watcher, defaultMinNodes, logger)
+	go func() {
+		start := time.Now()
+		if watcher.WaitForSync(ctx) {
+			logger.Info("informer caches synced", "duration", time.Since(start))
+			metrics.Prepare()
+		}
+	}()
 	listeners := []listener{{"HTTP", &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, o.web, logger}}
 	if webhook != nil {
 		// A listener of its own (docs/admission.md): always TLS, with the
@@ -375,7 +375,7 @@ func loadRESTConfig(kubeconfig string) (*rest.Config, error) {
 // handler serves the landing page, metrics, health endpoints and JSON
 // APIs; webhook is the admission webhook's handler, nil unless
 // --admission.listen-address is set.
-func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger *slog.Logger) (handler, webhook http.Handler) {
+func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger *slog.Logger) (handler, webhook http.Handler, metrics *collector.Handler) {
 	analysis := spread.Options{DefaultMinNodes: defaultMinNodes}
 	registry := prometheus.NewRegistry()
 	figures := collector.New(watcher, collector.Options{
@@ -390,7 +390,8 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle(o.telemetryPath, collector.NewHandler(registry, figures, logger))
+	metrics = collector.NewHandler(registry, figures, logger)
+	mux.Handle(o.telemetryPath, metrics)
 	checks := collector.NewAPI(figures, time.Now(), logger)
 	mux.Handle(api.PathServices, checks)
 	mux.Handle(api.PathHealth, checks)
@@ -443,5 +444,5 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 			mux.Handle("/", landing)
 		}
 	}
-	return mux, webhook
+	return mux, webhook, metrics
 }
