@@ -280,16 +280,16 @@ func (w *Watcher) placeReplicas(services []*spread.Service, nodes map[string]*sp
 		}
 		if len(endpoints) > 0 {
 			// As endpointIndex indexes them, the last pod of a key wins.
-			if key := endpointKey(p.owner.namespace(), podID(p.name)); hasKey(endpoints, key) {
+			key := endpointKey(p.owner.namespace(), podID(p.name))
+			if _, ok := endpoints[key]; ok {
 				tie.endpoints[key] = refs.pod[i]
 			}
 		}
 	}
 
-	out := withoutPlacement(services)
-	if len(out) > 0 && &out[0] == &services[0] {
-		out = slices.Clone(services)
-	}
+	// Cloned, as withoutPlacement returns services itself when nothing
+	// was tied, and services is the previous snapshot's.
+	out := slices.Clone(withoutPlacement(services))
 	for k := range displaced {
 		if i, found := slices.BinarySearchFunc(out, k, compareKey); found {
 			if svc := w.service(k, &tie); svc != nil {
@@ -300,19 +300,17 @@ func (w *Watcher) placeReplicas(services []*spread.Service, nodes map[string]*sp
 	return out
 }
 
-func hasKey(m map[uint64]struct{}, k uint64) bool { _, ok := m[k]; return ok }
-
 // withoutPlacement returns services with every service whose replicas are
 // tied to a placement input replaced by a copy untied; services itself
 // when none is.
 func withoutPlacement(services []*spread.Service) []*spread.Service {
-	out := services
+	out, cloned := services, false
 	for i, svc := range services {
 		if !slices.ContainsFunc(svc.Replicas, func(r spread.Replica) bool { return r.Pod != 0 }) {
 			continue
 		}
-		if len(out) > 0 && &out[0] == &services[0] {
-			out = slices.Clone(services)
+		if !cloned {
+			out, cloned = slices.Clone(services), true
 		}
 		untied := *svc
 		untied.Replicas = slices.Clone(svc.Replicas)

@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"cmp"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -116,9 +114,7 @@ func (w *Watcher) snapshot(input placementInput) (*spread.Cluster, error) {
 	}
 	// In the order of a report: every analysis of this snapshot (a what-if
 	// runs three per question) then sorts a sorted list, in linear time.
-	slices.SortFunc(c.Services, func(a, b *spread.Service) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(string(a.Kind), string(b.Kind)), strings.Compare(a.Name, b.Name))
-	})
+	slices.SortFunc(c.Services, compareServices)
 	return c, nil
 }
 
