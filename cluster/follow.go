@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -187,8 +188,8 @@ func (f *Follower) SnapshotForScrape(prev *spread.Cluster) (next *spread.Cluster
 	}
 	if pods != nil && holdsDisplacedPods(next.Nodes, pods) {
 		var refs placementRefs
-		next.Placement, refs = w.snapshotPlacement(pods)
-		next.Services = w.placeReplicas(next.Services, next.Nodes, pods, refs)
+		next.Placement, refs = w.snapshotPlacement(pods, unschedulableNodes(next.Nodes))
+		next.Services = w.placeReplicas(next.Services, pods, next.Placement, refs)
 	} else if prev.Placement != nil {
 		next.Services = withoutPlacement(next.Services)
 	}
@@ -201,23 +202,14 @@ func (f *Follower) SnapshotForScrape(prev *spread.Cluster) (next *spread.Cluster
 // other service untied: the ties are indexes into one snapshot's input,
 // which is built anew for each. Only the services with a displaced pod
 // are placed (spread.PlaceDisplaced), so the others need none; few are.
-func (w *Watcher) placeReplicas(services []*spread.Service, nodes map[string]*spread.Node, pods []any, refs placementRefs) []*spread.Service {
+func (w *Watcher) placeReplicas(services []*spread.Service, pods []any, input *placement.Cluster, refs placementRefs) []*spread.Service {
 	// The displaced pods: their controllers, and their identities as
 	// endpoints, by namespace.
-	gone := make(map[unique.Handle[string]]bool)
-	for name, n := range nodes {
-		if !n.Schedulable() {
-			gone[unique.Make(name)] = true
-		}
-	}
 	displaced := make(map[serviceKey]struct{})
 	ids := make(map[uint64]struct{})
 	namespaces := make(map[string]bool)
-	for i, obj := range pods {
-		p := obj.(*cachedPod)
-		if refs.pod[i] == 0 || !gone[p.node] {
-			continue
-		}
+	for _, i := range refs.displaced {
+		p := pods[i].(*cachedPod)
 		if k, ok := podServiceKinds[p.ownerKind]; ok {
 			displaced[serviceKey{k, p.owner}] = struct{}{}
 		}
@@ -241,16 +233,20 @@ func (w *Watcher) placeReplicas(services []*spread.Service, nodes map[string]*sp
 	w.addDeployments(displaced)
 
 	// Where the displaced services' pods are in the input: the pods of
-	// their controllers, and the pods behind their endpoints.
-	owners := make(map[serviceKey]struct{})
+	// their controllers, found through the owner index, and the pods
+	// behind their endpoints, in their namespaces. One pass over the pods
+	// then finds both in the input; hashing every pod's name or owner, as
+	// a whole snapshot does, was most of a maintenance scrape's time.
+	owned := make(map[*cachedPod]struct{})
 	endpoints := make(map[uint64]struct{})
+	endpointNamespaces := make(map[string]bool)
 	for k := range displaced {
 		switch k.kind {
 		case spread.KindDeployment:
 			rss, _ := w.replicaSets.ByIndex(byOwner, string(k.key))
 			for _, obj := range rss {
 				if rs := obj.(*cachedWorkload); rs.ownerKind == kindDeployment && rs.owner == k.key {
-					owners[serviceKey{spread.KindReplicaSet, rs.key}] = struct{}{}
+					w.addOwnedPods(owned, kindReplicaSet, rs.key)
 				}
 			}
 		case spread.KindService:
@@ -260,27 +256,45 @@ func (w *Watcher) placeReplicas(services []*spread.Service, nodes map[string]*sp
 				for _, ep := range obj.(*cachedEndpointSlice).endpoints {
 					if ep.id() != 0 {
 						endpoints[endpointKey(namespace, ep.id())] = struct{}{}
+						endpointNamespaces[namespace] = true
 					}
 				}
 			}
 		default:
-			owners[k] = struct{}{}
+			w.addOwnedPods(owned, ownerKinds[k.kind], k.key)
 		}
 	}
-	tie := placementTies{pods: make(map[*cachedPod]int32), endpoints: make(endpointPods)}
+	tie := placementTies{pods: make(map[*cachedPod]int32, len(owned)), endpoints: make(endpointPods)}
+	lastNamespace, lastWanted := "", false
 	for i, obj := range pods {
 		if refs.pod[i] == 0 {
 			continue
 		}
-		p := obj.(*cachedPod)
-		if k, ok := podServiceKinds[p.ownerKind]; ok {
-			if _, ok := owners[serviceKey{k, p.owner}]; ok {
+		if p := obj.(*cachedPod); len(owned) > 0 {
+			if _, ok := owned[p]; ok {
 				tie.pods[p] = refs.pod[i]
 			}
 		}
-		if len(endpoints) > 0 {
+		if len(endpoints) == 0 {
+			continue
+		}
+		// The input's copy of the pod, read in order, and its template's
+		// namespace, shared by its controller's pods: the cached pods
+		// are scattered over the heap, and reading each one's namespace
+		// and name took a cache miss per pod.
+		in := &input.Pods[refs.pod[i]-1]
+		var namespace string
+		if in.Template != nil {
+			namespace = in.Template.Namespace
+		} else {
+			namespace = obj.(*cachedPod).owner.namespace()
+		}
+		if namespace != lastNamespace {
+			lastNamespace, lastWanted = namespace, endpointNamespaces[namespace]
+		}
+		if lastWanted {
 			// As endpointIndex indexes them, the last pod of a key wins.
-			key := endpointKey(p.owner.namespace(), podID(p.name))
+			key := endpointKey(lastNamespace, podID(in.Name))
 			if _, ok := endpoints[key]; ok {
 				tie.endpoints[key] = refs.pod[i]
 			}
@@ -298,6 +312,35 @@ func (w *Watcher) placeReplicas(services []*spread.Service, nodes map[string]*sp
 		}
 	}
 	return out
+}
+
+// unschedulableNodes returns the handles of the unschedulable nodes.
+func unschedulableNodes(nodes map[string]*spread.Node) map[unique.Handle[string]]bool {
+	out := make(map[unique.Handle[string]]bool)
+	for name, n := range nodes {
+		if !n.Schedulable() {
+			out[unique.Make(name)] = true
+		}
+	}
+	return out
+}
+
+// addOwnedPods adds to owned the pods of one controller.
+func (w *Watcher) addOwnedPods(owned map[*cachedPod]struct{}, ownerKind kind, owner nsName) {
+	pods, _ := w.pods.ByIndex(byOwner, string(owner))
+	for _, obj := range pods {
+		if p := obj.(*cachedPod); p.ownerKind == ownerKind {
+			owned[p] = struct{}{}
+		}
+	}
+}
+
+// ownerKinds are the kinds of controller of the services whose replicas
+// are their pods: podServiceKinds the other way round.
+var ownerKinds = map[spread.Kind]kind{
+	spread.KindReplicaSet:            kindReplicaSet,
+	spread.KindStatefulSet:           kindStatefulSet,
+	spread.KindReplicationController: kindReplicationController,
 }
 
 // withoutPlacement returns services with every service whose replicas are

@@ -27,6 +27,9 @@ type placementRefs struct {
 	// pod holds, for each cached pod in list order, its index in
 	// placement.Cluster.Pods plus one; 0 when it is not there.
 	pod []int32
+	// displaced are the list indexes of the pods in the input that are
+	// on an unschedulable node.
+	displaced []int
 }
 
 // of returns the Replica.Pod of the cached pod at index i of the list.
@@ -61,7 +64,9 @@ func holdsDisplacedPods(nodes map[string]*spread.Node, pods []any) bool {
 // snapshotPlacement builds the input of the placement model: every node
 // (sorted by name, the model's tie-break order), every pod that is bound
 // to a known node and not finished, and every PodDisruptionBudget.
-func (w *Watcher) snapshotPlacement(pods []any) (*placement.Cluster, placementRefs) {
+//
+// unschedulable names the nodes whose pods the refs list as displaced.
+func (w *Watcher) snapshotPlacement(pods []any, unschedulable map[unique.Handle[string]]bool) (*placement.Cluster, placementRefs) {
 	nodeObjs := w.nodes.List()
 	nodes := make([]*cachedNode, len(nodeObjs))
 	for i, obj := range nodeObjs {
@@ -69,7 +74,8 @@ func (w *Watcher) snapshotPlacement(pods []any) (*placement.Cluster, placementRe
 	}
 	slices.SortFunc(nodes, func(a, b *cachedNode) int { return strings.Compare(a.name.Value(), b.name.Value()) })
 	pc := &placement.Cluster{Nodes: make([]placement.Node, len(nodes))}
-	nodeIndex := make(map[string]int32, len(nodes))
+	nodeIndex := make(map[unique.Handle[string]]int32, len(nodes))
+	gone := make([]bool, len(nodes))
 	labelCount := 0
 	for _, n := range nodes {
 		labelCount += len(n.labels)
@@ -89,7 +95,8 @@ func (w *Watcher) snapshotPlacement(pods []any) (*placement.Cluster, placementRe
 			Allocatable: n.allocatable,
 			Images:      n.images,
 		}
-		nodeIndex[name] = int32(i)
+		nodeIndex[n.name] = int32(i)
+		gone[i] = unschedulable[n.name]
 	}
 
 	refs := placementRefs{pod: make([]int32, len(pods))}
@@ -105,12 +112,15 @@ func (w *Watcher) snapshotPlacement(pods []any) (*placement.Cluster, placementRe
 		if p.finished || p.node == (unique.Handle[string]{}) {
 			continue
 		}
-		node, ok := nodeIndex[p.node.Value()]
+		node, ok := nodeIndex[p.node]
 		if !ok {
 			continue // bound to a node that is gone from the cache
 		}
 		pc.Pods = append(pc.Pods, placement.Pod{Template: p.template, Name: p.name, Node: node, Ready: p.ready, Terminating: p.terminating})
 		refs.pod[i] = int32(len(pc.Pods))
+		if gone[node] {
+			refs.displaced = append(refs.displaced, i)
+		}
 	}
 
 	pdbObjs := w.podDisruptionBudgets.List()
