@@ -13,6 +13,7 @@ package scale
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
@@ -123,8 +124,11 @@ type Result struct {
 	// Series counts the samples of one scrape.
 	Series int
 	// Cordon and Unready are reaction latencies: from the API server
-	// accepting the change to the end of the first scrape that shows it.
-	CordonP50, CordonP99, UnreadyP50, UnreadyP99 time.Duration
+	// accepting the change to the end of the first scrape that shows it,
+	// uncompressed; CordonGzip and UnreadyGzip the same with gzip scrapes,
+	// as Prometheus asks for them.
+	CordonP50, CordonP99, UnreadyP50, UnreadyP99                 time.Duration
+	CordonGzipP50, CordonGzipP99, UnreadyGzipP50, UnreadyGzipP99 time.Duration
 	// ChurnCPU is the exporter's CPU time while pod status churns at
 	// Config.ChurnRate for Config.ChurnDuration; BurstCPU while Config.Burst
 	// updates arrive at once (and for 5 s after).
@@ -180,6 +184,24 @@ func (r *Result) Row() string {
 		float64(r.ResponseBytes)/1e6, float64(r.ResponseGzipBytes)/1e6, r.Series,
 		ms(r.CordonP50), ms(r.CordonP99), ms(r.UnreadyP50), ms(r.UnreadyP99),
 		secs(r.ChurnCPU), secs(r.BurstCPU))
+}
+
+// ReactionTableHeader is the header of the table of docs/benchmarks.md
+// that holds the reaction latencies with uncompressed and with gzip
+// scrapes.
+const ReactionTableHeader = "| commit | exporter flags | pods | cordon p50 / p99, plain | cordon p50 / p99, gzip | unready p50 / p99, plain | unready p50 / p99, gzip |\n" +
+	"| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+
+// ReactionRow is the result as a row of that table.
+func (r *Result) ReactionRow() string {
+	flags := "(defaults)"
+	if len(r.Flags) > 0 {
+		flags = "`" + strings.Join(r.Flags, " ") + "`"
+	}
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	return fmt.Sprintf("| %s | %s | %d | %d / %d ms | %d / %d ms | %d / %d ms | %d / %d ms |",
+		r.Commit, flags, r.Size.Pods, ms(r.CordonP50), ms(r.CordonP99), ms(r.CordonGzipP50), ms(r.CordonGzipP99),
+		ms(r.UnreadyP50), ms(r.UnreadyP99), ms(r.UnreadyGzipP50), ms(r.UnreadyGzipP99))
 }
 
 // controlPlaneOptions starts etcd and kube-apiserver alone, sized and
@@ -529,20 +551,42 @@ func (r *Result) measureScrapes(ctx context.Context, s *scraper, n int, logf fun
 // and times from the API server's answer to the end of the first scrape
 // that shows the change, scraping back to back. The figure is therefore
 // what Prometheus would see at best: it includes up to one scrape's
-// duration on top of the watch delay.
+// duration on top of the watch delay. It measures uncompressed scrapes,
+// the figures of every run before, then the same changes with gzip
+// scrapes, as Prometheus asks (the time includes decompressing the body).
 func (r *Result) measureReactions(ctx context.Context, client kubernetes.Interface, s *scraper, c *synth.Cluster, n int, logf func(string, ...any)) error {
-	var cordon, unready []time.Duration
+	for _, encoding := range []string{"", "gzip"} {
+		cordon, unready, err := reactions(ctx, client, s, c, n, encoding)
+		if err != nil {
+			return err
+		}
+		if encoding == "" {
+			r.CordonP50, r.CordonP99 = percentile(cordon, 50), percentile(cordon, 99)
+			r.UnreadyP50, r.UnreadyP99 = percentile(unready, 50), percentile(unready, 99)
+		} else {
+			r.CordonGzipP50, r.CordonGzipP99 = percentile(cordon, 50), percentile(cordon, 99)
+			r.UnreadyGzipP50, r.UnreadyGzipP99 = percentile(unready, 50), percentile(unready, 99)
+		}
+		logf("reaction (%s): cordon p50 %s p99 %s, unready p50 %s p99 %s (%d each)", cmp.Or(encoding, "plain"),
+			percentile(cordon, 50), percentile(cordon, 99), percentile(unready, 50), percentile(unready, 99), len(cordon))
+	}
+	return nil
+}
+
+// reactions times n cordons and uncordons and n pods made unready and
+// ready again, scraping with the encoding asked ("" or "gzip").
+func reactions(ctx context.Context, client kubernetes.Interface, s *scraper, c *synth.Cluster, n int, encoding string) (cordon, unready []time.Duration, err error) {
 	for i := range n {
 		node := c.Nodes[(i*7919)%len(c.Nodes)].Name
 		for _, unschedulable := range []bool{true, false} {
 			patch := fmt.Sprintf(`{"spec":{"unschedulable":%t}}`, unschedulable)
 			want := fmt.Sprintf("kube_spread_node_schedulable{node=%q} %d\n", node, map[bool]int{true: 0, false: 1}[unschedulable])
-			took, err := react(ctx, s, want, func() error {
+			took, err := react(ctx, s, encoding, want, func() error {
 				_, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("cordon %s: %w", node, err)
+				return nil, nil, fmt.Errorf("cordon %s: %w", node, err)
 			}
 			cordon = append(cordon, took)
 		}
@@ -562,37 +606,52 @@ func (r *Result) measureReactions(ctx context.Context, client kubernetes.Interfa
 				readyReplicas--
 			}
 			want := fmt.Sprintf("kube_spread_replicas_ready{kind=\"Deployment\",name=%q,namespace=%q} %d\n", svc.Deployment.Name, svc.Namespace, readyReplicas)
-			took, err := react(ctx, s, want, func() error { return setPodReady(ctx, client, pod, ready) })
+			took, err := react(ctx, s, encoding, want, func() error { return setPodReady(ctx, client, pod, ready) })
 			if err != nil {
-				return fmt.Errorf("pod %s/%s ready=%t: %w", pod.Namespace, pod.Name, ready, err)
+				return nil, nil, fmt.Errorf("pod %s/%s ready=%t: %w", pod.Namespace, pod.Name, ready, err)
 			}
 			unready = append(unready, took)
 		}
 	}
-	r.CordonP50, r.CordonP99 = percentile(cordon, 50), percentile(cordon, 99)
-	r.UnreadyP50, r.UnreadyP99 = percentile(unready, 50), percentile(unready, 99)
-	logf("reaction: cordon p50 %s p99 %s, unready p50 %s p99 %s (%d each)", r.CordonP50, r.CordonP99, r.UnreadyP50, r.UnreadyP99, len(cordon))
-	return nil
+	return cordon, unready, nil
 }
 
-// react applies a change and scrapes until the line want appears. Bounded:
-// a minute, then it fails.
-func react(ctx context.Context, s *scraper, want string, change func() error) (time.Duration, error) {
+// react applies a change and scrapes with the encoding asked until the
+// line want appears. Bounded: a minute, then it fails.
+func react(ctx context.Context, s *scraper, encoding, want string, change func() error) (time.Duration, error) {
 	if err := change(); err != nil {
 		return 0, err
 	}
 	accepted := time.Now()
 	deadline := accepted.Add(time.Minute)
 	for time.Now().Before(deadline) {
-		body, _, err := s.scrape(ctx)
+		body, _, err := s.get(ctx, encoding)
 		if err != nil {
 			return 0, err
+		}
+		if encoding == "gzip" {
+			if body, err = gunzip(body); err != nil {
+				return 0, err
+			}
 		}
 		if bytes.Contains(body, []byte(want)) {
 			return time.Since(accepted), nil
 		}
 	}
 	return 0, fmt.Errorf("%q not in /metrics a minute after the change", strings.TrimSpace(want))
+}
+
+// gunzip decompresses a gzip scrape's body.
+func gunzip(body []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("gzip scrape: %w", err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("gzip scrape: %w", err)
+	}
+	return plain, nil
 }
 
 func setPodReady(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, ready bool) error {
@@ -802,12 +861,8 @@ func (s *scraper) gzipSize(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	// Check that it is what it claims to be.
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err != nil {
-		return 0, fmt.Errorf("gzip scrape: %w", err)
-	}
-	if _, err := io.Copy(io.Discard, zr); err != nil {
-		return 0, fmt.Errorf("gzip scrape: %w", err)
+	if _, err := gunzip(body); err != nil {
+		return 0, err
 	}
 	return len(body), nil
 }

@@ -44,6 +44,7 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 		t.Log("\n" + WhatIfTableHeader + "\n" + result.WhatIfRow())
 		t.Log("\n" + AdmissionTableHeader + "\n" + result.AdmissionRow())
 		t.Log("\n" + ChurnTableHeader + "\n" + result.ChurnRow())
+		t.Log("\n" + ReactionTableHeader + "\n" + result.ReactionRow())
 		checkMeasured(t, result)
 	}
 	// The defaults publish per-node series of the services at risk only,

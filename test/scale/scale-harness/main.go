@@ -89,6 +89,12 @@ func main() {
 		for _, r := range results {
 			fmt.Println(r.ChurnRow())
 		}
+		// The reactions with plain and gzip scrapes, a table of docs/benchmarks.md.
+		fmt.Println()
+		fmt.Println(scale.ReactionTableHeader)
+		for _, r := range results {
+			fmt.Println(r.ReactionRow())
+		}
 		// The latency of the admission webhook, a table of docs/benchmarks.md.
 		fmt.Println()
 		fmt.Println(scale.AdmissionTableHeader)
