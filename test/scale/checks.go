@@ -99,6 +99,9 @@ func (r *Result) measureChecks(ctx context.Context, e *exporterproc.Exporter, cl
 				walls = append(walls, wall)
 				cost.PeakRSS = max(cost.PeakRSS, rss)
 			}
+			if cost.PeakRSS == 0 {
+				return fmt.Errorf("check_kube_spread %s: no memory figure at its exit in %d runs", strings.Join(args, " "), count)
+			}
 			cpuAfter, err := cpuTime(e.PID())
 			if err != nil {
 				return err
@@ -113,7 +116,8 @@ func (r *Result) measureChecks(ctx context.Context, e *exporterproc.Exporter, cl
 	return nil
 }
 
-// runCheck runs the check once and returns its wall time and peak RSS.
+// runCheck runs the check once and returns its wall time and peak RSS (0
+// when it could not be read).
 // Its state does not matter here, only that it reached one: an UNKNOWN
 // (exit 3) means it measured a failure, which is an error.
 //
@@ -187,8 +191,9 @@ func (r *Result) runCheck(ctx context.Context, args []string) (time.Duration, ui
 		text, _ := os.ReadFile(out.Name())
 		return 0, 0, fmt.Errorf("%s: exit %d: %s", what, code, text)
 	}
-	if hwm == 0 {
-		return 0, 0, fmt.Errorf("%s: no memory figure at its exit", what)
-	}
+	// hwm stays 0 when the check exited without the exit stop: seen once
+	// in a loaded run, when another thread's exit took the traced one
+	// down first. The caller takes the peak over many runs and fails only
+	// when none had a figure.
 	return wall, hwm, nil
 }
