@@ -3,7 +3,6 @@ package scale
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -19,10 +18,7 @@ const ChurnTableHeader = "| commit | exporter flags | pods | updates/s asked / s
 
 // ChurnRow is the result as a row of that table.
 func (r *Result) ChurnRow() string {
-	flags := "(defaults)"
-	if len(r.Flags) > 0 {
-		flags = "`" + strings.Join(r.Flags, " ") + "`"
-	}
+	flags := r.flagsCell()
 	return fmt.Sprintf("| %s | %s | %d | %.0f / %.1f | %.0f s | %d / %d ms | %.3f |",
 		r.Commit, flags, r.Size.Pods, r.LoadedChurnRate, r.LoadedChurnSent, r.LoadedChurnDuration.Seconds(),
 		r.LoadedChurnScrapeP50.Milliseconds(), r.LoadedChurnScrapeMax.Milliseconds(), r.LoadedChurnCores)

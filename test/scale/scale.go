@@ -173,10 +173,7 @@ func (r *Result) Row() string {
 	mib := func(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	secs := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
-	flags := "(defaults)"
-	if len(r.Flags) > 0 {
-		flags = "`" + strings.Join(r.Flags, " ") + "`"
-	}
+	flags := r.flagsCell()
 	return fmt.Sprintf("| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s / %s | %.0f B | %s / %s ms | %s / %s ms | %s / %s ms | %.2f / %.2f MB | %d | %s / %s ms | %s / %s ms | %s / %s |",
 		r.Commit, flags, r.Size.Nodes, r.Size.Pods, r.Size.Services, secs(r.Load), secs(r.Sync),
 		mib(r.RSSAfterSync), mib(r.RSSSteady), mib(r.PeakRSS), mib(r.HeapAfterSync), mib(r.HeapSteady),
@@ -184,6 +181,15 @@ func (r *Result) Row() string {
 		float64(r.ResponseBytes)/1e6, float64(r.ResponseGzipBytes)/1e6, r.Series,
 		ms(r.CordonP50), ms(r.CordonP99), ms(r.UnreadyP50), ms(r.UnreadyP99),
 		secs(r.ChurnCPU), secs(r.BurstCPU))
+}
+
+// flagsCell is the exporter flags column of the tables: "(defaults)", or
+// the flags as code.
+func (r *Result) flagsCell() string {
+	if len(r.Flags) == 0 {
+		return "(defaults)"
+	}
+	return "`" + strings.Join(r.Flags, " ") + "`"
 }
 
 // ReactionTableHeader is the header of the table of docs/benchmarks.md
@@ -194,10 +200,7 @@ const ReactionTableHeader = "| commit | exporter flags | pods | cordon p50 / p99
 
 // ReactionRow is the result as a row of that table.
 func (r *Result) ReactionRow() string {
-	flags := "(defaults)"
-	if len(r.Flags) > 0 {
-		flags = "`" + strings.Join(r.Flags, " ") + "`"
-	}
+	flags := r.flagsCell()
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	return fmt.Sprintf("| %s | %s | %d | %d / %d ms | %d / %d ms | %d / %d ms | %d / %d ms |",
 		r.Commit, flags, r.Size.Pods, ms(r.CordonP50), ms(r.CordonP99), ms(r.CordonGzipP50), ms(r.CordonGzipP99),
