@@ -85,6 +85,21 @@ func TestGoMemLimitFollowsTheMemoryLimit(t *testing.T) {
 	}
 }
 
+// TestEnv: the env value adds to the container's environment, beside
+// GOMEMLIMIT or alone without a memory limit (the schema refuses
+// GOMEMLIMIT in it: TestBadValuesFailWithTheSchemasMessage).
+func TestEnv(t *testing.T) {
+	gogc := map[string]any{"name": "GOGC", "value": "50"}
+	withLimit := container(t, objects(t, render(t, "--set", "env[0].name=GOGC", "--set-string", "env[0].value=50")))
+	if env, _ := withLimit["env"].([]any); len(env) != 2 || get(withLimit, "env", 0, "name") != "GOMEMLIMIT" || !reflect.DeepEqual(env[1], gogc) {
+		t.Errorf("env %v, want GOMEMLIMIT then GOGC=50", withLimit["env"])
+	}
+	withoutLimit := container(t, objects(t, render(t, "--set", "resources.limits=null", "--set", "env[0].name=GOGC", "--set-string", "env[0].value=50")))
+	if env, _ := withoutLimit["env"].([]any); len(env) != 1 || !reflect.DeepEqual(env[0], gogc) {
+		t.Errorf("env %v without a memory limit, want GOGC=50 alone", withoutLimit["env"])
+	}
+}
+
 // TestServiceMonitor: the endpoint follows the exporter's settings (path,
 // scheme), keeps honorLabels, and names the cluster when asked to.
 func TestServiceMonitor(t *testing.T) {

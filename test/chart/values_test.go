@@ -38,6 +38,8 @@ func TestBadValuesFailWithTheSchemasMessage(t *testing.T) {
 		{"taint key with a space", `flags.node\.maintenance-taint={example.org/main tenance}`, "at '/flags/node.maintenance-taint/0': 'example.org/main tenance' does not match pattern"},
 		{"cluster label not a label name", "cluster.label=k8s-cluster", "at '/cluster/label': 'k8s-cluster' does not match pattern"},
 		{"misspelt value", "replica=3", "additional properties 'replica' not allowed"},
+		{"GOMEMLIMIT in env, which the memory limit sets", "env[0].name=GOMEMLIMIT,env[0].value=1GiB", "at '/env/0/name'"},
+		{"environment variable without a name", "env[0].value=50", "at '/env/0': missing property 'name'"},
 		{"client certificate without its key", "webConfig.probe.certFile=client.crt,webConfig.secretName=web", "at '/webConfig/probe/keyFile': minLength: got 0, want 1"},
 		{"TLS without the Secret of the web configuration", "webConfig.tls=true", "at '/webConfig/secretName': minLength: got 0, want 1"},
 		{"probe credentials without the Secret", "webConfig.probe.basicAuthUsername=prometheus,webConfig.probe.basicAuthPasswordFile=password", "at '/webConfig/secretName': minLength: got 0, want 1"},
