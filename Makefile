@@ -104,6 +104,10 @@ FUZZTIME     ?= 10s
 FUZZ_MIN_EXECS ?= 1000
 
 ## fuzz: run each fuzz target for FUZZTIME and fail one that runs fewer than FUZZ_MIN_EXECS inputs (their seed corpora run in every go test too)
+# Go 1.26's fuzzing coordinator may fail a target with a bare "context
+# deadline exceeded" when FUZZTIME ends while a worker is busy on a loaded
+# machine (go.dev/issue/75804): no input failed and none is written. Such a
+# run, and only such a run, is tried once more; a second failure fails.
 # Each target starts from its seed corpus in a fresh cache folder: `go test
 # -fuzz` would first re-run every input earlier runs on this machine kept in
 # the shared Go cache, and once a few hundred had piled up that replay alone
@@ -116,8 +120,16 @@ fuzz:
 		echo ">> fuzzing $$name in $$pkg for $(FUZZTIME)"; \
 		bin="$$work/$$(echo "$$pkg" | tr -c 'a-z0-9\n' _).test"; \
 		[ -x "$$bin" ] || $(GO) test -c -o "$$bin" "$$pkg" || exit 1; \
-		out=$$(cd "$$pkg" && "$$bin" -test.run '^$$' -test.fuzz "^$$name$$" -test.fuzztime $(FUZZTIME) \
-			-test.fuzzminimizetime 200x -test.fuzzcachedir "$$work/cache-$$name" 2>&1); status=$$?; \
+		for attempt in 1 2; do \
+			out=$$(cd "$$pkg" && "$$bin" -test.run '^$$' -test.fuzz "^$$name$$" -test.fuzztime $(FUZZTIME) \
+				-test.fuzzminimizetime 200x -test.fuzzcachedir "$$work/cache-$$name" 2>&1); status=$$?; \
+			if [ $$status -ne 0 ] && [ $$attempt -eq 1 ] && echo "$$out" | grep -qx '    context deadline exceeded' \
+				&& ! echo "$$out" | grep -q 'Failing input written'; then \
+				echo "!! $$name: Go's fuzzing coordinator failed on its own FUZZTIME deadline, no input failed (go.dev/issue/75804, fixed in Go 1.27): once more" >&2; \
+				continue; \
+			fi; \
+			break; \
+		done; \
 		echo "$$out" | grep -v '^fuzz: elapsed: .*gathering' | tail -4; \
 		[ $$status -eq 0 ] || { echo "$$out" >&2; exit 1; }; \
 		execs=$$(echo "$$out" | sed -n 's/^fuzz: elapsed: .*, execs: \([0-9]*\) .*/\1/p' | tail -1); \
