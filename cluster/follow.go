@@ -270,8 +270,8 @@ func (w *Watcher) placeReplicas(services []*spread.Service, pods []any, input *p
 		if refs.pod[i] == 0 {
 			continue
 		}
-		if p := obj.(*cachedPod); len(owned) > 0 {
-			if _, ok := owned[p]; ok {
+		if len(owned) > 0 {
+			if p := obj.(*cachedPod); hasPod(owned, p) {
 				tie.pods[p] = refs.pod[i]
 			}
 		}
@@ -327,21 +327,35 @@ func unschedulableNodes(nodes map[string]*spread.Node) map[unique.Handle[string]
 
 // addOwnedPods adds to owned the pods of one controller.
 func (w *Watcher) addOwnedPods(owned map[*cachedPod]struct{}, ownerKind kind, owner nsName) {
+	w.eachPodOf(ownerKind, owner, func(p *cachedPod) { owned[p] = struct{}{} })
+}
+
+func hasPod(set map[*cachedPod]struct{}, p *cachedPod) bool {
+	_, ok := set[p]
+	return ok
+}
+
+// eachPodOf calls f with each cached pod that a controller of ownerKind
+// named owner owns. The index is by name alone: a ReplicaSet and a
+// StatefulSet of one name share an entry.
+func (w *Watcher) eachPodOf(ownerKind kind, owner nsName, f func(*cachedPod)) {
 	pods, _ := w.pods.ByIndex(byOwner, string(owner))
 	for _, obj := range pods {
 		if p := obj.(*cachedPod); p.ownerKind == ownerKind {
-			owned[p] = struct{}{}
+			f(p)
 		}
 	}
 }
 
 // ownerKinds are the kinds of controller of the services whose replicas
 // are their pods: podServiceKinds the other way round.
-var ownerKinds = map[spread.Kind]kind{
-	spread.KindReplicaSet:            kindReplicaSet,
-	spread.KindStatefulSet:           kindStatefulSet,
-	spread.KindReplicationController: kindReplicationController,
-}
+var ownerKinds = func() map[spread.Kind]kind {
+	out := make(map[spread.Kind]kind, len(podServiceKinds))
+	for owner, k := range podServiceKinds {
+		out[k] = owner
+	}
+	return out
+}()
 
 // withoutPlacement returns services with every service whose replicas are
 // tied to a placement input replaced by a copy untied; services itself
@@ -501,12 +515,9 @@ func (w *Watcher) service(k serviceKey, tie *placementTies) *spread.Service {
 
 // podReplicas appends the pods of one controller to the service's replicas.
 func (w *Watcher) podReplicas(svc *spread.Service, ownerKind kind, owner nsName, tie *placementTies) {
-	pods, _ := w.pods.ByIndex(byOwner, string(owner))
-	for _, obj := range pods {
-		if p := obj.(*cachedPod); p.ownerKind == ownerKind {
-			svc.Replicas = append(svc.Replicas, p.replica(tie.pod(p)))
-		}
-	}
+	w.eachPodOf(ownerKind, owner, func(p *cachedPod) {
+		svc.Replicas = append(svc.Replicas, p.replica(tie.pod(p)))
+	})
 }
 
 // endpointReplicas sets the Service's replicas to its slices' endpoints,
