@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -107,7 +108,10 @@ type Result struct {
 	// Load is how long loading the cluster into the API server took.
 	Load time.Duration
 	// Sync is from starting the exporter process to /readyz answering 200.
-	Sync time.Duration
+	// SyncCPU is the exporter's CPU time over it, APIServerSyncCPU the API
+	// server's: on a machine both share, the sync is over when the two
+	// have done their work.
+	Sync, SyncCPU, APIServerSyncCPU time.Duration
 	// RSSAfterSync and HeapAfterSync are taken as soon as the caches
 	// synced; PeakRSS is VmHWM at that moment: the start-up peak.
 	RSSAfterSync, HeapAfterSync, PeakRSS uint64
@@ -205,6 +209,19 @@ func (r *Result) ReactionRow() string {
 	return fmt.Sprintf("| %s | %s | %d | %d / %d ms | %d / %d ms | %d / %d ms | %d / %d ms |",
 		r.Commit, flags, r.Size.Pods, ms(r.CordonP50), ms(r.CordonP99), ms(r.CordonGzipP50), ms(r.CordonGzipP99),
 		ms(r.UnreadyP50), ms(r.UnreadyP99), ms(r.UnreadyGzipP50), ms(r.UnreadyGzipP99))
+}
+
+// SyncTableHeader is the header of the table of docs/benchmarks.md that
+// holds what the sync cost.
+const SyncTableHeader = "| commit | exporter flags | pods | sync | exporter CPU in the sync | API server CPU in the sync | both, in cores of the sync |\n" +
+	"| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+
+// SyncRow is the result as a row of that table.
+func (r *Result) SyncRow() string {
+	secs := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+	return fmt.Sprintf("| %s | %s | %d | %s | %s | %s | %.2f |",
+		r.Commit, r.flagsCell(), r.Size.Pods, secs(r.Sync), secs(r.SyncCPU), secs(r.APIServerSyncCPU),
+		(r.SyncCPU+r.APIServerSyncCPU).Seconds()/r.Sync.Seconds())
 }
 
 // controlPlaneOptions starts etcd and kube-apiserver alone, sized and
@@ -417,7 +434,7 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 			r := &Result{Size: cfg.Size, Commit: b.commit, Flags: flags, Load: loaded}
 			logf("exporter %s, flags: %q", b.commit, flags)
 			r.checkBinary = b.check
-			if err := r.measure(ctx, cfg, b.binary, cp.Kubeconfig, client, cluster, hook, logf); err != nil {
+			if err := r.measure(ctx, cfg, b.binary, cp, client, cluster, hook, logf); err != nil {
 				return results, err
 			}
 			results = append(results, r)
@@ -440,7 +457,7 @@ func splitEnv(words []string) (env, flags []string) {
 
 // measure starts the exporter with r.Flags and takes every figure but the
 // load.
-func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig string, client kubernetes.Interface, cluster *synth.Cluster, hook *webhook, logf func(string, ...any)) error {
+func (r *Result) measure(ctx context.Context, cfg Config, binary string, cp *controlplane.ControlPlane, client kubernetes.Interface, cluster *synth.Cluster, hook *webhook, logf func(string, ...any)) error {
 	env, flags := splitEnv(r.Flags)
 	// The webhook listens besides, where the binary has it; it costs
 	// nothing until asked.
@@ -452,8 +469,16 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig str
 		hook = nil
 	}
 	flags = append(flags, hookFlags...)
+	apiServer := cp.PID(controlplane.KubeAPIServer)
+	if apiServer == 0 {
+		return errors.New("the API server does not run")
+	}
+	apiServerBefore, err := cpuTime(apiServer)
+	if err != nil {
+		return err
+	}
 	began := time.Now()
-	exporter, err := exporterproc.StartSecured(ctx, binary, kubeconfig, exporterproc.Access{Env: env}, flags...)
+	exporter, err := exporterproc.StartSecured(ctx, binary, cp.Kubeconfig, exporterproc.Access{Env: env}, flags...)
 	if err != nil {
 		return err
 	}
@@ -463,6 +488,14 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary, kubeconfig str
 		return err
 	}
 	r.Sync = time.Since(began)
+	if r.SyncCPU, err = cpuTime(pid); err != nil {
+		return err
+	}
+	apiServerAfter, err := cpuTime(apiServer)
+	if err != nil {
+		return err
+	}
+	r.APIServerSyncCPU = apiServerAfter - apiServerBefore
 	if r.RSSAfterSync, r.PeakRSS, err = memory(pid); err != nil {
 		return err
 	}
@@ -929,7 +962,7 @@ const clockTicks = 100
 func cpuTime(pid int) (time.Duration, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read CPU time of the exporter: %w", err)
+		return 0, fmt.Errorf("read CPU time: %w", err)
 	}
 	// The command name, in parentheses, may hold spaces: fields count
 	// from after its closing parenthesis (utime and stime are the 14th and

@@ -45,6 +45,7 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 		t.Log("\n" + AdmissionTableHeader + "\n" + result.AdmissionRow())
 		t.Log("\n" + ChurnTableHeader + "\n" + result.ChurnRow())
 		t.Log("\n" + ReactionTableHeader + "\n" + result.ReactionRow())
+		t.Log("\n" + SyncTableHeader + "\n" + result.SyncRow())
 		checkMeasured(t, result)
 	}
 	// The defaults publish per-node series of the services at risk only,

@@ -556,6 +556,18 @@ func (c *ControlPlane) stopComponent(name string) error {
 	return nil
 }
 
+// PID returns the process ID of a running component (KubeAPIServer,
+// Etcd, ...), 0 if it does not run. The scale harness reads the API
+// server's CPU time from it.
+func (c *ControlPlane) PID(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[name]; p != nil && !p.exited() {
+		return p.cmd.Process.Pid
+	}
+	return 0
+}
+
 // Stop stops all components and, if Start created the working directory,
 // removes it. It returns an error if a component had crashed. Calling it
 // again does nothing.

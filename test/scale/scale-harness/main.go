@@ -95,6 +95,12 @@ func main() {
 		for _, r := range results {
 			fmt.Println(r.ReactionRow())
 		}
+		// What the sync cost the exporter and the API server, a table of docs/benchmarks.md.
+		fmt.Println()
+		fmt.Println(scale.SyncTableHeader)
+		for _, r := range results {
+			fmt.Println(r.SyncRow())
+		}
 		// The latency of the admission webhook, a table of docs/benchmarks.md.
 		fmt.Println()
 		fmt.Println(scale.AdmissionTableHeader)
