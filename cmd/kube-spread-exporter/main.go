@@ -88,7 +88,6 @@ func main() {
 // options are the parsed flags.
 type options struct {
 	kubeconfig          string
-	compression         bool
 	namespacesInclude   string
 	namespacesExclude   string
 	maintenanceTaints   []string
@@ -121,7 +120,6 @@ func newApp(stdout, stderr io.Writer) (*kingpin.Application, *options) {
 	app.HelpFlag.Short('h')
 
 	app.Flag("kubeconfig", "Path to a kubeconfig. Without it: the in-cluster configuration, else $KUBECONFIG or ~/.kube/config.").StringVar(&o.kubeconfig)
-	app.Flag("kubernetes.compression", "Ask the API server to gzip its responses, for a slow link to it. Off by default, as for kube-controller-manager and kube-scheduler: on a cluster's network, compressing the lists and watches costs the API server more than the bytes cost. A kubeconfig's disable-compression: true wins.").BoolVar(&o.compression)
 	app.Flag("namespaces.include", "Regular expression (anchored) of the namespaces to watch.").Default(".*").StringVar(&o.namespacesInclude)
 	app.Flag("namespaces.exclude", "Regular expression (anchored) of namespaces to leave out; empty leaves out none.").Default("").StringVar(&o.namespacesExclude)
 	app.Flag("node.maintenance-taint", "Taint key (NoSchedule or NoExecute) that takes a node out of service, in addition to "+strings.Join(cluster.DefaultMaintenanceTaints, ", ")+". Repeatable.").StringsVar(&o.maintenanceTaints)
@@ -217,11 +215,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v\n", programName, err)
 		return exitUsage
 	}
-	restConfig, err := o.restConfig()
+	restConfig, err := loadRESTConfig(o.kubeconfig)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", programName, err)
 		return exitUsage
 	}
+	restConfig.UserAgent = version.ComponentUserAgent(programName)
+	// Every resource watched is a built-in one, which the API server
+	// serves as protobuf: decoding 150,000 pods from it rather than JSON
+	// is most of what the first sync and a busy watch cost, as for
+	// kube-controller-manager, which asks for it the same way.
+	restConfig.ContentType = runtime.ContentTypeProtobuf
+	restConfig.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	config.RequestErrors = cluster.NewRequestErrors(logger)
 	restConfig.Wrap(config.RequestErrors.WrapTransport)
 	client, err := kubernetes.NewForConfig(restConfig)
@@ -344,27 +349,6 @@ func anchoredRegexp(flag, expr string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("%s %q: %w", flag, expr, err)
 	}
 	return re, nil
-}
-
-// restConfig is the client configuration the informers use.
-func (o *options) restConfig() (*rest.Config, error) {
-	config, err := loadRESTConfig(o.kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	config.UserAgent = version.ComponentUserAgent(programName)
-	// Every resource watched is a built-in one, which the API server
-	// serves as protobuf: decoding 150,000 pods from it rather than JSON
-	// is most of what the first sync and a busy watch cost, as for
-	// kube-controller-manager, which asks for it the same way.
-	config.ContentType = runtime.ContentTypeProtobuf
-	config.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	// Without compression the API server spent a third less CPU on the
-	// first sync of 30,000 pods, and the sync took as long
-	// (docs/benchmarks.md, "Sync"). A kubeconfig that disables it keeps
-	// it disabled.
-	config.DisableCompression = config.DisableCompression || !o.compression
-	return config, nil
 }
 
 // loadRESTConfig follows --kubeconfig, else the in-cluster configuration,
