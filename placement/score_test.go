@@ -123,3 +123,55 @@ func TestScorePlugins(t *testing.T) {
 		})
 	}
 }
+
+// TestImageLocalityScores pins ImageLocality's score of every node, worked
+// by hand from kube-scheduler's formula: each image's size scaled by the
+// share of nodes holding it, summed over the pod's images, then 0 at 23
+// MiB or less and 100 at 1000 MiB per image. The second template reuses
+// nodes the first summed on: each template's sums start from zero.
+func TestImageLocalityScores(t *testing.T) {
+	const mib = 1 << 20
+	s := &scenario{gone: []string{"gone"}}
+	s.node("n0", 4000, 8).Images = []*Image{{Names: []string{"a:1"}, SizeBytes: 300 * mib}, {Names: []string{"b:1"}, SizeBytes: 200 * mib}}
+	s.node("n1", 4000, 8).Images = []*Image{{Names: []string{"a:1"}, SizeBytes: 300 * mib}}
+	s.node("n2", 4000, 8).Images = []*Image{{Names: []string{"b:1"}, SizeBytes: 100 * mib}}
+	s.node("gone", 4000, 8)
+	both := workload("both", 100, 100)
+	both.Images = []string{"a:1", "b:1"}
+	onlyA := workload("only-a", 100, 100)
+	onlyA.Images = []string{"a:1"}
+	none := workload("none", 100, 100)
+	none.Images = []string{"c:1"}
+	s.pods(both, "gone")
+	s.pods(onlyA, "gone")
+	s.pods(none, "gone")
+
+	sim := newSimulation(&s.c, []bool{false, false, false, true})
+	sim.findDisplaced()
+	sim.indexImages()
+	for _, tc := range []struct {
+		template *Template
+		// want is the score of n0, n1, n2 and gone.
+		want [4]int64
+	}{
+		// Two images, 2000 MiB for 100: n0 holds both, each on 2 of 4
+		// nodes, (300+200)/2 = 250 MiB: 100*(250-23)/(2000-23) = 11;
+		// n1 150 MiB: 6; n2 50 MiB: 1.
+		{both, [4]int64{11, 6, 1, 0}},
+		// One image, 1000 MiB for 100: 150 MiB on n0 and n1 scores
+		// 100*(150-23)/(1000-23) = 12.
+		{onlyA, [4]int64{12, 12, 0, 0}},
+		// An image no node holds.
+		{none, [4]int64{0, 0, 0, 0}},
+		// Asked again: the memoized scores.
+		{both, [4]int64{11, 6, 1, 0}},
+	} {
+		var got [4]int64
+		for node := range got {
+			got[node] = sim.imageLocality(tc.template, int32(node))
+		}
+		if got != tc.want {
+			t.Errorf("%s: scores of n0, n1, n2, gone = %v, want %v", tc.template.Owner, got, tc.want)
+		}
+	}
+}

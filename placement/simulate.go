@@ -153,9 +153,12 @@ type simulation struct {
 	// constraints, which only score (score.go).
 	soft map[*Template]*softSpread
 	// imageNodes lists the holders of each image a displaced pod names;
-	// imageSums memoizes, per template, ImageLocality's sum per node.
-	imageNodes map[string][]nodeImage
-	imageSums  map[*Template]map[int32]int64
+	// imageScores memoizes, per template, ImageLocality's score of every
+	// node (nil when no node holds its images), and imageSums is the
+	// scratch buffer they are summed in.
+	imageNodes  map[string][]nodeImage
+	imageScores map[*Template][]uint8
+	imageSums   []int64
 	// feasible, totals and seenDomain are scratch buffers of one pod's
 	// node choice.
 	feasible   []int32
@@ -179,7 +182,7 @@ func newSimulation(c *Cluster, gone []bool) *simulation {
 		owners:        make(map[*Template][]*counter),
 		ownersAgainst: make(map[*Template][]*counter),
 		soft:          make(map[*Template]*softSpread),
-		imageSums:     make(map[*Template]map[int32]int64),
+		imageScores:   make(map[*Template][]uint8),
 	}
 	for i := range c.Nodes {
 		if !s.isGone(int32(i)) {
