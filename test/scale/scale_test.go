@@ -25,7 +25,10 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	cfg.LoadedChurnDuration = 16 * time.Second
 	// The code under test, uncommitted changes included.
 	cfg.ExporterRevs = []string{""}
-	cfg.WhatIfRuns = 5
+	// The exporter's CPU is read in 10 ms ticks: five what-ifs of this
+	// small cluster took under one tick in all (WhatIfCPU = 0, CI of
+	// ecb356e); 30 take several.
+	cfg.WhatIfRuns = 30
 	cfg.AdmissionRuns, cfg.AdmissionChangedRuns = 20, 5
 	cfg.Logf = t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
