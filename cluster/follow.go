@@ -271,7 +271,8 @@ func (w *Watcher) placeReplicas(services []*spread.Service, pods []any, input *p
 			continue
 		}
 		if len(owned) > 0 {
-			if p := obj.(*cachedPod); hasPod(owned, p) {
+			p := obj.(*cachedPod)
+			if _, ok := owned[p]; ok {
 				tie.pods[p] = refs.pod[i]
 			}
 		}
@@ -328,11 +329,6 @@ func unschedulableNodes(nodes map[string]*spread.Node) map[unique.Handle[string]
 // addOwnedPods adds to owned the pods of one controller.
 func (w *Watcher) addOwnedPods(owned map[*cachedPod]struct{}, ownerKind kind, owner nsName) {
 	w.eachPodOf(ownerKind, owner, func(p *cachedPod) { owned[p] = struct{}{} })
-}
-
-func hasPod(set map[*cachedPod]struct{}, p *cachedPod) bool {
-	_, ok := set[p]
-	return ok
 }
 
 // eachPodOf calls f with each cached pod that a controller of ownerKind
