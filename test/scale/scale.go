@@ -455,14 +455,11 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 // for the load, not for itself.
 func warmUp(ctx context.Context, binary string, cp *controlplane.ControlPlane, logf func(string, ...any)) error {
 	began := time.Now()
-	exporter, err := exporterproc.StartSecured(ctx, binary, cp.Kubeconfig, exporterproc.Access{})
+	exporter, err := startReady(ctx, binary, cp, nil)
 	if err != nil {
 		return fmt.Errorf("warm-up exporter: %w", err)
 	}
 	defer exporter.Stop()
-	if err := waitReady(ctx, exporter, 15*time.Minute); err != nil {
-		return fmt.Errorf("warm-up exporter: %w", err)
-	}
 	if _, _, err := newScraper(exporter.URL).scrape(ctx); err != nil {
 		return fmt.Errorf("warm-up exporter: %w", err)
 	}
@@ -505,15 +502,12 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary string, cp *con
 		return err
 	}
 	began := time.Now()
-	exporter, err := exporterproc.StartSecured(ctx, binary, cp.Kubeconfig, exporterproc.Access{Env: env}, flags...)
+	exporter, err := startReady(ctx, binary, cp, env, flags...)
 	if err != nil {
 		return err
 	}
 	defer exporter.Stop()
 	pid := exporter.PID()
-	if err := waitReady(ctx, exporter, 15*time.Minute); err != nil {
-		return err
-	}
 	r.Sync = time.Since(began)
 	if r.SyncCPU, err = cpuTime(pid); err != nil {
 		return err
@@ -945,6 +939,21 @@ func heapInUse(body []byte) (uint64, error) {
 }
 
 // waitReady polls /readyz tightly: the sync time is the figure.
+// startReady starts the exporter against the control plane and waits
+// until its /readyz answers 200: its caches have synced. It stops the
+// exporter if that does not happen.
+func startReady(ctx context.Context, binary string, cp *controlplane.ControlPlane, env []string, flags ...string) (*exporterproc.Exporter, error) {
+	exporter, err := exporterproc.StartSecured(ctx, binary, cp.Kubeconfig, exporterproc.Access{Env: env}, flags...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, exporter, 15*time.Minute); err != nil {
+		exporter.Stop()
+		return nil, err
+	}
+	return exporter, nil
+}
+
 func waitReady(ctx context.Context, e *exporterproc.Exporter, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
