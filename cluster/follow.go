@@ -9,7 +9,6 @@ import (
 
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 )
 
@@ -32,21 +31,26 @@ import (
 //     knows (spread.Report.ServicesOn), so the follower returns the names.
 //
 // While an unschedulable node holds pods, the snapshot also needs the
-// placement model's input, which covers every pod and is built whole each
-// time (a tenth of a whole snapshot's cost); of the services, only those
-// with a displaced pod are built anew, with their replicas tied to it
-// (placeReplicas).
+// placement model's input, which covers every pod: the follower keeps it
+// (placementBase) and brings it up to date with the pods and nodes that
+// changed. Of the services, only those with a displaced pod are built
+// anew, with their replicas tied to it (placeReplicas).
 type Follower struct {
 	w *Watcher
 
 	mu      sync.Mutex
 	changes changes
+
+	// base is the placement input, nil until the first snapshot. Only
+	// SnapshotForScrape, which has one caller at a time, uses it.
+	base *placementBase
 }
 
 // changes are what the caches changed since a follower last took them.
 type changes struct {
 	services map[serviceKey]struct{}
 	nodes    map[string]struct{}
+	pods     map[podRef]struct{}
 }
 
 // serviceKey names a service by kind, namespace and name.
@@ -77,6 +81,7 @@ func (w *Watcher) record(resource string, old, obj any) {
 	}
 	var keys []serviceKey
 	var nodes []string
+	var pods []podRef
 	for _, o := range []any{old, obj} {
 		if tombstone, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = tombstone.Obj
@@ -86,6 +91,7 @@ func (w *Watcher) record(resource string, old, obj any) {
 			if k, ok := podServiceKinds[o.ownerKind]; ok {
 				keys = append(keys, serviceKey{k, o.owner})
 			}
+			pods = append(pods, podRef{o.owner.namespace(), o.name})
 		case *cachedEndpointSlice:
 			keys = append(keys, serviceKey{spread.KindService, o.service})
 		case *cachedService:
@@ -101,7 +107,7 @@ func (w *Watcher) record(resource string, old, obj any) {
 	}
 	for _, f := range followers {
 		f.mu.Lock()
-		f.changes.add(keys, nodes)
+		f.changes.add(keys, nodes, pods)
 		f.mu.Unlock()
 	}
 }
@@ -123,7 +129,7 @@ var workloadKinds = map[string]spread.Kind{
 	"replicationcontrollers": spread.KindReplicationController,
 }
 
-func (c *changes) add(keys []serviceKey, nodes []string) {
+func (c *changes) add(keys []serviceKey, nodes []string, pods []podRef) {
 	if len(keys) > 0 && c.services == nil {
 		c.services = make(map[serviceKey]struct{})
 	}
@@ -135,6 +141,12 @@ func (c *changes) add(keys []serviceKey, nodes []string) {
 	}
 	for _, n := range nodes {
 		c.nodes[n] = struct{}{}
+	}
+	if len(pods) > 0 && c.pods == nil {
+		c.pods = make(map[podRef]struct{})
+	}
+	for _, p := range pods {
+		c.pods[p] = struct{}{}
 	}
 }
 
@@ -169,8 +181,14 @@ func (f *Follower) SnapshotForScrape(prev *spread.Cluster) (next *spread.Cluster
 	}
 	changes := f.take()
 	if prev == nil {
-		next, err = w.SnapshotForScrape()
-		return next, nil, true, err
+		// Dropped before the whole snapshot is built, which it would
+		// otherwise double in memory.
+		f.base = nil
+		if next, err = w.SnapshotForScrape(); err != nil {
+			return nil, nil, false, err
+		}
+		f.base = w.newPlacementBase()
+		return next, nil, true, nil
 	}
 	next = &spread.Cluster{TopologyKeys: w.config.TopologyKeys, Nodes: prev.Nodes}
 	if len(changes.nodes) > 0 {
@@ -182,14 +200,21 @@ func (f *Follower) SnapshotForScrape(prev *spread.Cluster) (next *spread.Cluster
 		slices.Sort(nodes)
 	}
 	next.Services = w.updateServices(prev.Services, changes.services)
-	var pods []any
-	if anyUnschedulable(next.Nodes) {
-		pods = w.pods.List()
+	if f.base == nil || !f.base.update(w, changes.pods, changes.nodes) {
+		f.base = nil
+		f.base = w.newPlacementBase()
 	}
-	if pods != nil && holdsDisplacedPods(next.Nodes, pods) {
-		var refs placementRefs
-		next.Placement, refs = w.snapshotPlacement(pods, unschedulableNodes(next.Nodes))
-		next.Services = w.placeReplicas(next.Services, pods, next.Placement, refs)
+	var displaced []int32
+	if anyUnschedulable(next.Nodes) {
+		unschedulable := unschedulableNodes(next.Nodes)
+		gone := make([]bool, len(f.base.nodes.handles))
+		for i, h := range f.base.nodes.handles {
+			gone[i] = unschedulable[h]
+		}
+		next.Placement, displaced = f.base.input(w, gone)
+	}
+	if next.Placement != nil {
+		next.Services = w.placeReplicas(next.Services, f.base, displaced)
 	} else if prev.Placement != nil {
 		next.Services = withoutPlacement(next.Services)
 	}
@@ -198,20 +223,21 @@ func (f *Follower) SnapshotForScrape(prev *spread.Cluster) (next *spread.Cluster
 
 // placeReplicas returns services with every service that has a displaced
 // pod (one on an unschedulable node) built anew with its replicas tied to
-// the placement input of refs, as a whole snapshot ties them, and every
+// the placement input of base, as a whole snapshot ties them, and every
 // other service untied: the ties are indexes into one snapshot's input,
-// which is built anew for each. Only the services with a displaced pod
-// are placed (spread.PlaceDisplaced), so the others need none; few are.
-func (w *Watcher) placeReplicas(services []*spread.Service, pods []any, input *placement.Cluster, refs placementRefs) []*spread.Service {
+// whose pods move between snapshots. Only the services with a displaced
+// pod are placed (spread.PlaceDisplaced), so the others need none; few
+// are. displaced are the indexes of the displaced pods in the input.
+func (w *Watcher) placeReplicas(services []*spread.Service, base *placementBase, displaced []int32) []*spread.Service {
 	// The displaced pods: their controllers, and their identities as
 	// endpoints, by namespace.
-	displaced := make(map[serviceKey]struct{})
+	keys := make(map[serviceKey]struct{})
 	ids := make(map[uint64]struct{})
 	namespaces := make(map[string]bool)
-	for _, i := range refs.displaced {
-		p := pods[i].(*cachedPod)
+	for _, i := range displaced {
+		p := base.cached[i]
 		if k, ok := podServiceKinds[p.ownerKind]; ok {
-			displaced[serviceKey{k, p.owner}] = struct{}{}
+			keys[serviceKey{k, p.owner}] = struct{}{}
 		}
 		namespace := p.owner.namespace()
 		ids[endpointKey(namespace, podID(p.name))] = struct{}{}
@@ -225,87 +251,18 @@ func (w *Watcher) placeReplicas(services []*spread.Service, pods []any, input *p
 		}
 		for _, ep := range slice.endpoints {
 			if _, ok := ids[endpointKey(namespace, ep.id())]; ok && ep.id() != 0 {
-				displaced[serviceKey{spread.KindService, slice.service}] = struct{}{}
+				keys[serviceKey{spread.KindService, slice.service}] = struct{}{}
 				break
 			}
 		}
 	}
-	w.addDeployments(displaced)
-
-	// Where the displaced services' pods are in the input: the pods of
-	// their controllers, found through the owner index, and the pods
-	// behind their endpoints, in their namespaces. One pass over the pods
-	// then finds both in the input; hashing every pod's name or owner, as
-	// a whole snapshot does, was most of a maintenance scrape's time.
-	owned := make(map[*cachedPod]struct{})
-	endpoints := make(map[uint64]struct{})
-	endpointNamespaces := make(map[string]bool)
-	for k := range displaced {
-		switch k.kind {
-		case spread.KindDeployment:
-			rss, _ := w.replicaSets.ByIndex(byOwner, string(k.key))
-			for _, obj := range rss {
-				if rs := obj.(*cachedWorkload); rs.ownerKind == kindDeployment && rs.owner == k.key {
-					w.addOwnedPods(owned, kindReplicaSet, rs.key)
-				}
-			}
-		case spread.KindService:
-			slices, _ := w.endpointSlices.ByIndex(byService, string(k.key))
-			namespace := k.key.namespace()
-			for _, obj := range slices {
-				for _, ep := range obj.(*cachedEndpointSlice).endpoints {
-					if ep.id() != 0 {
-						endpoints[endpointKey(namespace, ep.id())] = struct{}{}
-						endpointNamespaces[namespace] = true
-					}
-				}
-			}
-		default:
-			w.addOwnedPods(owned, ownerKinds[k.kind], k.key)
-		}
-	}
-	tie := placementTies{pods: make(map[*cachedPod]int32, len(owned)), endpoints: make(endpointPods)}
-	lastNamespace, lastWanted := "", false
-	for i, obj := range pods {
-		if refs.pod[i] == 0 {
-			continue
-		}
-		if len(owned) > 0 {
-			p := obj.(*cachedPod)
-			if _, ok := owned[p]; ok {
-				tie.pods[p] = refs.pod[i]
-			}
-		}
-		if len(endpoints) == 0 {
-			continue
-		}
-		// The input's copy of the pod, read in order, and its template's
-		// namespace, shared by its controller's pods: the cached pods
-		// are scattered over the heap, and reading each one's namespace
-		// and name took a cache miss per pod.
-		in := &input.Pods[refs.pod[i]-1]
-		var namespace string
-		if in.Template != nil {
-			namespace = in.Template.Namespace
-		} else {
-			namespace = obj.(*cachedPod).owner.namespace()
-		}
-		if namespace != lastNamespace {
-			lastNamespace, lastWanted = namespace, endpointNamespaces[namespace]
-		}
-		if lastWanted {
-			// As endpointIndex indexes them, the last pod of a key wins.
-			key := endpointKey(lastNamespace, podID(in.Name))
-			if _, ok := endpoints[key]; ok {
-				tie.endpoints[key] = refs.pod[i]
-			}
-		}
-	}
+	w.addDeployments(keys)
 
 	// Cloned, as withoutPlacement returns services itself when nothing
 	// was tied, and services is the previous snapshot's.
 	out := slices.Clone(withoutPlacement(services))
-	for k := range displaced {
+	tie := placementTies{byName: base.index}
+	for k := range keys {
 		if i, found := slices.BinarySearchFunc(out, k, compareKey); found {
 			if svc := w.service(k, &tie); svc != nil {
 				out[i] = svc
@@ -324,11 +281,6 @@ func unschedulableNodes(nodes map[string]*spread.Node) map[unique.Handle[string]
 		}
 	}
 	return out
-}
-
-// addOwnedPods adds to owned the pods of one controller.
-func (w *Watcher) addOwnedPods(owned map[*cachedPod]struct{}, ownerKind kind, owner nsName) {
-	w.eachPodOf(ownerKind, owner, func(p *cachedPod) { owned[p] = struct{}{} })
 }
 
 // eachPodOf calls f with each cached pod that a controller of ownerKind
@@ -376,25 +328,24 @@ func withoutPlacement(services []*spread.Service) []*spread.Service {
 }
 
 // placementTies give a service's replicas their Replica.Pod: a pod's index
-// in the placement input, an endpoint's through its pod. The nil value
-// ties nothing.
+// in the placement input plus one, found by the pod's namespace and name,
+// and an endpoint's through its pod. The nil value ties nothing.
 type placementTies struct {
-	pods      map[*cachedPod]int32
-	endpoints endpointPods
+	byName endpointPods
 }
 
 func (t *placementTies) pod(p *cachedPod) int32 {
 	if t == nil {
 		return 0
 	}
-	return t.pods[p]
+	return t.byName.find(p.owner.namespace(), podID(p.name))
 }
 
 func (t *placementTies) endpoint(namespace string, id uint64) int32 {
 	if t == nil {
 		return 0
 	}
-	return t.endpoints.find(namespace, id)
+	return t.byName.find(namespace, id)
 }
 
 // updateServices returns services (sorted as a snapshot sorts them) with

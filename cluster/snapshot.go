@@ -105,7 +105,7 @@ func (w *Watcher) snapshot(input placementInput) (*spread.Cluster, error) {
 	pods := w.pods.List()
 	var refs placementRefs
 	if input == placementAlways || input == placementIfDisplaced && holdsDisplacedPods(c.Nodes, pods) {
-		c.Placement, refs = w.snapshotPlacement(pods, nil)
+		c.Placement, refs = w.snapshotPlacement(pods)
 	}
 	w.snapshotReplicas(services, owners, serviceIndex, pods, refs)
 	c.Services = make([]*spread.Service, len(services))

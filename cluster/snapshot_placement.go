@@ -27,9 +27,6 @@ type placementRefs struct {
 	// pod holds, for each cached pod in list order, its index in
 	// placement.Cluster.Pods plus one; 0 when it is not there.
 	pod []int32
-	// displaced are the list indexes of the pods in the input that are
-	// on an unschedulable node.
-	displaced []int
 }
 
 // of returns the Replica.Pod of the cached pod at index i of the list.
@@ -64,18 +61,52 @@ func holdsDisplacedPods(nodes map[string]*spread.Node, pods []any) bool {
 // snapshotPlacement builds the input of the placement model: every node
 // (sorted by name, the model's tie-break order), every pod that is bound
 // to a known node and not finished, and every PodDisruptionBudget.
-//
-// unschedulable names the nodes whose pods the refs list as displaced.
-func (w *Watcher) snapshotPlacement(pods []any, unschedulable map[unique.Handle[string]]bool) (*placement.Cluster, placementRefs) {
+func (w *Watcher) snapshotPlacement(pods []any) (*placement.Cluster, placementRefs) {
+	nodes := w.placementNodes()
+	pc := &placement.Cluster{Nodes: nodes.nodes}
+
+	refs := placementRefs{pod: make([]int32, len(pods))}
+	kept := 0
+	for _, obj := range pods {
+		if p := obj.(*cachedPod); !p.finished && p.node != (unique.Handle[string]{}) {
+			kept++
+		}
+	}
+	pc.Pods = make([]placement.Pod, 0, kept)
+	for i, obj := range pods {
+		in, ok := nodes.pod(obj.(*cachedPod))
+		if !ok {
+			continue
+		}
+		pc.Pods = append(pc.Pods, in)
+		refs.pod[i] = int32(len(pc.Pods))
+	}
+	pc.PDBs = w.placementPDBs()
+	return pc, refs
+}
+
+// placementNodes are the nodes of a placement input, sorted by name, with
+// their names' handles in the same order and the index of each.
+type placementNodes struct {
+	nodes   []placement.Node
+	handles []unique.Handle[string]
+	index   map[unique.Handle[string]]int32
+}
+
+// placementNodes returns every cached node as the placement model's input
+// has it.
+func (w *Watcher) placementNodes() placementNodes {
 	nodeObjs := w.nodes.List()
 	nodes := make([]*cachedNode, len(nodeObjs))
 	for i, obj := range nodeObjs {
 		nodes[i] = obj.(*cachedNode)
 	}
 	slices.SortFunc(nodes, func(a, b *cachedNode) int { return strings.Compare(a.name.Value(), b.name.Value()) })
-	pc := &placement.Cluster{Nodes: make([]placement.Node, len(nodes))}
-	nodeIndex := make(map[unique.Handle[string]]int32, len(nodes))
-	gone := make([]bool, len(nodes))
+	out := placementNodes{
+		nodes:   make([]placement.Node, len(nodes)),
+		handles: make([]unique.Handle[string], len(nodes)),
+		index:   make(map[unique.Handle[string]]int32, len(nodes)),
+	}
 	labelCount := 0
 	for _, n := range nodes {
 		labelCount += len(n.labels)
@@ -87,51 +118,45 @@ func (w *Watcher) snapshotPlacement(pods []any, unschedulable map[unique.Handle[
 		for _, l := range n.labels {
 			labels = append(labels, placement.Label{Key: l.Value().key, Value: l.Value().value})
 		}
-		name := n.name.Value()
-		pc.Nodes[i] = placement.Node{
-			Name:        name,
+		out.nodes[i] = placement.Node{
+			Name:        n.name.Value(),
 			Labels:      labels[start:len(labels):len(labels)],
 			Taints:      n.taints,
 			Allocatable: n.allocatable,
 			Images:      n.images,
 		}
-		nodeIndex[n.name] = int32(i)
-		gone[i] = unschedulable[n.name]
+		out.handles[i] = n.name
+		out.index[n.name] = int32(i)
 	}
+	return out
+}
 
-	refs := placementRefs{pod: make([]int32, len(pods))}
-	kept := 0
-	for _, obj := range pods {
-		if p := obj.(*cachedPod); !p.finished && p.node != (unique.Handle[string]{}) {
-			kept++
-		}
+// pod returns the cached pod as the placement input has it, and false for
+// a pod the input leaves out: one not bound, finished, or bound to a node
+// that is gone from the cache.
+func (n placementNodes) pod(p *cachedPod) (placement.Pod, bool) {
+	if p.finished || p.node == (unique.Handle[string]{}) {
+		return placement.Pod{}, false
 	}
-	pc.Pods = make([]placement.Pod, 0, kept)
-	for i, obj := range pods {
-		p := obj.(*cachedPod)
-		if p.finished || p.node == (unique.Handle[string]{}) {
-			continue
-		}
-		node, ok := nodeIndex[p.node]
-		if !ok {
-			continue // bound to a node that is gone from the cache
-		}
-		pc.Pods = append(pc.Pods, placement.Pod{Template: p.template, Name: p.name, Node: node, Ready: p.ready, Terminating: p.terminating})
-		refs.pod[i] = int32(len(pc.Pods))
-		if gone[node] {
-			refs.displaced = append(refs.displaced, i)
-		}
+	node, ok := n.index[p.node]
+	if !ok {
+		return placement.Pod{}, false
 	}
+	return placement.Pod{Template: p.template, Name: p.name, Node: node, Ready: p.ready, Terminating: p.terminating}, true
+}
 
+// placementPDBs returns every PodDisruptionBudget, sorted by namespace and
+// name.
+func (w *Watcher) placementPDBs() []placement.PDB {
 	pdbObjs := w.podDisruptionBudgets.List()
-	pc.PDBs = make([]placement.PDB, len(pdbObjs))
+	pdbs := make([]placement.PDB, len(pdbObjs))
 	for i, obj := range pdbObjs {
-		pc.PDBs[i] = obj.(*cachedPDB).pdb
+		pdbs[i] = obj.(*cachedPDB).pdb
 	}
-	slices.SortFunc(pc.PDBs, func(a, b placement.PDB) int {
+	slices.SortFunc(pdbs, func(a, b placement.PDB) int {
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
-	return pc, refs
+	return pdbs
 }
 
 // endpointPods finds the pod behind an endpoint: by the endpoint's
