@@ -14,7 +14,7 @@ import (
 // (docs/benchmarks.md). Kept, a scrape that finds pods displaced hands the
 // input out as it is, and ties replicas by looking them up.
 //
-// It costs about 60 bytes a pod while nothing is displaced (the input's
+// It costs about 80 bytes a pod while nothing is displaced (the input's
 // copy of each pod, its cached pod and its index entry), kept so that the
 // first cordon finds it built; and at each snapshot a lookup of each pod
 // that changed.

@@ -96,6 +96,40 @@ func BenchmarkSnapshot(b *testing.B) {
 					b.ReportMetric(float64(cacheBytes)/float64(pods), "cache-bytes/pod")
 				})
 			}
+			benchmarkPlacementBase(b, w, pods)
 		})
 	}
+}
+
+// benchmarkPlacementBase measures the placement input a follower keeps:
+// "placement-base" builds it from the synced caches (the first snapshot,
+// or one after a node was added or deleted) and reports the live heap it
+// holds per pod, which it holds all the time; "placement-base-update"
+// applies one pod's change to it right after a snapshot took it, the
+// copy of its pods included, as a scrape during maintenance on a busy
+// cluster does.
+func benchmarkPlacementBase(b *testing.B, w *Watcher, pods int) {
+	b.Run("placement-base", func(b *testing.B) {
+		before := liveHeap()
+		base := w.newPlacementBase()
+		held := settledHeap() - before
+		goruntime.KeepAlive(base)
+		b.ReportAllocs()
+		for b.Loop() {
+			w.newPlacementBase()
+		}
+		b.ReportMetric(float64(held)/float64(pods), "base-bytes/pod")
+	})
+	b.Run("placement-base-update", func(b *testing.B) {
+		base := w.newPlacementBase()
+		p := base.cached[len(base.cached)/2]
+		changed := map[podRef]struct{}{{p.owner.namespace(), p.name}: {}}
+		b.ReportAllocs()
+		for b.Loop() {
+			base.shared = true
+			if !base.update(w, changed, nil) {
+				b.Fatal("the base wants a rebuild, though no node changed")
+			}
+		}
+	})
 }
