@@ -128,7 +128,7 @@ func newApp(stdout, stderr io.Writer) (*kingpin.Application, *options) {
 	app.Flag("spread.default-min-nodes", "Nodes a service needs when it has no "+spread.MinNodesAnnotation+" annotation.").Default("2").StringVar(&o.defaultMinNodes)
 	app.Flag("collector.node-replicas", "Publish kube_spread_node_replicas (one series per service and node).").Default("true").BoolVar(&o.nodeReplicas)
 	app.Flag("collector.node-replicas.scope", "Services kube_spread_node_replicas is published for: at-risk (replicas on unschedulable nodes, on no more schedulable nodes than min nodes, or in one topology domain; docs/metrics.md) or all.").Default(nodeReplicasAtRisk).EnumVar(&o.nodeReplicasScope, nodeReplicasAtRisk, nodeReplicasAll)
-	app.Flag("collector.analysis", "How a change is analysed: incremental (only the services it touches; whole while pods are displaced) or full (the whole cluster, the reference; docs/operations.md).").Default(analysisIncremental).EnumVar(&o.analysis, analysisIncremental, analysisFull)
+	app.Flag("collector.analysis", "How a change is analysed: incremental (only the services it touches, and the kept placement input) or full (the whole cluster, the reference; docs/operations.md).").Default(analysisIncremental).EnumVar(&o.analysis, analysisIncremental, analysisFull)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	app.Flag("web.disable-exporter-metrics", "Exclude the exporter's own Go and process metrics.").BoolVar(&o.disableExporterMets)
 	o.web = kingpinflag.AddFlags(app, defaultAddress)
