@@ -2,10 +2,14 @@ package scale
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +34,16 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	// ecb356e); 30 take several.
 	cfg.WhatIfRuns = 30
 	cfg.AdmissionRuns, cfg.AdmissionChangedRuns = 20, 5
-	cfg.Logf = t.Logf
+	var (
+		mu     sync.Mutex
+		logged []string
+	)
+	cfg.Logf = func(format string, args ...any) {
+		t.Logf(format, args...)
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	// Two exporters on the same cluster, as a full-size run compares them.
@@ -50,6 +63,22 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 		t.Log("\n" + ReactionTableHeader + "\n" + result.ReactionRow())
 		t.Log("\n" + SyncTableHeader + "\n" + result.SyncRow())
 		checkMeasured(t, result)
+	}
+	// Each reaction is listed with the exporter's garbage collections in
+	// it, read from its Go metrics: two exporters, plain and gzip, each
+	// with 3 cordons and 3 uncordons, 3 pods unready and ready again.
+	list := regexp.MustCompile(`^reaction \((plain|gzip)\), in order, .*: cordon/uncordon (\d+\**( |;)){6} unready/ready (\d+\**( |$)){6}$`)
+	listed := 0
+	for _, line := range logged {
+		if strings.HasPrefix(line, "reaction (") && strings.Contains(line, "in order") {
+			listed++
+			if !list.MatchString(line) {
+				t.Errorf("reaction list %q: want 6 cordons and 6 readiness changes, each in ms with a star per garbage collection", line)
+			}
+		}
+	}
+	if listed != 4 {
+		t.Errorf("%d reaction lists logged, want 4 (plain and gzip for each of 2 exporters)", listed)
 	}
 	// The defaults publish per-node series of the services at risk only,
 	// a few of the synthetic cluster's.
@@ -139,5 +168,49 @@ func TestRunCheckMeasuresTheCheckAlone(t *testing.T) {
 	t.Logf("check: wall %s, peak RSS %.1f MiB", wall, float64(peak)/(1<<20))
 	if wall <= 0 || peak == 0 || peak > 100<<20 {
 		t.Errorf("wall %s, peak %d MiB: want a positive time and the check's own few MiB, not the harness's 200", wall, peak>>20)
+	}
+}
+
+func TestReactionList(t *testing.T) {
+	for _, tc := range []struct {
+		reactions []reaction
+		want      string
+	}{
+		{nil, ""},
+		{[]reaction{{took: 89 * time.Millisecond}}, "89"},
+		{[]reaction{{took: 89 * time.Millisecond}, {took: 310500 * time.Microsecond, gcs: 2}, {took: 102 * time.Millisecond, gcs: -1}}, "89 310** 102?"},
+	} {
+		if got := reactionList(tc.reactions); got != tc.want {
+			t.Errorf("reactionList(%v) = %q, want %q", tc.reactions, got, tc.want)
+		}
+	}
+}
+
+func TestSampleValue(t *testing.T) {
+	body := []byte(`# HELP go_gc_duration_seconds A summary of the wall-time pause (stop-the-world) duration in garbage collection cycles.
+# TYPE go_gc_duration_seconds summary
+go_gc_duration_seconds{quantile="0"} 2.1e-05
+go_gc_duration_seconds_sum 0.0121
+go_gc_duration_seconds_count 57
+go_memstats_heap_inuse_bytes 1.4155776e+08
+`)
+	for _, tc := range []struct {
+		name  string
+		want  float64
+		found bool
+	}{
+		{"go_gc_duration_seconds_count", 57, true},
+		{"go_memstats_heap_inuse_bytes", 141557760, true},
+		// A prefix of a name, or a name with labels, is not the sample.
+		{"go_gc_duration_seconds", 0, false},
+		{"go_memstats_heap", 0, false},
+	} {
+		got, found, err := sampleValue(body, tc.name)
+		if err != nil || got != tc.want || found != tc.found {
+			t.Errorf("sampleValue(%q) = %v, %t, %v; want %v, %t, nil", tc.name, got, found, err, tc.want, tc.found)
+		}
+	}
+	if _, _, err := sampleValue([]byte("go_gc_duration_seconds_count many\n"), "go_gc_duration_seconds_count"); err == nil {
+		t.Error("sampleValue read a value that is not a number")
 	}
 }
