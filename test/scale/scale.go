@@ -644,6 +644,7 @@ type reaction struct {
 	gcs int
 }
 
+// durations are the reactions' times, for the percentiles of the tables.
 func durations(reactions []reaction) []time.Duration {
 	out := make([]time.Duration, len(reactions))
 	for i, r := range reactions {
