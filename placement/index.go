@@ -24,6 +24,12 @@ import (
 type clusterIndex struct {
 	once  sync.Once
 	ready atomic.Bool
+	indexData
+}
+
+// indexData is what a clusterIndex holds, apart from the lock that builds
+// it once: an Index keeps it without the cluster.
+type indexData struct {
 	// podsOn lists, per node, the pods bound to it; pending the pods
 	// waiting without a node.
 	podsOn  [][]int32

@@ -205,7 +205,7 @@ func (x *clusterIndex) moveFrom(prev *clusterIndex, in, out *Cluster, moved map[
 
 // addUsage adds (sign 1) or takes away (sign -1) a template's requests on
 // a node.
-func (x *clusterIndex) addUsage(n int32, t *Template, sign int64) {
+func (x *indexData) addUsage(n int32, t *Template, sign int64) {
 	used := x.used[int(n)*fixedSlots : int(n+1)*fixedSlots]
 	used[slotCPU] += sign * t.Requests.MilliCPU
 	used[slotMemory] += sign * t.Requests.Memory

@@ -141,7 +141,7 @@ func compareIndexes(t *testing.T, where string, got, want *Cluster) {
 		t.Fatalf("%s: used %v %v, want %v %v", where, g.used, g.scoreUsed, w.used, w.scoreUsed)
 	}
 	if !reflect.DeepEqual(g.byNamespace, w.byNamespace) || !reflect.DeepEqual(g.antiAffinity, w.antiAffinity) {
-		t.Fatalf("%s: pods by namespace or with anti-affinity differ", where)
+		t.Fatalf("%s: pods by namespace or with anti-affinity differ: %v %v, want %v %v", where, g.byNamespace, g.antiAffinity, w.byNamespace, w.antiAffinity)
 	}
 	names := map[string]bool{"not-there:1": true}
 	for i := range want.Nodes {
