@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +23,9 @@ import (
 // input to the one a whole snapshot builds from the same caches: the same
 // nodes in the same order, the same pods (in any order), and an index that
 // finds each pod. The input a snapshot was handed must not change after,
-// whatever the base does next.
+// whatever the base does next, and comes prepared, with the index one
+// built from the whole input has, most of the time moved from the last
+// input's.
 func TestPlacementBaseEqualsWholeInput(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { placementBaseEqualsWholeInput(t, seed, 200) })
@@ -43,7 +46,7 @@ func placementBaseEqualsWholeInput(t *testing.T, seed uint64, steps int) {
 	// The input handed out by the last snapshot, and a copy of its pods.
 	var handed *placement.Cluster
 	var handedPods []placement.Pod
-	rebuilds, inputs := 0, 0
+	rebuilds, inputs, moved := 0, 0, 0
 	for step := range steps {
 		before := w.Generation()
 		what, err := placementEvent(ctx, client, r, nodes, pods)
@@ -61,6 +64,7 @@ func placementBaseEqualsWholeInput(t *testing.T, seed uint64, steps int) {
 			time.Sleep(100 * time.Microsecond)
 		}
 		kept := f.base
+		fromLast := kept != nil && kept.prepared != nil
 		next, _, _, err := f.SnapshotForScrape(prev)
 		if err != nil {
 			t.Fatal(err)
@@ -75,6 +79,14 @@ func placementBaseEqualsWholeInput(t *testing.T, seed uint64, steps int) {
 		if next.Placement != nil {
 			inputs++
 			handed, handedPods = next.Placement, slices.Clone(next.Placement.Pods)
+			whole := &placement.Cluster{Nodes: handed.Nodes, Pods: handed.Pods}
+			whole.Prepare()
+			if got := handed.Index(); got == nil || !reflect.DeepEqual(got, whole.Index()) {
+				t.Fatalf("step %d (%s): the input's index is not the one built from it whole (moved from the last: %t)", step, what, fromLast)
+			}
+			if fromLast && f.base == kept {
+				moved++
+			}
 		}
 
 		whole, _ := w.snapshotPlacement(w.pods.List())
@@ -96,8 +108,8 @@ func placementBaseEqualsWholeInput(t *testing.T, seed uint64, steps int) {
 	}
 	// The events must take every path: a node added or deleted rebuilds
 	// the base, and a cordon hands out input.
-	if rebuilds == 0 || inputs == 0 {
-		t.Errorf("%d rebuilds of the base, %d inputs handed out: want both", rebuilds, inputs)
+	if rebuilds == 0 || inputs == 0 || moved == 0 {
+		t.Errorf("%d rebuilds of the base, %d inputs handed out, %d with the index moved from the last: want all", rebuilds, inputs, moved)
 	}
 }
 

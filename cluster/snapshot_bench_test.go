@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	goruntime "runtime"
 	"testing"
 	"time"
@@ -107,7 +108,10 @@ func BenchmarkSnapshot(b *testing.B) {
 // holds per pod, which it holds all the time; "placement-base-update"
 // applies one pod's change to it right after a snapshot took it, the
 // copy of its pods included, as a scrape during maintenance on a busy
-// cluster does.
+// cluster does; "placement-index" hands the input out for one node
+// cordoned, prepared, and reports the live heap its index holds per pod,
+// then times an update by one pod's change and the next input, its index
+// moved from the last, as each scrape during maintenance does.
 func benchmarkPlacementBase(b *testing.B, w *Watcher, pods int) {
 	b.Run("placement-base", func(b *testing.B) {
 		before := liveHeap()
@@ -131,5 +135,30 @@ func benchmarkPlacementBase(b *testing.B, w *Watcher, pods int) {
 				b.Fatal("the base wants a rebuild, though no node changed")
 			}
 		}
+	})
+	b.Run("placement-index", func(b *testing.B) {
+		base := w.newPlacementBase()
+		gone := make([]bool, len(base.nodes.nodes))
+		gone[base.pods[0].Node] = true
+		// The index alone: of a cluster that shares the base's nodes and
+		// pods.
+		before := liveHeap()
+		indexed := &placement.Cluster{Nodes: base.nodes.nodes, Pods: base.pods}
+		indexed.Prepare()
+		held := settledHeap() - before
+		goruntime.KeepAlive(indexed)
+		c, _ := base.input(w, gone)
+		p := base.cached[len(base.cached)/2]
+		changed := map[podRef]struct{}{{p.owner.namespace(), p.name}: {}}
+		b.ReportAllocs()
+		for b.Loop() {
+			if !base.update(w, changed, nil) {
+				b.Fatal("the base wants a rebuild, though no node changed")
+			}
+			if c, _ = base.input(w, gone); c == nil {
+				b.Fatal("no input for a node with pods cordoned")
+			}
+		}
+		b.ReportMetric(float64(held)/float64(pods), "index-bytes/pod")
 	})
 }

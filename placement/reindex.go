@@ -99,7 +99,8 @@ func (d *indexData) changed(nodes []Node, c *Cluster, before map[int32]Pod) inde
 		note(after(i), 1)
 	}
 	// relist returns list without the changed pods, and with those of
-	// them that belong to it now, in index order as build lists them.
+	// them that belong to it now, in index order as build lists them;
+	// none as build leaves a list of none (orNone).
 	relist := func(list []int32, belongs func(*Pod) bool) []int32 {
 		out := make([]int32, 0, len(list)+len(before))
 		for _, i := range list {
@@ -111,9 +112,6 @@ func (d *indexData) changed(nodes []Node, c *Cluster, before map[int32]Pod) inde
 			if p := after(i); p != nil && belongs(p) {
 				out = append(out, i)
 			}
-		}
-		if len(out) == 0 {
-			return nil // as build leaves a list of none
 		}
 		slices.Sort(out)
 		return out
@@ -128,7 +126,7 @@ func (d *indexData) changed(nodes []Node, c *Cluster, before map[int32]Pod) inde
 		}
 	}
 	if pending {
-		next.pending = relist(d.pending, func(p *Pod) bool { return p.Node < 0 && p.Pending })
+		next.pending = orNone(relist(d.pending, func(p *Pod) bool { return p.Node < 0 && p.Pending }))
 	}
 	if len(namespaces) > 0 {
 		next.byNamespace = maps.Clone(d.byNamespace)
@@ -142,12 +140,21 @@ func (d *indexData) changed(nodes []Node, c *Cluster, before map[int32]Pod) inde
 		}
 	}
 	if anti {
-		next.antiAffinity = relist(d.antiAffinity, func(p *Pod) bool { return p.Template != nil && len(p.Template.AntiAffinity) > 0 })
+		next.antiAffinity = orNone(relist(d.antiAffinity, func(p *Pod) bool { return p.Template != nil && len(p.Template.AntiAffinity) > 0 }))
 	}
 	if !sameImages(nodes, c.Nodes) {
 		next.holders = newImageHolders(c.Nodes)
 	}
 	return next
+}
+
+// orNone returns nil for an empty list, as build leaves the lists it
+// appends to (node lists are cut from one block, empty but not nil).
+func orNone(list []int32) []int32 {
+	if len(list) == 0 {
+		return nil
+	}
+	return list
 }
 
 // sameImages reports whether each node of a holds the images of the node
