@@ -68,56 +68,50 @@ func (d *indexData) changed(nodes []Node, c *Cluster, before map[int32]Pod) inde
 		holders:      d.holders,
 	}
 	onNode := func(n int32) bool { return n >= 0 && int(n) < len(c.Nodes) }
-	after := func(i int32) *Pod {
-		if int(i) < len(c.Pods) {
-			return &c.Pods[i]
-		}
-		return nil
-	}
-	// What the changed pods were in and are in now.
-	nodesTouched := make(map[int32]bool)
-	namespaces := make(map[string]bool)
-	var pending, anti bool
-	note := func(p *Pod, sign int64) {
-		if p == nil {
-			return
-		}
-		if onNode(p.Node) {
-			nodesTouched[p.Node] = true
-			if p.Template != nil {
-				next.addUsage(p.Node, p.Template, sign)
-			}
-		}
-		pending = pending || p.Node < 0 && p.Pending
-		if t := p.Template; t != nil {
-			namespaces[t.Namespace] = true
-			anti = anti || len(t.AntiAffinity) > 0
-		}
-	}
+	// The lists whose members change, each with the pods that left it and
+	// those that arrived, grouped so that each list is rebuilt once
+	// whatever the number of changes. A pod that stays where it was (a
+	// readiness change, the most common) rebuilds none.
+	var (
+		onNodes       = make(map[int32]*listChange)
+		inNamespace   = make(map[string]*listChange)
+		pending, anti listChange
+	)
 	for i, was := range before {
-		note(&was, -1)
-		note(after(i), 1)
-	}
-	// relist returns list without the changed pods, and with those of
-	// them that belong to it now, in index order as build lists them;
-	// none as build leaves a list of none (orNone).
-	relist := func(list []int32, belongs func(*Pod) bool) []int32 {
-		out := make([]int32, 0, len(list)+len(before))
-		for _, i := range list {
-			if _, changed := before[i]; !changed {
-				out = append(out, i)
+		now := Pod{Node: -1} // removed
+		if int(i) < len(c.Pods) {
+			now = c.Pods[i]
+		}
+		if onNode(was.Node) {
+			if was.Template != nil {
+				next.addUsage(was.Node, was.Template, -1)
+			}
+			if now.Node != was.Node {
+				changeOf(onNodes, was.Node).leave(i)
+			} else if now.Template != was.Template {
+				changeOf(onNodes, was.Node) // for its lowest priority
 			}
 		}
-		for i := range before {
-			if p := after(i); p != nil && belongs(p) {
-				out = append(out, i)
+		if onNode(now.Node) {
+			if now.Template != nil {
+				next.addUsage(now.Node, now.Template, 1)
+			}
+			if now.Node != was.Node {
+				changeOf(onNodes, now.Node).arrive(i)
 			}
 		}
-		slices.Sort(out)
-		return out
+		pending.move(i, was.Node < 0 && was.Pending, now.Node < 0 && now.Pending)
+		anti.move(i, hasAntiAffinity(was.Template), hasAntiAffinity(now.Template))
+		wasNS, nowNS := namespaceOf(was.Template), namespaceOf(now.Template)
+		if was.Template != nil && (now.Template == nil || nowNS != wasNS) {
+			changeOf(inNamespace, wasNS).leave(i)
+		}
+		if now.Template != nil && (was.Template == nil || nowNS != wasNS) {
+			changeOf(inNamespace, nowNS).arrive(i)
+		}
 	}
-	for n := range nodesTouched {
-		next.podsOn[n] = relist(d.podsOn[n], func(p *Pod) bool { return p.Node == n })
+	for n, moved := range onNodes {
+		next.podsOn[n] = moved.apply(d.podsOn[n])
 		next.lowest[n], next.hasLowest[n] = 0, false
 		for _, i := range next.podsOn[n] {
 			if t := c.Pods[i].Template; t != nil && (!next.hasLowest[n] || t.Priority < next.lowest[n]) {
@@ -125,27 +119,83 @@ func (d *indexData) changed(nodes []Node, c *Cluster, before map[int32]Pod) inde
 			}
 		}
 	}
-	if pending {
-		next.pending = orNone(relist(d.pending, func(p *Pod) bool { return p.Node < 0 && p.Pending }))
-	}
-	if len(namespaces) > 0 {
+	next.pending = orNone(pending.apply(d.pending))
+	next.antiAffinity = orNone(anti.apply(d.antiAffinity))
+	if len(inNamespace) > 0 {
 		next.byNamespace = maps.Clone(d.byNamespace)
-		for ns := range namespaces {
-			list := relist(d.byNamespace[ns], func(p *Pod) bool { return p.Template != nil && p.Template.Namespace == ns })
-			if len(list) == 0 {
-				delete(next.byNamespace, ns)
-			} else {
+		for ns, moved := range inNamespace {
+			if list := moved.apply(d.byNamespace[ns]); len(list) > 0 {
 				next.byNamespace[ns] = list
+			} else {
+				delete(next.byNamespace, ns)
 			}
 		}
-	}
-	if anti {
-		next.antiAffinity = orNone(relist(d.antiAffinity, func(p *Pod) bool { return p.Template != nil && len(p.Template.AntiAffinity) > 0 }))
 	}
 	if !sameImages(nodes, c.Nodes) {
 		next.holders = newImageHolders(c.Nodes)
 	}
 	return next
+}
+
+// listChange is what changes in one of the index's lists of pods.
+type listChange struct {
+	left    map[int32]bool
+	arrived []int32
+}
+
+// changeOf returns the change of the list under key, made on first use.
+func changeOf[K comparable](lists map[K]*listChange, key K) *listChange {
+	if lists[key] == nil {
+		lists[key] = &listChange{}
+	}
+	return lists[key]
+}
+
+func (l *listChange) leave(i int32) {
+	if l.left == nil {
+		l.left = make(map[int32]bool)
+	}
+	l.left[i] = true
+}
+
+func (l *listChange) arrive(i int32) { l.arrived = append(l.arrived, i) }
+
+// move records pod i leaving or arriving in the list as it was in it
+// or not, and is now.
+func (l *listChange) move(i int32, was, now bool) {
+	switch {
+	case was && !now:
+		l.leave(i)
+	case now && !was:
+		l.arrive(i)
+	}
+}
+
+// apply returns list without the pods that left and with those that
+// arrived, in index order as build lists them; list itself, shared,
+// when none did.
+func (l *listChange) apply(list []int32) []int32 {
+	if len(l.left) == 0 && len(l.arrived) == 0 {
+		return list
+	}
+	out := make([]int32, 0, len(list)+len(l.arrived))
+	for _, i := range list {
+		if !l.left[i] {
+			out = append(out, i)
+		}
+	}
+	out = append(out, l.arrived...)
+	slices.Sort(out)
+	return out
+}
+
+func hasAntiAffinity(t *Template) bool { return t != nil && len(t.AntiAffinity) > 0 }
+
+func namespaceOf(t *Template) string {
+	if t == nil {
+		return ""
+	}
+	return t.Namespace
 }
 
 // orNone returns nil for an empty list, as build leaves the lists it
