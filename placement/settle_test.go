@@ -93,6 +93,11 @@ func TestSettleMovesTheIndex(t *testing.T) {
 			if !reflect.DeepEqual(fromIndex.outcomes, fromWalk.outcomes) {
 				t.Fatalf("seed %d step %d: outcomes from the index %+v, walking %+v", seed, step, fromIndex.outcomes, fromWalk.outcomes)
 			}
+			// Settled states hold pulled images and wiped nodes.
+			services := [][]*Template{templatesOf(indexed)}
+			if got, want := fromIndex.WarmNodes(services), fromWalk.WarmNodes(services); !reflect.DeepEqual(got, want) {
+				t.Fatalf("seed %d step %d: warm nodes from the index %v, walking %v", seed, step, got, want)
+			}
 			next, moved := fromIndex.Settle(wiped)
 			nextPlain, movedPlain := fromWalk.Settle(wiped)
 			if !reflect.DeepEqual(moved, movedPlain) || !reflect.DeepEqual(next.Pods, nextPlain.Pods) || !reflect.DeepEqual(imageNames(next), imageNames(nextPlain)) {
