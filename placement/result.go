@@ -98,7 +98,8 @@ func (r *Result) Displaced() []int32 {
 // templates name no image has no warm node to tell of: 0.
 //
 // Services are asked all at once, so that the nodes' images (40 or so
-// each, under two names) are read once, for the images asked about only.
+// each, under two names) are read once, for the images asked about only;
+// a prepared cluster looks their holders up in its index instead.
 // Image names are compared as given; the caller normalizes them alike on
 // both sides (see NormalizeImage).
 func (r *Result) WarmNodes(services [][]*Template) []int {
