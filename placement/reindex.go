@@ -43,7 +43,10 @@ func (c *Cluster) PrepareFrom(prev *Index, before map[int32]Pod) {
 	x := &c.idx
 	x.once.Do(func() {
 		if prev != nil && len(prev.nodes) == len(c.Nodes) {
-			x.indexData = prev.data.changed(prev.nodes, c, before)
+			x.indexData = prev.data.changed(c, before)
+			if !sameImages(prev.nodes, c.Nodes) {
+				x.holders = newImageHolders(c.Nodes)
+			}
 		} else {
 			x.build(c)
 		}
@@ -52,10 +55,10 @@ func (c *Cluster) PrepareFrom(prev *Index, before map[int32]Pod) {
 }
 
 // changed returns the index of c, an earlier state of which had d as
-// its index, nodes as its nodes and the pods in before where c's differ.
-// d's slices and maps are shared where nothing changed, and never
-// written.
-func (d *indexData) changed(nodes []Node, c *Cluster, before map[int32]Pod) indexData {
+// its index and the pods in before where c's differ, with d's image
+// holders: the caller replaces them if the images changed. d's slices
+// and maps are shared where nothing changed, and never written.
+func (d *indexData) changed(c *Cluster, before map[int32]Pod) indexData {
 	next := indexData{
 		podsOn:       slices.Clone(d.podsOn),
 		pending:      d.pending,
@@ -130,9 +133,6 @@ func (d *indexData) changed(nodes []Node, c *Cluster, before map[int32]Pod) inde
 				delete(next.byNamespace, ns)
 			}
 		}
-	}
-	if !sameImages(nodes, c.Nodes) {
-		next.holders = newImageHolders(c.Nodes)
 	}
 	return next
 }

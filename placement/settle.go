@@ -134,72 +134,15 @@ func pullImages(c, before *Cluster, pulls map[int32][]string) []pulledImage {
 // moveFrom makes x the index of out, the cluster in settled: prev is in's
 // index, moved the pods whose node changed, wiped the nodes that lost
 // their images, added the images pulled. It costs the pods that moved and
-// the nodes they left or joined, plus a copy of the per-node arrays.
+// the nodes they left or joined, plus a copy of the per-node arrays
+// (indexData.changed); the image holders are prev's with the wiped nodes
+// and pulled images on top, not indexed again.
 func (x *clusterIndex) moveFrom(prev *clusterIndex, in, out *Cluster, moved map[int32]int32, wiped []int32, added []pulledImage) {
-	nodes := len(out.Nodes)
-	x.podsOn = slices.Clone(prev.podsOn)
-	x.used = slices.Clone(prev.used)
-	x.scoreUsed = slices.Clone(prev.scoreUsed)
-	x.lowest = slices.Clone(prev.lowest)
-	x.hasLowest = slices.Clone(prev.hasLowest)
-	// Templates and namespaces do not change, nor do pod indexes.
-	x.byNamespace, x.antiAffinity = prev.byNamespace, prev.antiAffinity
-
-	onNode := func(n int32) bool { return n >= 0 && int(n) < nodes }
-	touched := make(map[int32]bool)
-	for p, to := range moved {
-		from, t := in.Pods[p].Node, in.Pods[p].Template
-		for _, n := range [2]int32{from, to} {
-			if onNode(n) {
-				touched[n] = true
-			}
-		}
-		if t == nil {
-			continue
-		}
-		if onNode(from) {
-			x.addUsage(from, t, -1)
-		}
-		if onNode(to) {
-			x.addUsage(to, t, 1)
-		}
+	before := make(map[int32]Pod, len(moved))
+	for p := range moved {
+		before[p] = in.Pods[p]
 	}
-	arrived := make(map[int32][]int32)
-	for p, to := range moved {
-		// A restarted pod may be placed back on its own node: it stays
-		// in that node's list.
-		if onNode(to) && in.Pods[p].Node != to {
-			arrived[to] = append(arrived[to], p)
-		}
-	}
-	for n := range touched {
-		list := make([]int32, 0, len(prev.podsOn[n])+len(arrived[n]))
-		for _, p := range prev.podsOn[n] {
-			if out.Pods[p].Node == n {
-				list = append(list, p)
-			}
-		}
-		list = append(list, arrived[n]...)
-		slices.Sort(list)
-		x.podsOn[n] = list
-		x.lowest[n], x.hasLowest[n] = 0, false
-		for _, p := range list {
-			if t := out.Pods[p].Template; t != nil && (!x.hasLowest[n] || t.Priority < x.lowest[n]) {
-				x.lowest[n], x.hasLowest[n] = t.Priority, true
-			}
-		}
-	}
-	for _, p := range prev.pending {
-		if _, changed := moved[p]; !changed {
-			x.pending = append(x.pending, p)
-		}
-	}
-	for p, to := range moved {
-		if to < 0 && out.Pods[p].Pending {
-			x.pending = append(x.pending, p)
-		}
-	}
-	slices.Sort(x.pending)
+	x.indexData = prev.changed(out, before)
 	x.holders = prev.holders.after(wiped, added)
 }
 
