@@ -529,6 +529,11 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary string, cp *con
 		return err
 	}
 	logf("synced in %s: RSS %d MiB, peak %d MiB", r.Sync.Round(time.Millisecond), r.RSSAfterSync>>20, r.PeakRSS>>20)
+	parts, err := readMemoryParts(body, r.RSSAfterSync)
+	if err != nil {
+		return err
+	}
+	logf("after sync, %s", parts)
 
 	if err := r.measureScrapes(ctx, scraper, cfg.Scrapes, logf); err != nil {
 		return err
@@ -565,6 +570,10 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary string, cp *con
 	if r.RSSSteady, _, err = memory(pid); err != nil {
 		return err
 	}
+	if parts, err = readMemoryParts(body, r.RSSSteady); err != nil {
+		return err
+	}
+	logf("steady, %s", parts)
 	return nil
 }
 
@@ -1039,6 +1048,63 @@ func heapInUse(body []byte) (uint64, error) {
 		return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in /metrics")
 	}
 	return uint64(v), nil
+}
+
+// memoryParts is what the Go runtime of the exporter says its resident
+// set is made of, from the go_memstats_* samples of a scrape: the
+// resident set per pod is the figure of issue 20 most dominated by when
+// the garbage collector last ran and by what the runtime has not yet
+// given back, and these parts tell the two from what the exporter keeps.
+type memoryParts struct {
+	rss uint64
+	// heapInUse holds live objects and garbage not yet collected;
+	// nextGC is the heap size at which the next collection starts: with
+	// GOGC=100 and no memory limit, twice the live heap the last
+	// collection found.
+	heapInUse, nextGC uint64
+	// idleKept is heap freed by the collector that the runtime has not
+	// yet returned to the kernel (idle minus released).
+	idleKept uint64
+	// stacks are the goroutines' stacks, runtime the runtime's own
+	// structures (span, GC and other metadata).
+	stacks, runtime uint64
+}
+
+// readMemoryParts reads the parts from a scrape's go_memstats samples.
+func readMemoryParts(body []byte, rss uint64) (memoryParts, error) {
+	names := []string{
+		"go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes", "go_memstats_heap_idle_bytes",
+		"go_memstats_heap_released_bytes", "go_memstats_stack_sys_bytes", "go_memstats_sys_bytes",
+		"go_memstats_heap_sys_bytes",
+	}
+	values := make([]uint64, len(names))
+	for i, name := range names {
+		v, found, err := sampleValue(body, name)
+		if err != nil {
+			return memoryParts{}, err
+		}
+		if !found {
+			return memoryParts{}, fmt.Errorf("no %s in /metrics", name)
+		}
+		values[i] = uint64(v)
+	}
+	inUse, nextGC, idle, released, stacks, sys, heapSys := values[0], values[1], values[2], values[3], values[4], values[5], values[6]
+	if released > idle || heapSys+stacks > sys {
+		return memoryParts{}, fmt.Errorf("inconsistent go_memstats: heap idle %d < released %d, or heap %d + stacks %d > sys %d", idle, released, heapSys, stacks, sys)
+	}
+	return memoryParts{
+		rss: rss, heapInUse: inUse, nextGC: nextGC, idleKept: idle - released,
+		stacks: stacks, runtime: sys - heapSys - stacks,
+	}, nil
+}
+
+// String lists the parts in MiB; "rest" is the resident set the runtime
+// does not account for (the binary's code and data, and the C library),
+// negative when some of the runtime's structures are not resident.
+func (m memoryParts) String() string {
+	accounted := m.heapInUse + m.idleKept + m.stacks + m.runtime
+	return fmt.Sprintf("RSS %d MiB: heap in use %d (next collection at %d), freed and not yet returned %d, stacks %d, runtime %d, rest %d",
+		m.rss>>20, m.heapInUse>>20, m.nextGC>>20, m.idleKept>>20, m.stacks>>20, m.runtime>>20, (int64(m.rss)-int64(accounted))>>20)
 }
 
 // sampleValue reads the value of a sample without labels from a scrape

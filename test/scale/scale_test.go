@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -212,5 +213,38 @@ go_memstats_heap_inuse_bytes 1.4155776e+08
 	}
 	if _, _, err := sampleValue([]byte("go_gc_duration_seconds_count many\n"), "go_gc_duration_seconds_count"); err == nil {
 		t.Error("sampleValue read a value that is not a number")
+	}
+}
+
+func TestReadMemoryParts(t *testing.T) {
+	body := []byte(`go_memstats_heap_idle_bytes 1.2e+08
+go_memstats_heap_inuse_bytes 2.5e+08
+go_memstats_heap_released_bytes 9e+07
+go_memstats_heap_sys_bytes 3.7e+08
+go_memstats_next_gc_bytes 2.8e+08
+go_memstats_stack_sys_bytes 2e+06
+go_memstats_sys_bytes 3.9e+08
+`)
+	parts, err := readMemoryParts(body, 330<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := memoryParts{rss: 330 << 20, heapInUse: 250e6, nextGC: 280e6, idleKept: 30e6, stacks: 2e6, runtime: 18e6}
+	if parts != want {
+		t.Errorf("readMemoryParts = %+v, want %+v", parts, want)
+	}
+	// 330 MiB less 250, 30, 2 and 18 million bytes: 43.9 MiB.
+	const line = "RSS 330 MiB: heap in use 238 (next collection at 267), freed and not yet returned 28, stacks 1, runtime 17, rest 43"
+	if got := parts.String(); got != line {
+		t.Errorf("String() = %q, want %q", got, line)
+	}
+	for name, bad := range map[string][]byte{
+		"a sample missing":     bytes.ReplaceAll(body, []byte("go_memstats_stack_sys_bytes"), []byte("go_memstats_stack_inuse_bytes")),
+		"released beyond idle": bytes.ReplaceAll(body, []byte("heap_released_bytes 9e+07"), []byte("heap_released_bytes 2e+08")),
+		"not a number":         bytes.ReplaceAll(body, []byte("sys_bytes 3.9e+08"), []byte("sys_bytes many")),
+	} {
+		if _, err := readMemoryParts(bad, 330<<20); err == nil {
+			t.Errorf("%s: readMemoryParts returned no error", name)
+		}
 	}
 }
