@@ -1099,7 +1099,7 @@ func readMemoryParts(body []byte, rss uint64) (memoryParts, error) {
 }
 
 // String lists the parts in MiB; "rest" is the resident set the runtime
-// does not account for (the binary's code and data, and the C library),
+// does not account for (the binary's code and data it has touched),
 // negative when some of the runtime's structures are not resident.
 func (m memoryParts) String() string {
 	accounted := m.heapInUse + m.idleKept + m.stacks + m.runtime
