@@ -68,14 +68,7 @@ func (e *everyScrapeChanged) Generation() uint64 { e.generation++; return e.gene
 // clientset.
 func BenchmarkScrape(b *testing.B) {
 	for _, pods := range benchmarkSizes {
-		var objs []runtime.Object
-		var podObjs []*corev1.Pod
-		for _, obj := range synth.Generate(synth.ForPods(pods)).Objects() {
-			objs = append(objs, obj.(runtime.Object))
-			if pod, ok := obj.(*corev1.Pod); ok {
-				podObjs = append(podObjs, pod)
-			}
-		}
+		objs, podObjs := syntheticObjects(pods)
 		client := fake.NewSimpleClientset(objs...)
 		w, err := cluster.New(client, cluster.Config{TopologyKeys: []string{synth.ZoneKey}})
 		if err != nil {
@@ -140,6 +133,20 @@ func BenchmarkScrape(b *testing.B) {
 		}
 		cancel()
 	}
+}
+
+// syntheticObjects generates a synthetic cluster of the given pod count:
+// every object, for a fake clientset, and its pods, to change them.
+func syntheticObjects(pods int) ([]runtime.Object, []*corev1.Pod) {
+	var objs []runtime.Object
+	var podObjs []*corev1.Pod
+	for _, obj := range synth.Generate(synth.ForPods(pods)).Objects() {
+		objs = append(objs, obj.(runtime.Object))
+		if pod, ok := obj.(*corev1.Pod); ok {
+			podObjs = append(podObjs, pod)
+		}
+	}
+	return objs, podObjs
 }
 
 // changePod flips the readiness of a pod through the clientset and waits

@@ -10,8 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
@@ -42,14 +40,7 @@ func liveHeap() int64 {
 func BenchmarkKeptState(b *testing.B) {
 	for _, pods := range benchmarkSizes {
 		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
-			var objs []runtime.Object
-			var podObjs []*corev1.Pod
-			for _, obj := range synth.Generate(synth.ForPods(pods)).Objects() {
-				objs = append(objs, obj.(runtime.Object))
-				if pod, ok := obj.(*corev1.Pod); ok {
-					podObjs = append(podObjs, pod)
-				}
-			}
+			objs, podObjs := syntheticObjects(pods)
 			client := fake.NewSimpleClientset(objs...)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
