@@ -45,6 +45,8 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{"webhook web config malformed", []string{"--admission.listen-address=:10218", "--admission.web.config.file=" + badWebConfig}, "--admission.web.config.file " + badWebConfig},
 		{"webhook web config missing", []string{"--admission.listen-address=:10218", "--admission.web.config.file=" + filepath.Join(dir, "missing.yml")}, "--admission.web.config.file " + filepath.Join(dir, "missing.yml")},
 		{"webhook web config without listener", []string{"--admission.web.config.file=" + noTLS}, "no --admission.listen-address"},
+		{"metrics path among the profiles", []string{"--web.enable-pprof", "--web.telemetry-path=/debug/pprof/heap"}, `--web.telemetry-path "/debug/pprof/heap" is under /debug/pprof/`},
+		{"metrics path on the profiles' index", []string{"--web.enable-pprof", "--web.telemetry-path=/debug/pprof"}, `--web.telemetry-path "/debug/pprof" is under /debug/pprof/`},
 		{"unknown webhook mode", []string{"--admission.mode=block"}, "enum value must be one of warn,deny, got 'block'"},
 	}
 	for _, tc := range tests {
