@@ -81,6 +81,10 @@ type Config struct {
 	// list of flags, optionally after environment variables (GOGC=50
 	// --flag). None measures the exporter with its defaults.
 	Exporters [][]string
+	// ProfileDir is where the heap profile of each exporter run with
+	// --web.enable-pprof is written (profile.go); empty is .cache/profiles
+	// of the repository.
+	ProfileDir string
 	// Logf receives progress messages.
 	Logf func(format string, args ...any)
 }
@@ -366,6 +370,9 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.ProfileDir == "" {
+		cfg.ProfileDir = filepath.Join(root, ".cache", "profiles")
+	}
 	work, err := os.MkdirTemp("", "kse-scale-")
 	if err != nil {
 		return nil, fmt.Errorf("create working directory: %w", err)
@@ -574,6 +581,9 @@ func (r *Result) measure(ctx context.Context, cfg Config, binary string, cp *con
 		return err
 	}
 	logf("steady, %s", parts)
+	if slices.Contains(flags, pprofFlag) {
+		return heapProfile(ctx, exporter, cfg.ProfileDir, profileName(r.Commit, time.Now()), logf)
+	}
 	return nil
 }
 

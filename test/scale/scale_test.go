@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"runtime"
@@ -48,7 +50,9 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	// Two exporters on the same cluster, as a full-size run compares them.
-	cfg.Exporters = [][]string{nil, {"GOGC=50", "--collector.node-replicas.scope=all"}}
+	// The second with its heap profiled at the steady state.
+	cfg.Exporters = [][]string{nil, {"GOGC=50", "--collector.node-replicas.scope=all", "--web.enable-pprof"}}
+	cfg.ProfileDir = t.TempDir()
 	results, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +84,25 @@ func TestHarnessMeasuresEveryFigure(t *testing.T) {
 	}
 	if listed != 4 {
 		t.Errorf("%d reaction lists logged, want 4 (plain and gzip for each of 2 exporters)", listed)
+	}
+	// One heap profile, of the exporter run with --web.enable-pprof: kept
+	// in ProfileDir, summed by package, the exporter's own among them.
+	profiled := regexp.MustCompile(`^heap profile at the steady state in (\S+): live heap \d+\.\d MiB; by package: .*github\.com/kube-spread-exporter/kube-spread-exporter/\w+ \d+\.\d.* by function: `)
+	var profiles []string
+	for _, line := range logged {
+		if m := profiled.FindStringSubmatch(line); m != nil {
+			profiles = append(profiles, m[1])
+		} else if strings.HasPrefix(line, "heap profile") {
+			t.Errorf("heap profile line %q does not match %s", line, profiled)
+		}
+	}
+	if len(profiles) != 1 {
+		t.Errorf("%d heap profiles logged, want 1 (the exporter with --web.enable-pprof): %q", len(profiles), profiles)
+	}
+	for _, file := range profiles {
+		if info, err := os.Stat(file); err != nil || info.Size() == 0 || filepath.Dir(file) != cfg.ProfileDir {
+			t.Errorf("heap profile %s: not kept in %s (%v)", file, cfg.ProfileDir, err)
+		}
 	}
 	// The defaults publish per-node series of the services at risk only,
 	// a few of the synthetic cluster's.
@@ -245,6 +268,53 @@ go_memstats_sys_bytes 3.9e+08
 	} {
 		if _, err := readMemoryParts(bad, 330<<20); err == nil {
 			t.Errorf("%s: readMemoryParts returned no error", name)
+		}
+	}
+}
+
+// TestParsePprofTop reads go tool pprof -top of a real heap profile of the
+// exporter (a few lines of it) and sums it by package.
+func TestParsePprofTop(t *testing.T) {
+	const text = `File: kube-spread-exporter
+Type: inuse_space
+Time: 2026-12-04 22:57:32 UTC
+Showing nodes accounting for 5673.81kB, 100% of 5673.81kB total
+      flat  flat%   sum%        cum   cum%
+ 2084.21kB 36.73% 36.73%  2084.21kB 36.73%  k8s.io/utils/buffer.NewTypedRingGrowing[go.shape.interface {}] (inline)
+ 1.50MB  9.11% 45.84%   516.64kB  9.11%  k8s.io/utils/buffer.(*TypedRingGrowing[go.shape.interface {}]).WriteOne
+  512.28kB  9.03% 54.87%   512.28kB  9.03%  crypto/x509/pkix.map.init.0
+  512B  9.03% 63.90%   512.23kB  9.03%  slices.SortFunc[go.shape.[]github.com/a/b.T]
+         0     0%   100%   512.28kB  9.03%  crypto/x509/pkix.init
+         0     0%   100%  2084.21kB 36.73%  github.com/kube-spread-exporter/kube-spread-exporter/cluster.New
+`
+	top, err := parsePprofTop(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(5809981); top.total != want { // 5673.81 kB, as parseSize rounds it down
+		t.Errorf("total = %d, want %d", top.total, want)
+	}
+	if len(top.functions) != 6 {
+		t.Errorf("%d functions, want 6: %+v", len(top.functions), top.functions)
+	}
+	want := "live heap 5.5 MiB; by package: k8s.io/utils/buffer 3.5, crypto/x509/pkix 0.5, by function: " +
+		"k8s.io/utils/buffer.NewTypedRingGrowing[go.shape.interface {}] (inline) 2.0, k8s.io/utils/buffer.(*TypedRingGrowing[go.shape.interface {}]).WriteOne 1.5"
+	if got := top.summary(2, 2); got != want {
+		t.Errorf("summary:\n got %s\nwant %s", got, want)
+	}
+	for function, want := range map[string]string{
+		"runtime.malg": "runtime",
+		"k8s.io/client-go/tools/cache.(*threadSafeMap).Add":                 "k8s.io/client-go/tools/cache",
+		"slices.SortFunc[go.shape.[]github.com/a/b.T]":                      "slices",
+		"github.com/kube-spread-exporter/kube-spread-exporter/cluster.trim": "github.com/kube-spread-exporter/kube-spread-exporter/cluster",
+	} {
+		if got := packageOf(function); got != want {
+			t.Errorf("packageOf(%q) = %q, want %q", function, got, want)
+		}
+	}
+	for _, bad := range []string{"", "File: x\n", "Showing nodes accounting for 1MB, 100% of 1MB total\n      flat  flat%   sum%        cum   cum%\n 12XB 1% 1% 1MB 1% f\n"} {
+		if _, err := parsePprofTop(bad); err == nil {
+			t.Errorf("parsePprofTop(%q): no error", bad)
 		}
 	}
 }
