@@ -422,14 +422,6 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	links := []web.LandingLinks{
-		{Address: o.telemetryPath, Text: "Metrics"},
-		{Address: "/readyz", Text: "Readiness (caches synced)"},
-		{Address: whatif.PathWhatIf + "?node=NODE", Text: "What if NODE went down now? (JSON)"},
-		{Address: api.PathServices + "?severity=critical,warning", Text: "Services with findings (JSON)"},
-		{Address: api.PathHealth, Text: "Exporter health (JSON)"},
-		{Address: "/healthz", Text: "Health"},
-	}
 	if o.enablePprof {
 		// Off by default: a CPU profile costs the exporter while it runs,
 		// and a heap profile names the code's functions to whoever may
@@ -459,7 +451,14 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 			Name:        programName,
 			Description: "How each Kubernetes service is spread over nodes, and how much of it survives maintenance",
 			Version:     version.Info(),
-			Links:       links,
+			Links: []web.LandingLinks{
+				{Address: o.telemetryPath, Text: "Metrics"},
+				{Address: "/readyz", Text: "Readiness (caches synced)"},
+				{Address: whatif.PathWhatIf + "?node=NODE", Text: "What if NODE went down now? (JSON)"},
+				{Address: api.PathServices + "?severity=critical,warning", Text: "Services with findings (JSON)"},
+				{Address: api.PathHealth, Text: "Exporter health (JSON)"},
+				{Address: "/healthz", Text: "Health"},
+			},
 			// exporter-toolkit links the heap and CPU profiles unless told
 			// not to: dead links without --web.enable-pprof.
 			Profiling: strconv.FormatBool(o.enablePprof),
