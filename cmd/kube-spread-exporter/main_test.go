@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -74,6 +76,43 @@ func TestRunVersionAndHelpExitZero(t *testing.T) {
 		}
 		if !strings.Contains(stdout.String()+stderr.String(), "kube-spread-exporter") {
 			t.Errorf("%s printed nothing about the program: %q", arg, stdout.String())
+		}
+	}
+}
+
+// TestReadmeListsEveryFlag: the flag table of README.md is the flags'
+// documentation, so it names every flag of --help and no other.
+func TestReadmeListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, found := strings.Cut(string(readme), "| Flag | Default | Meaning |")
+	if !found {
+		t.Fatal("README.md has no table headed | Flag | Default | Meaning |")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	documented := map[string]bool{}
+	for _, name := range regexp.MustCompile("`--(?:\\[no-\\])?([a-z0-9.-]+)`").FindAllStringSubmatch(table, -1) {
+		documented[name[1]] = true
+	}
+	app, _ := newApp(io.Discard, io.Discard)
+	flags := map[string]bool{}
+	for _, f := range app.Model().Flags {
+		if f.Hidden || strings.HasPrefix(f.Name, "help") || strings.HasPrefix(f.Name, "completion-") {
+			continue
+		}
+		flags[f.Name] = true
+		if !documented[f.Name] {
+			t.Errorf("--%s is a flag, but README.md's flag table does not list it", f.Name)
+		}
+	}
+	if len(flags) < 20 {
+		t.Errorf("only %d flags found in the application: %v", len(flags), flags)
+	}
+	for name := range documented {
+		if !flags[name] {
+			t.Errorf("README.md's flag table lists --%s, which is no flag", name)
 		}
 	}
 }
