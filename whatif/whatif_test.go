@@ -375,6 +375,7 @@ func TestHandler(t *testing.T) {
 		{name: "post-campaign-remedy-batches", source: startOfDayOne, method: "POST", target: "/api/v1/whatif/campaign", body: `{"batches": [["kubernetes2003", "kubernetes2004"], ["kubernetes2001", "kubernetes2002"]], "remedy_batches": 200}`, status: 200, golden: "campaign"},
 		{name: "campaign-remedy-batches-not-a-number", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&remedy_batches=many", status: 400},
 		{name: "campaign-remedy-batches-too-many", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&remedy_batches=201", status: 400},
+		{name: "campaign-remedy-batches-negative", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&remedy_batches=-1", status: 400},
 		{name: "post-campaign-remedy-batches-negative", source: startOfDayOne, method: "POST", target: "/api/v1/whatif/campaign", body: `{"batches": [["kubernetes2003"]], "remedy_batches": -1}`, status: 400},
 		{name: "post-plan-remedy-batches", method: "POST", target: "/api/v1/whatif/plan", body: `{"batches": [["kubernetes2002"]], "remedy_batches": 10}`, status: 400, golden: "post-plan-nodes-return"},
 	}

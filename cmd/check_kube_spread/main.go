@@ -57,8 +57,8 @@ type options struct {
 	// campaign
 	batches     []string
 	nodesReturn bool
-	// remedyBatches is check.DefaultRemedyBatches unless given.
-	remedyBatches int
+	// remedyBatches is nil unless given: the exporter's default.
+	remedyBatches *int
 
 	// terminated is set when --help or --version asked kingpin to end.
 	terminated bool
@@ -77,7 +77,7 @@ func newApp(stdout io.Writer) (*kingpin.Application, *options) {
 	app := kingpin.New(programName, "Monitoring plugin: which Kubernetes services would not survive node maintenance, read from a kube-spread-exporter.")
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stdout)
-	o := &options{remedyBatches: check.DefaultRemedyBatches}
+	o := &options{}
 	app.Terminate(func(int) { o.terminated = true })
 	app.Version(version.Print(programName))
 	app.HelpFlag.Short('h')
@@ -124,7 +124,11 @@ func newApp(stdout io.Writer) (*kingpin.Application, *options) {
 	campaign := app.Command(commandCampaign, "Preflight for a whole maintenance campaign, before its first batch: each batch judged on where the earlier batches leave the pods. CRITICAL if a batch would leave a service with no replica, WARNING if on fewer nodes than it needs; the first line names the first unsafe batch, why, and a remedy.")
 	campaign.Flag("batch", "One batch, its nodes separated by commas, in order. Repeat for each batch.").StringsVar(&o.batches)
 	campaign.Flag("nodes-return", "Nodes come back after their batch, empty and without images (a reimage); --no-nodes-return keeps them away until the campaign ends.").Default("true").BoolVar(&o.nodesReturn)
-	campaign.Flag("remedy-batches", "Bound the exporter's remedy search to this many batches simulated, 0 to 200: 0 searches none, more searches deeper. Default: the exporter's (40, fewer in a large cluster).").PlaceHolder("N").IntVar(&o.remedyBatches)
+	var remedyBatches int
+	campaign.Flag("remedy-batches", "Bound the exporter's remedy search to this many batches simulated, 0 to 200: 0 searches none, more searches deeper. Default: the exporter's (40, fewer in a large cluster).").PlaceHolder("N").Action(func(*kingpin.ParseContext) error {
+		o.remedyBatches = &remedyBatches
+		return nil
+	}).IntVar(&remedyBatches)
 	return app, o
 }
 

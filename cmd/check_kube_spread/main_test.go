@@ -54,6 +54,7 @@ func campaignAPI(t *testing.T) http.HandlerFunc {
 		"batch=kubernetes2003&batch=kubernetes2001%2Ckubernetes2003&nodes_return=true":                                   "campaign-node-twice.json",
 		"batch=kubernetes2003%2Ckubernetes2004&batch=kubernetes2001%2Ckubernetes2002&nodes_return=true&remedy_batches=0": "campaign-no-remedy-search.json",
 		"batch=kubernetes2003&nodes_return=true&remedy_batches=201":                                                      "campaign-remedy-batches-too-many.json",
+		"batch=kubernetes2003&nodes_return=true&remedy_batches=-1":                                                       "campaign-remedy-batches-negative.json",
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		file, ok := answers[r.URL.RawQuery]
@@ -67,7 +68,7 @@ func campaignAPI(t *testing.T) http.HandlerFunc {
 			t.Error(err)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if strings.Contains(file, "twice") || strings.Contains(file, "too-many") {
+		if strings.Contains(file, "twice") || strings.Contains(file, "too-many") || strings.Contains(file, "negative") {
 			w.WriteHeader(http.StatusBadRequest)
 		}
 		_, _ = w.Write(body)
@@ -171,6 +172,10 @@ func TestRun(t *testing.T) {
 			"UNKNOWN - get " + strings.TrimSuffix(campaign, "/metrics") + "/api/v1/whatif/campaign?batch=kubernetes2003&batch=kubernetes2001%2Ckubernetes2003&nodes_return=true: HTTP 400 Bad Request: node kubernetes2003 is in batches 1 and 2: a campaign takes each node once"},
 		{"campaign: no remedy search asked", []string{"campaign", "--url", campaign, "--batch", "kubernetes2003,kubernetes2004", "--batch", "kubernetes2001,kubernetes2002", "--remedy-batches", "0"}, 2,
 			"CRITICAL - mathoid/Deployment/mathoid would have no replica left: batch 1 moves all 4 mathoid replicas onto kubernetes2001 and kubernetes2002, and batch 2 takes them down; no remedy: no remedy searched: the question asked for none (remedy_batches 0) | 'no_replicas_left'=2;;;0 'no_room'=0;;;0 'single_homed'=0;;;0 'below_min_nodes'=0;;;0 'first_unsafe_batch'=2;;;0"},
+		// -1 is no "default": the bound asked for goes to the exporter,
+		// which refuses it, and the check says so.
+		{"campaign: a negative remedy search", []string{"campaign", "--url", campaign, "--batch", "kubernetes2003", "--remedy-batches=-1"}, 3,
+			"UNKNOWN - get " + strings.TrimSuffix(campaign, "/metrics") + "/api/v1/whatif/campaign?batch=kubernetes2003&nodes_return=true&remedy_batches=-1: HTTP 400 Bad Request: remedy_batches -1: a whole number from 0 to 200"},
 		{"campaign: a remedy search too deep", []string{"campaign", "--url", campaign, "--batch", "kubernetes2003", "--remedy-batches", "201"}, 3,
 			"UNKNOWN - get " + strings.TrimSuffix(campaign, "/metrics") + "/api/v1/whatif/campaign?batch=kubernetes2003&nodes_return=true&remedy_batches=201: HTTP 400 Bad Request: remedy_batches 201: a whole number from 0 to 200"},
 		{"campaign without a batch", []string{"campaign", "--url", campaign}, 3,

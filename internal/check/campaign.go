@@ -16,25 +16,24 @@ import (
 
 // CampaignURL is the campaign API's URL next to the metrics URL, asking
 // about the batches in order; nodesReturn false keeps reimaged nodes away;
-// remedyBatches bounds the remedy search, DefaultRemedyBatches leaving it
-// to the exporter.
-func CampaignURL(metricsURL string, batches [][]string, nodesReturn bool, remedyBatches int) (string, error) {
+// remedyBatches bounds the remedy search, nil leaving it to the exporter.
+// Any value given is sent, a negative one too: the exporter judges it
+// (400), as it judges one too large, so the check never drops a bound the
+// user asked for and searches by the default instead.
+func CampaignURL(metricsURL string, batches [][]string, nodesReturn bool, remedyBatches *int) (string, error) {
 	query := url.Values{}
 	for _, batch := range batches {
 		query.Add("batch", strings.Join(batch, ","))
 	}
 	query.Set("nodes_return", strconv.FormatBool(nodesReturn))
-	if remedyBatches != DefaultRemedyBatches {
-		query.Set("remedy_batches", strconv.Itoa(remedyBatches))
+	if remedyBatches != nil {
+		query.Set("remedy_batches", strconv.Itoa(*remedyBatches))
 	}
 	return APIURL(metricsURL, whatif.PathCampaign, query)
 }
 
-// DefaultRemedyBatches leaves the remedy search's bound to the exporter.
-const DefaultRemedyBatches = -1
-
 // FetchCampaign asks the exporter what a whole campaign does.
-func FetchCampaign(ctx context.Context, src Source, batches [][]string, nodesReturn bool, remedyBatches int) (*whatif.Campaign, error) {
+func FetchCampaign(ctx context.Context, src Source, batches [][]string, nodesReturn bool, remedyBatches *int) (*whatif.Campaign, error) {
 	target, err := CampaignURL(src.URL, batches, nodesReturn, remedyBatches)
 	if err != nil {
 		return nil, err

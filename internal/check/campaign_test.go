@@ -62,12 +62,14 @@ CRITICAL batch 3 (kubernetes2001, kubernetes2002): no_replicas_left; mathoid/Dep
 
 func TestCampaignURL(t *testing.T) {
 	for _, tc := range []struct {
-		remedyBatches int
+		remedyBatches *int
 		want          string
 	}{
-		{DefaultRemedyBatches, "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false"},
-		{0, "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false&remedy_batches=0"},
-		{80, "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false&remedy_batches=80"},
+		{nil, "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false"},
+		{new(0), "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false&remedy_batches=0"},
+		{new(80), "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false&remedy_batches=80"},
+		// Out of range, sent all the same for the exporter to refuse.
+		{new(-1), "http://exporter:10217/api/v1/whatif/campaign?batch=a%2Cb&batch=c&nodes_return=false&remedy_batches=-1"},
 	} {
 		got, err := CampaignURL("http://exporter:10217/metrics", [][]string{{"a", "b"}, {"c"}}, false, tc.remedyBatches)
 		if err != nil {
