@@ -41,6 +41,9 @@ func OnlyParams(query url.Values, allowed ...string) error {
 	for i := range named {
 		named[i] = Shorten(named[i])
 	}
+	if len(allowed) == 0 {
+		return fmt.Errorf("unknown parameters %s; it takes none", strings.Join(named, ", "))
+	}
 	return fmt.Errorf("unknown parameters %s; allowed: %s", strings.Join(named, ", "), strings.Join(allowed, ", "))
 }
 

@@ -35,6 +35,11 @@ func TestOnlyParams(t *testing.T) {
 	if err := OnlyParams(query, "node", "selector"); err == nil || err.Error() != want {
 		t.Errorf("12 unknown parameters: %v, want %s", err, want)
 	}
+	// An endpoint that takes none says so, not "allowed: " and nothing.
+	want = "unknown parameters x; it takes none"
+	if err := OnlyParams(url.Values{"x": {"1"}}); err == nil || err.Error() != want {
+		t.Errorf("a parameter where none is allowed: %v, want %s", err, want)
+	}
 }
 
 func TestSplitLists(t *testing.T) {
