@@ -22,6 +22,10 @@ func TestRunRejectsBadInput(t *testing.T) {
 	if err := os.WriteFile(noTLS, []byte("http_server_config:\n  http2: true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	missingCert := filepath.Join(dir, "missing-cert.yml")
+	if err := os.WriteFile(missingCert, []byte("tls_server_config:\n  cert_file: "+filepath.Join(dir, "nope.crt")+"\n  key_file: "+filepath.Join(dir, "nope.key")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	unreadable := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(unreadable, []byte("this: is: not: yaml: ["), 0o600); err != nil {
 		t.Fatal(err)
@@ -39,6 +43,8 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{"min nodes not a number", []string{"--spread.default-min-nodes=two"}, `--spread.default-min-nodes must be a whole number of at least 1, got "two"`},
 		{"missing web config", []string{"--web.config.file=" + filepath.Join(dir, "missing.yml")}, "--web.config.file " + filepath.Join(dir, "missing.yml")},
 		{"malformed web config", []string{"--web.config.file=" + badWebConfig}, "--web.config.file " + badWebConfig},
+		{"web config naming a missing certificate", []string{"--web.config.file=" + missingCert}, "--web.config.file " + missingCert + ": failed to read cert_file"},
+		{"bad log format", []string{"--log.format=xml"}, "unrecognized log format xml"},
 		{"missing kubeconfig", []string{"--kubeconfig=" + filepath.Join(dir, "nope")}, "--kubeconfig " + filepath.Join(dir, "nope")},
 		{"malformed kubeconfig", []string{"--kubeconfig=" + unreadable}, "--kubeconfig " + unreadable},
 		{"bad log level", []string{"--log.level=loud"}, "unrecognized log level"},
