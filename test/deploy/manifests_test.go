@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
 )
@@ -341,11 +342,80 @@ func TestPrometheusOperatorComponentServerDryRun(t *testing.T) {
 		}
 	}
 
+	checkServiceMonitorFindsService(t, rendered, namespace)
+
+	// A kustomization that moves everything to another namespace, as
+	// docs/deploy.md invites: the ServiceMonitor must still find the
+	// Service, in its own namespace, not look in kube-spread.
+	moved := filepath.Join(dir, "moved")
+	if err := os.Mkdir(moved, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kustomization = fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: monitoring\nresources:\n  - ../%s\ncomponents:\n  - ../%s\n",
+		rel("deploy"), rel("deploy/components/prometheus-operator"))
+	if err := os.WriteFile(filepath.Join(moved, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	movedRendered, _, err := runKubectl(t, "", "kustomize", moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkServiceMonitorFindsService(t, movedRendered, "monitoring")
+
 	// Negative control: the CRD schema is enforced, so a misspelt field
 	// is refused and the acceptance above means something.
 	misspelt := strings.Replace(rendered, "honorLabels: true", "honourLabels: true", 1)
 	if _, _, err := runKubectl(t, misspelt, "apply", "-f", "-", "--dry-run=server"); err == nil || !strings.Contains(err.Error(), "honourLabels") {
 		t.Errorf("a ServiceMonitor with the unknown field honourLabels was not refused: %v", err)
+	}
+}
+
+// checkServiceMonitorFindsService checks, as the Prometheus Operator
+// selects, that the rendered ServiceMonitor finds the rendered Service: in
+// its own namespace (want) unless its namespaceSelector names others, and
+// by the Service's labels.
+func checkServiceMonitorFindsService(t *testing.T, rendered, want string) {
+	t.Helper()
+	var monitor, service map[string]any
+	for doc := range strings.SplitSeq(rendered, "\n---\n") {
+		var object map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &object); err != nil {
+			t.Fatalf("rendered manifests: %v", err)
+		}
+		switch object["kind"] {
+		case "ServiceMonitor":
+			monitor = object
+		case "Service":
+			service = object
+		}
+	}
+	if monitor == nil || service == nil {
+		t.Fatalf("rendered manifests lack the ServiceMonitor or the Service:\n%s", rendered)
+	}
+	field := func(object map[string]any, path ...string) any {
+		var v any = object
+		for _, p := range path {
+			m, _ := v.(map[string]any)
+			v = m[p]
+		}
+		return v
+	}
+	namespaces := []any{field(monitor, "metadata", "namespace")}
+	if names, ok := field(monitor, "spec", "namespaceSelector", "matchNames").([]any); ok {
+		namespaces = names
+	}
+	if got := field(service, "metadata", "namespace"); got != want || !slices.Contains(namespaces, got) {
+		t.Errorf("the Service is in namespace %v (want %s), the ServiceMonitor looks in %v: no target", got, want, namespaces)
+	}
+	selector, _ := field(monitor, "spec", "selector", "matchLabels").(map[string]any)
+	labels, _ := field(service, "metadata", "labels").(map[string]any)
+	if len(selector) == 0 {
+		t.Error("the ServiceMonitor selects no labels")
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			t.Errorf("the ServiceMonitor selects %s=%v, the Service has %v", k, v, labels[k])
+		}
 	}
 }
 
