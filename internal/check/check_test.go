@@ -299,6 +299,13 @@ func TestHealth(t *testing.T) {
 		o.ListWatchErrorsFor, _ = nagios.ParseThreshold(DefaultWarningListWatchErrorsFor, "")
 		return o
 	}
+	// readiness is the thresholds of the chart's exec readiness probe:
+	// --critical-not-synced=0 and every warning off.
+	readiness := func() HealthOptions {
+		var o HealthOptions
+		o.NotSynced, _ = nagios.ParseThreshold("", "0")
+		return o
+	}
 	down := false
 	tests := []struct {
 		name  string
@@ -360,6 +367,26 @@ pods: synced, 2 list/watch errors (this streak since 26m0s ago, last 6m0s ago), 
 firing as the alert rules would: KubeSpreadCacheStale (docs/runbooks.md)
 nodes: synced, 0 list/watch errors, last update 1m30s ago
 pods: synced, 2 list/watch errors (this streak since 50m0s ago, last 50m0s ago), last update 1m0s ago
+`},
+		// The chart's readiness probe with credentials (docs/deploy.md):
+		// /readyz's judgement, CRITICAL while a cache has not synced, from
+		// the first second, and nothing else.
+		{"the readiness probe: not synced for 4s", with(func(f *HealthFacts) {
+			f.Started, f.Confirmed = ago(4*time.Second), time.Time{}
+			f.Caches[1].Synced = false
+		}), readiness(),
+			`CRITICAL - kube-spread-exporter 0.3.0: 1 of 2 caches synced (not synced: pods, for 4s) KubeSpreadCacheNotSynced, not confirmed fresh yet, 2 list/watch errors | 'caches_synced'=1;;;0;2 'not_synced_for'=4s;;0;0 'list_watch_errors'=2c;;;0 'list_watch_errors_for'=0s;;;0 'cache_update_age'=60s;;;0
+firing as the alert rules would: KubeSpreadCacheNotSynced (docs/runbooks.md)
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: NOT synced, 2 list/watch errors (this streak since 50m0s ago, last 50m0s ago), last update 1m0s ago
+`},
+		{"the readiness probe: synced, stale and failing", with(func(f *HealthFacts) {
+			f.Confirmed, f.APIServerUp = ago(20*time.Minute), &down
+			f.Caches[1].ErrorsSince, f.Caches[1].LastError, f.Caches[1].ListWatchErrors = ago(20*time.Minute), ago(3*time.Second), 400
+		}), readiness(),
+			`OK - kube-spread-exporter 0.3.0: 2 of 2 caches synced, confirmed fresh 20m0s ago, API server unreachable, 400 list/watch errors, failing for 20m0s | 'caches_synced'=2;;;0;2 'not_synced_for'=0s;;0;0 'confirmed_age'=1200s;;;0 'list_watch_errors'=400c;;;0 'list_watch_errors_for'=1200s;;;0 'cache_update_age'=60s;;;0
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: synced, 400 list/watch errors (this streak since 20m0s ago, last 3s ago), last update 1m0s ago
 `},
 		{"from /metrics: no streaks, no start time", with(func(f *HealthFacts) {
 			f.Streaks, f.Started = false, time.Time{}

@@ -37,11 +37,11 @@ func TestProbes(t *testing.T) {
 			command: []string{"/bin/check_kube_spread", "--url=https://localhost:10217/kube-spread/metrics",
 				"--tls.ca-file=/etc/kube-spread-exporter/ca.crt",
 				"--tls.cert-file=/etc/kube-spread-exporter/client.crt", "--tls.key-file=/etc/kube-spread-exporter/client.key",
-				"--basic-auth.username=prometheus", "--basic-auth.password-file=/etc/kube-spread-exporter/password", "health"}},
+				"--basic-auth.username=prometheus", "--basic-auth.password-file=/etc/kube-spread-exporter/password", "health", "--critical-not-synced=0", "--warning-not-synced=", "--warning-stale=", "--warning-list-watch-errors-for="}},
 		{name: "basic auth over HTTP", liveness: "tcpSocket", readiness: "exec",
 			set: []string{"webConfig.secretName=web", "webConfig.probe.basicAuthUsername=prometheus", "webConfig.probe.basicAuthPasswordFile=password"},
 			command: []string{"/bin/check_kube_spread", "--url=http://localhost:10217/metrics",
-				"--basic-auth.username=prometheus", "--basic-auth.password-file=/etc/kube-spread-exporter/password", "health"}},
+				"--basic-auth.username=prometheus", "--basic-auth.password-file=/etc/kube-spread-exporter/password", "health", "--critical-not-synced=0", "--warning-not-synced=", "--warning-stale=", "--warning-list-watch-errors-for="}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var args []string
