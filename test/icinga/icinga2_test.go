@@ -403,7 +403,7 @@ func TestShippedConfigurationIsValid(t *testing.T) {
 	i := install(t, `object Host "k8s-codfw" {
   check_command = "dummy"
   vars.kube_spread_url = "https://kube-spread-exporter.codfw.example:10217/metrics"
-  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
+  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid", kube_spread_timeout = "30s" }
 }
 object Host "no-kubernetes" {
   check_command = "dummy"
@@ -423,6 +423,11 @@ object Host "no-kubernetes" {
 		if !strings.Contains(list, "Object '"+want+"'") {
 			t.Errorf("no service %s", want)
 		}
+	}
+	// An entry's other keys are its service's variables.
+	code, mathoid := runCommand(t, icinga2Binary, i.defines("object", "list", "--type", "Service", "--name", "k8s-codfw!kube-spread-k8s-mathoid")...)
+	if code != 0 || !strings.Contains(mathoid, `kube_spread_timeout = "30s"`) || !strings.Contains(mathoid, `kube_spread_service_name = "mathoid"`) {
+		t.Errorf("the service of the mathoid entry lacks its variables (exit %d):\n%s", code, mathoid)
 	}
 	// Debian's ping4 applies to it (it has an address); ours must not.
 	if strings.Contains(list, "no-kubernetes!kube-spread") {
