@@ -294,11 +294,13 @@ func (q *question) check(path string) error {
 		if len(q.Batches) == 0 {
 			return errors.New("no batch given: use batch=node-a,node-b&batch=node-c")
 		}
-		if len(q.Batches) > maxBatches {
-			return fmt.Errorf("%d batches: at most %d per plan", len(q.Batches), maxBatches)
-		}
+		// A campaign's own, lower bound first: a campaign of more batches
+		// than a plan may have is told the campaign's.
 		if path == PathCampaign && len(q.Batches) > maxCampaignBatches {
 			return fmt.Errorf("%d batches: at most %d per campaign", len(q.Batches), maxCampaignBatches)
+		}
+		if len(q.Batches) > maxBatches {
+			return fmt.Errorf("%d batches: at most %d per plan", len(q.Batches), maxBatches)
 		}
 		if b := q.RemedyBatches; b != nil && (*b < 0 || *b > maxRemedyBatchesAsked) {
 			return fmt.Errorf("remedy_batches %d: a whole number from 0 to %d", *b, maxRemedyBatchesAsked)

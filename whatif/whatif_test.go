@@ -367,6 +367,7 @@ func TestHandler(t *testing.T) {
 		{name: "campaign-node-twice", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&batch=kubernetes2001,kubernetes2003", status: 400},
 		{name: "campaign-unknown-node", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=kubernetes2003&batch=kubernetes2O01", status: 400},
 		{name: "campaign-too-many-batches", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=" + strings.ReplaceAll(manyNames(101, "n"), ",", "&batch="), status: 400},
+		{name: "campaign-more-batches-than-a-plan", source: startOfDayOne, target: "/api/v1/whatif/campaign?batch=" + strings.ReplaceAll(manyNames(1001, "n"), ",", "&batch="), status: 400},
 		{name: "campaign-without-batch", source: startOfDayOne, target: "/api/v1/whatif/campaign?nodes_return=true", status: 400, golden: "plan-without-batch"},
 		{name: "post-campaign-with-nodes", source: startOfDayOne, method: "POST", target: "/api/v1/whatif/campaign", body: `{"nodes": ["kubernetes2001"], "batches": [["kubernetes2002"]]}`, status: 400},
 		{name: "post-plan-nodes-return", method: "POST", target: "/api/v1/whatif/plan", body: `{"batches": [["kubernetes2002"]], "nodes_return": false}`, status: 400},
