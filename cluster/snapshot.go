@@ -202,7 +202,7 @@ func serviceOf(s *cachedService) spread.Service {
 // replica is the pod as a replica of its controller's service; pod is
 // its Replica.Pod.
 func (p *cachedPod) replica(pod int32) spread.Replica {
-	return spread.Replica{Node: p.nodeName(), Ready: p.ready && !p.terminating, Pod: pod}
+	return spread.Replica{Node: p.nodeName(), Ready: p.ready && !p.terminating, Finished: p.finished, Pod: pod}
 }
 
 // replica is the endpoint as a replica of its Service; pod is its

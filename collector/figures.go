@@ -430,11 +430,13 @@ func anyUnschedulable(c *spread.Cluster) bool {
 	return false
 }
 
-// onUnschedulableNode reports whether some replica of the service is on an
+// onUnschedulableNode reports whether some replica of the service that a
+// node going away would displace (not a finished pod: the watcher builds
+// no placement input for those, and they need none) is on an
 // unschedulable node of c.
 func onUnschedulableNode(c *spread.Cluster, svc *spread.Service) bool {
 	for _, r := range svc.Replicas {
-		if n, ok := c.Nodes[r.Node]; ok && !n.Schedulable() {
+		if n, ok := c.Nodes[r.Node]; ok && !r.Finished && !n.Schedulable() {
 			return true
 		}
 	}

@@ -2,6 +2,8 @@ package collector
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -103,4 +105,29 @@ func mathoidMaintenance(t *testing.T) *spread.Cluster {
 		t.Fatal("no placement input with pods on cordoned nodes")
 	}
 	return c
+}
+
+// TestFinishedPodsOnACordonedNodeAreNotDisplaced: a cordoned node that
+// holds only a finished pod (evicted, Failed) of a service displaces
+// nothing: the watcher builds no placement input for it, and the service
+// is judged all the same, 0 unplaceable as documented, not left without a
+// sample as one the model cannot judge. Both analyses.
+func TestFinishedPodsOnACordonedNodeAreNotDisplaced(t *testing.T) {
+	cordoned := testNode("n1")
+	cordoned.Spec.Unschedulable = true
+	evicted := testPod("ns", "db", 0, "n1", false)
+	evicted.Status.Phase = corev1.PodFailed
+	evicted.Status.Reason = "Evicted"
+	objects := []runtime.Object{
+		cordoned, testNode("n2"), testNode("n3"), testStatefulSet("ns", "db", 3), evicted,
+		testPod("ns", "db", 1, "n2", true), testPod("ns", "db", 2, "n3", true), testPod("ns", "db", 3, "n3", true),
+	}
+	want := `kube_spread_replicas_unplaceable{kind="StatefulSet",name="db",namespace="ns"} 0`
+	for _, full := range []bool{true, false} {
+		w := startWatcher(t, fake.NewClientset(objects...))
+		c := New(w, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true, NodeReplicasAtRisk: true, FullAnalysis: full}, slog.New(slog.DiscardHandler))
+		if out := string(expose(t, c)); !strings.Contains(out, want+"\n") {
+			t.Errorf("full analysis %v: no %s in:\n%s", full, want, out)
+		}
+	}
 }

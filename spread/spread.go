@@ -74,6 +74,11 @@ type Replica struct {
 	Node string
 	// Ready is true when the pod or endpoint is Ready and not terminating.
 	Ready bool
+	// Finished is true for a pod that Succeeded or Failed (an evicted
+	// one): it holds no room and nothing recreates it where it is, so a
+	// node going away displaces nothing of it. It fits in the padding
+	// after Ready: a replica is still 24 bytes.
+	Finished bool
 	// Pod is the replica's pod in Cluster.Placement.Pods plus one; 0
 	// when unknown (no placement input, an endpoint without a pod).
 	Pod int32

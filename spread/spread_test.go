@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // nodes builds schedulable nodes in zone "a" unless reasons are given.
@@ -295,5 +296,14 @@ func TestClusterDomains(t *testing.T) {
 	got := Analyze(cluster, Options{DefaultMinNodes: 2}).Domains
 	if want := []Domains{{Key: "zone", All: 2, Schedulable: 1}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("cluster domains = %+v, want %+v", got, want)
+	}
+}
+
+// TestReplicaSize pins a replica at 24 bytes: the incremental analysis
+// keeps one per pod and endpoint (docs/operations.md), and Finished was
+// added in the padding after Ready.
+func TestReplicaSize(t *testing.T) {
+	if size := unsafe.Sizeof(Replica{}); size != 24 {
+		t.Errorf("a Replica is %d bytes, want 24", size)
 	}
 }
