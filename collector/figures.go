@@ -85,7 +85,9 @@ type service struct {
 // (rules/) are about or one node's maintenance away from, such as mathoid
 // the day before the 2018 outage, on exactly its two nodes; their number
 // of per-node series is bounded by min_nodes, not by their replicas.
-// clusterDomains are the report's Domains.
+// clusterDomains are the report's Domains. A service whose displaced
+// replicas find no room is at risk as well (newScrape, once they are
+// placed).
 func atRisk(f *spread.Figures, clusterDomains []spread.Domains) bool {
 	if f.ReplicasSchedulable < f.ReplicasReady {
 		return true
@@ -147,6 +149,15 @@ func newScrape(c *spread.Cluster, report *spread.Report, displacement *spread.Di
 		}
 	}
 	placeDisplaced(c, s.services, displacement)
+	for i := range s.services {
+		// KubeSpreadMaintenanceNoRoom pages for a service whose displaced
+		// replicas find no room, ready or not: at risk too, so that its
+		// runbook's per-node query has data. The compressor hashes atRisk,
+		// so setting it after the figures' hash is safe.
+		if svc := &s.services[i]; svc.unplaceableKnown && svc.unplaceable > 0 && svc.MinNodes >= 2 {
+			svc.atRisk = true
+		}
+	}
 	s.keys = make([]int, len(report.TopologyKeys))
 	for i := range s.keys {
 		s.keys[i] = i

@@ -131,3 +131,40 @@ func TestFinishedPodsOnACordonedNodeAreNotDisplaced(t *testing.T) {
 		}
 	}
 }
+
+// TestNoRoomIsAtRisk: a service whose displaced replica finds no room
+// pages (KubeSpreadMaintenanceNoRoom) even when that replica is not ready
+// and the ready ones are spread well; it is at risk, so its per-node
+// series, which the runbook asks for, are published. Both analyses.
+func TestNoRoomIsAtRisk(t *testing.T) {
+	node := func(name string, cordoned bool) *corev1.Node {
+		n := testNode(name)
+		n.Spec.Unschedulable = cordoned
+		n.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("4"), corev1.ResourceMemory: apiresource.MustParse("16Gi"), corev1.ResourcePods: apiresource.MustParse("110")}
+		return n
+	}
+	pod := func(i int, node string, ready bool, cpu string) *corev1.Pod {
+		p := testPod("ns", "db", i, node, ready)
+		p.Status.Phase = corev1.PodRunning
+		p.Spec.Containers = []corev1.Container{{Name: "c", Image: "img", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse(cpu)}}}}
+		return p
+	}
+	// The not-ready pod on the cordoned n1 asks for 3.5 CPUs; n2 to n4
+	// have 3 left each.
+	objects := []runtime.Object{node("n1", true), node("n2", false), node("n3", false), node("n4", false), testStatefulSet("ns", "db", 4),
+		pod(0, "n1", false, "3500m"), pod(1, "n2", true, "1"), pod(2, "n3", true, "1"), pod(3, "n4", true, "1")}
+	for _, full := range []bool{true, false} {
+		w := startWatcher(t, fake.NewClientset(objects...))
+		c := New(w, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true, NodeReplicasAtRisk: true, FullAnalysis: full}, slog.New(slog.DiscardHandler))
+		out := string(expose(t, c))
+		for _, want := range []string{
+			`kube_spread_replicas_unplaceable{kind="StatefulSet",name="db",namespace="ns"} 1`,
+			`kube_spread_node_replicas{kind="StatefulSet",name="db",namespace="ns",node="n2"} 1`,
+			`kube_spread_node_replicas{kind="StatefulSet",name="db",namespace="ns",node="n4"} 1`,
+		} {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("full analysis %v: no %s in:\n%s", full, want, out)
+			}
+		}
+	}
+}
