@@ -122,12 +122,22 @@ func TestFinishedPodsOnACordonedNodeAreNotDisplaced(t *testing.T) {
 		cordoned, testNode("n2"), testNode("n3"), testStatefulSet("ns", "db", 3), evicted,
 		testPod("ns", "db", 1, "n2", true), testPod("ns", "db", 2, "n3", true), testPod("ns", "db", 3, "n3", true),
 	}
-	want := `kube_spread_replicas_unplaceable{kind="StatefulSet",name="db",namespace="ns"} 0`
+	exposesInBothAnalyses(t, objects, `kube_spread_replicas_unplaceable{kind="StatefulSet",name="db",namespace="ns"} 0`)
+}
+
+// exposesInBothAnalyses checks that a collector of a watcher of objects,
+// with the defaults, exposes every line of want, with the full and with
+// the incremental analysis.
+func exposesInBothAnalyses(t *testing.T, objects []runtime.Object, want ...string) {
+	t.Helper()
 	for _, full := range []bool{true, false} {
 		w := startWatcher(t, fake.NewClientset(objects...))
 		c := New(w, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true, NodeReplicasAtRisk: true, FullAnalysis: full}, slog.New(slog.DiscardHandler))
-		if out := string(expose(t, c)); !strings.Contains(out, want+"\n") {
-			t.Errorf("full analysis %v: no %s in:\n%s", full, want, out)
+		out := string(expose(t, c))
+		for _, line := range want {
+			if !strings.Contains(out, line+"\n") {
+				t.Errorf("full analysis %v: no %s in:\n%s", full, line, out)
+			}
 		}
 	}
 }
@@ -153,18 +163,8 @@ func TestNoRoomIsAtRisk(t *testing.T) {
 	// have 3 left each.
 	objects := []runtime.Object{node("n1", true), node("n2", false), node("n3", false), node("n4", false), testStatefulSet("ns", "db", 4),
 		pod(0, "n1", false, "3500m"), pod(1, "n2", true, "1"), pod(2, "n3", true, "1"), pod(3, "n4", true, "1")}
-	for _, full := range []bool{true, false} {
-		w := startWatcher(t, fake.NewClientset(objects...))
-		c := New(w, Options{Analysis: spread.Options{DefaultMinNodes: 2}, NodeReplicas: true, NodeReplicasAtRisk: true, FullAnalysis: full}, slog.New(slog.DiscardHandler))
-		out := string(expose(t, c))
-		for _, want := range []string{
-			`kube_spread_replicas_unplaceable{kind="StatefulSet",name="db",namespace="ns"} 1`,
-			`kube_spread_node_replicas{kind="StatefulSet",name="db",namespace="ns",node="n2"} 1`,
-			`kube_spread_node_replicas{kind="StatefulSet",name="db",namespace="ns",node="n4"} 1`,
-		} {
-			if !strings.Contains(out, want+"\n") {
-				t.Errorf("full analysis %v: no %s in:\n%s", full, want, out)
-			}
-		}
-	}
+	exposesInBothAnalyses(t, objects,
+		`kube_spread_replicas_unplaceable{kind="StatefulSet",name="db",namespace="ns"} 1`,
+		`kube_spread_node_replicas{kind="StatefulSet",name="db",namespace="ns",node="n2"} 1`,
+		`kube_spread_node_replicas{kind="StatefulSet",name="db",namespace="ns",node="n4"} 1`)
 }

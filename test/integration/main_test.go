@@ -4,7 +4,9 @@
 package integration
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"testing"
 
 	"k8s.io/client-go/kubernetes"
@@ -31,6 +33,22 @@ func client(t *testing.T) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// exitCode is the exit code of a command that ran: 0 without an error, its
+// own when it exited with another; an error of any other kind (it did not
+// run) ends the test.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	}
+	t.Fatal(err)
+	return 0
 }
 
 // The integration tests poll /metrics and compare samples with these.

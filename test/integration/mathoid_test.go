@@ -111,14 +111,7 @@ func guardRefusesCordonedBatch(t *testing.T, e *exporterproc.Exporter) {
 		cmd.Env = append(os.Environ(), "KUBE_SPREAD_EXPORTER="+e.URL)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			return exitErr.ExitCode(), stderr.String()
-		} else if err != nil {
-			t.Fatalf("run the guard: %v", err)
-		}
-		return 0, stderr.String()
+		return exitCode(t, cmd.Run()), stderr.String()
 	}
 	if code, stderr := runGuard("kubernetes2001", "kubernetes2002"); code != 1 ||
 		!strings.Contains(stderr, "refusing to take down kubernetes2001 kubernetes2002: no_replicas_left") ||
@@ -219,13 +212,7 @@ func askWhatIf(t *testing.T, e *exporterproc.Exporter) {
 			args = append(args, "--node="+n)
 		}
 		out, err := exec.CommandContext(ctx, checkBinary, args...).Output()
-		code := 0
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			code = exitErr.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		code := exitCode(t, err)
 		first, _, _ := strings.Cut(string(out), "\n")
 		if code != tc.exitCode || first != tc.firstLine {
 			t.Errorf("check_kube_spread whatif %v: exit %d, first line\n%s\nwant exit %d,\n%s", tc.nodes, code, first, tc.exitCode, tc.firstLine)

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,14 +27,7 @@ func TestReadinessProbeWaitsForTheCaches(t *testing.T) {
 	probe := func(e *exporterproc.Exporter, args ...string) (int, string) {
 		t.Helper()
 		out, err := exec.Command(check, append([]string{"--url=" + e.URL + "/metrics"}, args...)...).CombinedOutput()
-		var exit *exec.ExitError
-		switch {
-		case errors.As(err, &exit):
-			return exit.ExitCode(), string(out)
-		case err != nil:
-			t.Fatal(err)
-		}
-		return 0, string(out)
+		return exitCode(t, err), string(out)
 	}
 
 	// An API server nobody listens at: the caches never sync.
