@@ -86,7 +86,7 @@ type service struct {
 // the day before the 2018 outage, on exactly its two nodes; their number
 // of per-node series is bounded by min_nodes, not by their replicas.
 // clusterDomains are the report's Domains. A service whose displaced
-// replicas find no room is at risk as well (newScrape, once they are
+// replicas find no room is at risk as well (placeDisplaced, once they are
 // placed).
 func atRisk(f *spread.Figures, clusterDomains []spread.Domains) bool {
 	if f.ReplicasSchedulable < f.ReplicasReady {
@@ -149,15 +149,6 @@ func newScrape(c *spread.Cluster, report *spread.Report, displacement *spread.Di
 		}
 	}
 	placeDisplaced(c, s.services, displacement)
-	for i := range s.services {
-		// KubeSpreadMaintenanceNoRoom pages for a service whose displaced
-		// replicas find no room, ready or not: at risk too, so that its
-		// runbook's per-node query has data. The compressor hashes atRisk,
-		// so setting it after the figures' hash is safe.
-		if svc := &s.services[i]; svc.unplaceableKnown && svc.unplaceable > 0 && svc.MinNodes >= 2 {
-			svc.atRisk = true
-		}
-	}
 	s.keys = make([]int, len(report.TopologyKeys))
 	for i := range s.keys {
 		s.keys[i] = i
@@ -419,6 +410,13 @@ func placeDisplaced(c *spread.Cluster, services []service, displacement *spread.
 		}
 		summary := displacement.Summary(svc.Service)
 		svc.unplaceable, svc.unplaceableKnown = summary.Unplaced, summary.State != placement.StateUnknown
+		// KubeSpreadMaintenanceNoRoom pages for a service whose displaced
+		// replicas find no room, ready or not: at risk too, so that its
+		// runbook's per-node query has data. The compressor hashes atRisk,
+		// so setting it after the figures' hash is safe.
+		if svc.unplaceableKnown && svc.unplaceable > 0 && svc.MinNodes >= 2 {
+			svc.atRisk = true
+		}
 		svc.displaced = true
 		displaced = append(displaced, svc.Service)
 		displacedIndex = append(displacedIndex, i)
