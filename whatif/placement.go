@@ -20,9 +20,12 @@ func placementSummary(p *spread.Displacement, svc *spread.Service) placement.Sum
 }
 
 // placementVerdict is the verdict the placement adds to a service's
-// spread verdict: no_room when some displaced replica fits nowhere.
-func placementVerdict(s placement.Summary) spread.Verdict {
-	if s.State == placement.StateNoRoom {
+// spread verdict: no_room when some displaced replica fits nowhere. A
+// service with no ready replica is down for other reasons and stays ok,
+// as the spread judges it: the batch cannot take from it what it does not
+// have, and must not be blocked by a crash-looping workload.
+func placementVerdict(s placement.Summary, f *spread.Figures) spread.Verdict {
+	if s.State == placement.StateNoRoom && f.ReplicasReady > 0 {
 		return spread.VerdictNoRoom
 	}
 	return spread.VerdictOK

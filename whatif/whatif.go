@@ -178,10 +178,10 @@ func askPlaced(c *spread.Cluster, now *spread.Report, nodes []string, opts sprea
 		summary := placement.Summary{State: placement.StateFit} // Reasons made when listed
 		if placedGone == nil || onGone[i] && placedGone.HasDisplaced(f.Service) {
 			summary = placementSummary(placedGone, f.Service)
-			verdict = worst(verdict, placementVerdict(summary))
+			verdict = worst(verdict, placementVerdict(summary, f))
 		}
 		if onGone[i] && placedUp.HasDisplaced(f.Service) {
-			verdictUp = worst(verdictUp, placementVerdict(placementSummary(placedUp, f.Service)))
+			verdictUp = worst(verdictUp, placementVerdict(placementSummary(placedUp, f.Service), up))
 		}
 		blocking := verdict.Worse(verdictUp)
 		answer.VerdictNow = worst(answer.VerdictNow, verdictNow)

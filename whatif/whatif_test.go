@@ -593,3 +593,31 @@ func TestAskNoRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestAskNoRoomSparesAServiceDownAlready: a service without a ready
+// replica is ok (down for other reasons), even when its displaced pods
+// have no room: the batch takes nothing from it, and a crash-looping
+// workload must not block every batch.
+func TestAskNoRoomSparesAServiceDownAlready(t *testing.T) {
+	c := mathoidDayOne()
+	for i := range c.Placement.Nodes {
+		if n := &c.Placement.Nodes[i]; n.Name == "kubernetes2003" || n.Name == "kubernetes2004" {
+			n.Allocatable.MilliCPU = 1500 // 500m left next to the spread pod
+		}
+	}
+	solo := c.Services[3]
+	solo.Replicas[0].Ready = false
+	c.Placement.Pods[solo.Replicas[0].Pod-1].Ready = false
+	answer, err := Ask(c, []string{"kubernetes2001", "kubernetes2002"}, spread.Options{DefaultMinNodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := verdicts{
+		"mathoid/Deployment/mathoid": spread.VerdictNoReplicasLeft,
+		"mathoid/Service/mathoid":    spread.VerdictNoReplicasLeft,
+		"wiki/Deployment/spread":     spread.VerdictNoRoom,
+	}
+	if got := serviceVerdicts(answer); !reflect.DeepEqual(got, want) {
+		t.Errorf("verdicts = %v, want %v (solo has no ready replica: ok, not listed)", got, want)
+	}
+}
