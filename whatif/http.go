@@ -141,7 +141,7 @@ func NewHandler(source Source, options spread.Options, logger *slog.Logger) *Han
 // ServeHTTP answers a what-if or plan request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != PathWhatIf && r.URL.Path != PathPlan && r.URL.Path != PathCampaign {
-		jsonapi.WriteError(w, http.StatusNotFound, "no such API path %s", r.URL.Path)
+		jsonapi.WriteError(w, http.StatusNotFound, "no such API path %s", jsonapi.Shorten(r.URL.Path))
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
@@ -266,7 +266,8 @@ func (q *question) fromBody(w http.ResponseWriter, r *http.Request) (int, error)
 		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 			return http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes: ask about at most %d nodes per request", MaxBodyBytes, MaxNodesPerRequest)
 		}
-		return http.StatusBadRequest, fmt.Errorf("body is not a what-if question: %w", err)
+		// The decoder quotes what it choked on (an unknown field's name).
+		return http.StatusBadRequest, fmt.Errorf("body is not a what-if question: %s", jsonapi.Shorten(err.Error()))
 	}
 	if decoder.More() {
 		return http.StatusBadRequest, errors.New("body holds more than one JSON value")
@@ -331,7 +332,8 @@ func (h *Handler) serveWhatIf(w http.ResponseWriter, base *baseline, q question)
 	for _, selector := range q.Selectors {
 		matched, err := h.source.NodesMatching(selector)
 		if err != nil {
-			jsonapi.WriteError(w, http.StatusBadRequest, "selector %q: %v", jsonapi.Shorten(selector), err)
+			// The parser's message quotes the offending value in full.
+			jsonapi.WriteError(w, http.StatusBadRequest, "selector %q: %s", jsonapi.Shorten(selector), jsonapi.Shorten(err.Error()))
 			return
 		}
 		if len(matched) == 0 {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kube-spread-exporter/kube-spread-exporter/placement"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -299,10 +300,10 @@ func (f *fakeSource) NodesMatching(selector string) ([]string, error) {
 	switch selector {
 	case "maintenance=day-two":
 		return []string{"kubernetes2001", "kubernetes2002"}, nil
-	case "maintenance=none":
-		return nil, nil
 	}
-	return nil, errors.New("found '(', expected: identifier")
+	// The parser cluster.Watcher uses, for its real messages.
+	_, err := labels.Parse(selector)
+	return nil, err
 }
 
 // TestHandler pins status codes and whole JSON bodies (golden files). A
@@ -354,6 +355,8 @@ func TestHandler(t *testing.T) {
 		{name: "post-with-query", method: "POST", target: "/api/v1/whatif?node=kubernetes2001", body: `{"nodes": ["kubernetes2001"]}`, status: 400},
 		{name: "post-form", method: "POST", target: "/api/v1/whatif", body: "node=kubernetes2001", contentType: "application/x-www-form-urlencoded", status: 415},
 		{name: "post-unknown-field", method: "POST", target: "/api/v1/whatif", body: `{"node": ["kubernetes2001"]}`, status: 400},
+		{name: "post-long-unknown-field", method: "POST", target: "/api/v1/whatif", body: `{"` + strings.Repeat("x", 5000) + `": 1}`, status: 400},
+		{name: "long-bad-selector-value", target: "/api/v1/whatif?selector=app%3D" + strings.Repeat("x", 5000) + "%2B", status: 400},
 		{name: "post-two-values", method: "POST", target: "/api/v1/whatif", body: `{"nodes": ["kubernetes2001"]} {}`, status: 400},
 		{name: "post-batches-to-whatif", method: "POST", target: "/api/v1/whatif", body: `{"batches": [["kubernetes2001"]]}`, status: 400},
 		{name: "post-too-large", method: "POST", target: "/api/v1/whatif", body: `{"nodes": ["` + strings.Repeat("x", MaxBodyBytes) + `"]}`, status: 413},
