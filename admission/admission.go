@@ -75,6 +75,15 @@ type Rules interface {
 	UnschedulableReasons(node *corev1.Node) []spread.Reason
 }
 
+// NodeVersions is what Rules with caches of their own also tell
+// (cluster.Watcher): the resourceVersion of a node they hold, false when
+// they hold none or cannot say. With it, a node admitted out of service is
+// counted as gone only until the caches have seen that change or a later
+// one; without it, for pendingFor.
+type NodeVersions interface {
+	NodeResourceVersion(name string) (string, bool)
+}
+
 // WhatIf answers the what-if question (whatif.Handler).
 type WhatIf interface {
 	AskNodes(ctx context.Context, nodes, gone []string) (*whatif.Answer, error)
@@ -99,6 +108,8 @@ type Handler struct {
 	logger  *slog.Logger
 	metrics *Metrics
 	pending pendingChanges
+	// versions is rules' NodeVersions, nil when it has none.
+	versions NodeVersions
 	// now is time.Now, but in tests.
 	now func() time.Time
 }
@@ -106,6 +117,7 @@ type Handler struct {
 // NewHandler returns the webhook's handler; mount it at PathNodes.
 func NewHandler(rules Rules, whatIf WhatIf, opts Options) *Handler {
 	h := &Handler{rules: rules, whatIf: whatIf, mode: opts.Mode, logger: opts.Logger, metrics: opts.Metrics, now: time.Now}
+	h.versions, _ = rules.(NodeVersions)
 	if h.mode == "" {
 		h.mode = ModeWarn
 	}
@@ -284,21 +296,25 @@ func (h *Handler) judge(ctx context.Context, req *admissionv1.AdmissionRequest, 
 		return allow, resultUnchanged
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	answer, err := h.ask(ctx, node.Name, h.pending.others(node.Name, h.now()))
-	if err != nil {
-		h.logger.Warn("could not judge taking a node out of service; admitted", "node", logNode, "user", logUser, "err", err)
-		allow.Warnings = []string{notJudged(node.Name, change, err)}
-		return allow, resultNotJudged
-	}
-	r := newReport(node.Name, change, answer)
+	// The node's versions from before this change: the caches holding
+	// another have seen it (or a later one) and say what the node is.
+	before := [2]string{old.ResourceVersion, h.cachedVersion(node.Name)}
 	admitted := func(res result) (*admissionv1.AdmissionResponse, result) {
 		if !dryRun {
-			h.pending.add(node.Name, h.now())
+			h.pending.add(node.Name, before, h.now())
 		}
 		return allow, res
 	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	answer, err := h.ask(ctx, node.Name, h.pending.others(node.Name, h.now(), h.cachedVersion))
+	if err != nil {
+		h.logger.Warn("could not judge taking a node out of service; admitted", "node", logNode, "user", logUser, "err", err)
+		allow.Warnings = []string{notJudged(node.Name, change, err)}
+		// Admitted all the same: the next change is judged with it.
+		return admitted(resultNotJudged)
+	}
+	r := newReport(node.Name, change, answer)
 	if len(r.hurt) == 0 {
 		return admitted(resultSafe)
 	}
@@ -411,6 +427,16 @@ func (h *Handler) ask(ctx context.Context, node string, gone []string) (*whatif.
 	}
 }
 
+// cachedVersion returns the resourceVersion of the node the caches hold,
+// "" when they hold none or cannot say.
+func (h *Handler) cachedVersion(name string) string {
+	if h.versions == nil {
+		return ""
+	}
+	v, _ := h.versions.NodeResourceVersion(name)
+	return v
+}
+
 // overrideReason returns the value of the override annotation, and
 // whether it overrides (a reason is given).
 func overrideReason(node *corev1.Node) (string, bool) {
@@ -424,13 +450,27 @@ func overrideReason(node *corev1.Node) (string, bool) {
 // B`, a drain loop) sends the next change sooner: judged without the first,
 // the second cordon of the mathoid pair would read as single-homed, not as
 // the outage it is. The what-if counts pending nodes as gone until the
-// caches show them, and forgets them after pendingFor. A change refused
-// after the webhook admitted it (by another webhook, say) is counted for
-// at most that long. The what-if judges on a snapshot up to
-// whatif.MaxStaleness old, well inside pendingFor.
+// caches have seen the change (they hold a version of the node from after
+// it) or an uncordon passes through this exporter, and for pendingFor at
+// most. An uncordon through the other exporter replica reaches these
+// caches as a later version of the node, so it ends the memory too. A
+// change refused after the webhook admitted it (by another webhook, say)
+// never reaches the caches: it is counted for pendingFor. The what-if
+// judges on a snapshot up to whatif.MaxStaleness old, well inside
+// pendingFor, and brings the nodes of that snapshot up to date.
 type pendingChanges struct {
 	mu    sync.Mutex
-	until map[string]time.Time
+	nodes map[string]pendingNode
+}
+
+// pendingNode is one node admitted out of service.
+type pendingNode struct {
+	until time.Time
+	// before are the node's resourceVersions from before the change: the
+	// one the change replaced, and the one the caches held when it was
+	// admitted ("" when they held none). The caches hold the first until
+	// the change arrives, or the second while they lag behind.
+	before [2]string
 }
 
 const (
@@ -440,31 +480,37 @@ const (
 	maxPending = 10000
 )
 
-func (p *pendingChanges) add(node string, now time.Time) {
+func (p *pendingChanges) add(node string, before [2]string, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expire(now)
-	if p.until == nil {
-		p.until = make(map[string]time.Time)
+	if p.nodes == nil {
+		p.nodes = make(map[string]pendingNode)
 	}
-	if len(p.until) < maxPending {
-		p.until[node] = now.Add(pendingFor)
+	if len(p.nodes) < maxPending {
+		p.nodes[node] = pendingNode{until: now.Add(pendingFor), before: before}
 	}
 }
 
 func (p *pendingChanges) forget(node string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.until, node)
+	delete(p.nodes, node)
 }
 
-// others returns the pending nodes other than node, sorted.
-func (p *pendingChanges) others(node string, now time.Time) []string {
+// others returns the pending nodes other than node, sorted. It forgets
+// those the caches have seen change since: version returns the
+// resourceVersion of a node the caches hold ("" when none).
+func (p *pendingChanges) others(node string, now time.Time, version func(string) string) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expire(now)
 	var names []string
-	for name := range p.until {
+	for name, pending := range p.nodes {
+		if v := version(name); v != "" && v != pending.before[0] && v != pending.before[1] {
+			delete(p.nodes, name)
+			continue
+		}
 		if name != node {
 			names = append(names, name)
 		}
@@ -474,9 +520,9 @@ func (p *pendingChanges) others(node string, now time.Time) []string {
 }
 
 func (p *pendingChanges) expire(now time.Time) {
-	for name, until := range p.until {
-		if !now.Before(until) {
-			delete(p.until, name)
+	for name, pending := range p.nodes {
+		if !now.Before(pending.until) {
+			delete(p.nodes, name)
 		}
 	}
 }

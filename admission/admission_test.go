@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -179,20 +181,6 @@ func TestPendingChanges(t *testing.T) {
 	uncordon2001 := reviewOf(t, node("kubernetes2001", cordon), node("kubernetes2001"))
 	uncordon2002 := reviewOf(t, node("kubernetes2002", cordon), node("kubernetes2002"))
 	dryRun := reviewOf(t, node("kubernetes2001"), node("kubernetes2001", cordon), func(r *admissionv1.AdmissionRequest) { r.DryRun = new(true) })
-	verdictOf := func(x exchange) string {
-		t.Helper()
-		w := strings.Join(x.review.Response.Warnings, "\n")
-		if x.review.Response.Result != nil {
-			w += x.review.Response.Result.Message
-		}
-		switch {
-		case strings.Contains(w, "mathoid/Deployment/mathoid would have no replica left"):
-			return "no_replicas_left"
-		case strings.Contains(w, "mathoid/Deployment/mathoid would be single-homed"):
-			return "single_homed"
-		}
-		return "ok: " + w
-	}
 
 	src := &source{cluster: mathoidDayOne()}
 	h, _ := newTestHandler(t, ModeWarn, src)
@@ -220,7 +208,7 @@ func TestPendingChanges(t *testing.T) {
 	}
 	for _, step := range steps {
 		x := post(t, h, step.review)
-		if got := verdictOf(x); got != step.want {
+		if got := mathoidVerdict(x); got != step.want {
 			t.Errorf("%s: %s, want %s", step.what, got, step.want)
 		}
 		if step.then != nil {
@@ -235,8 +223,113 @@ func TestPendingChanges(t *testing.T) {
 		t.Fatalf("deny mode admitted 2002 with 2001 cordoned:\n%s", x.text())
 	}
 	src.set(mathoidDayOne())
-	if x := post(t, h, cordon2001); verdictOf(x) != "single_homed" {
-		t.Errorf("2001 after the refused 2002: %s, want single_homed (nothing pending)", verdictOf(x))
+	if x := post(t, h, cordon2001); mathoidVerdict(x) != "single_homed" {
+		t.Errorf("2001 after the refused 2002: %s, want single_homed (nothing pending)", mathoidVerdict(x))
+	}
+}
+
+// mathoidVerdict is what an answer says of mathoid/Deployment/mathoid.
+func mathoidVerdict(x exchange) string {
+	w := strings.Join(x.review.Response.Warnings, "\n")
+	if x.review.Response.Result != nil {
+		w += x.review.Response.Result.Message
+	}
+	switch {
+	case strings.Contains(w, "mathoid/Deployment/mathoid would have no replica left"):
+		return "no_replicas_left"
+	case strings.Contains(w, "mathoid/Deployment/mathoid would be single-homed"):
+		return "single_homed"
+	}
+	return "ok: " + w
+}
+
+// versionedRules are rules whose caches hold each node at the version the
+// test sets, as cluster.Watcher's do.
+type versionedRules struct {
+	Rules
+	mu       sync.Mutex
+	versions map[string]string
+}
+
+func (r *versionedRules) NodeResourceVersion(name string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.versions[name]
+	return v, ok
+}
+
+func (r *versionedRules) set(name, version string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.versions[name] = version
+}
+
+// TestPendingEndsWhenTheCachesMoveOn: a node admitted out of service is
+// counted as gone until the caches hold a version of it from after the
+// change; from then on they say what it is. Through two exporter replicas
+// the uncordon may pass through the other one: this one must not refuse
+// the next cordon for a node back in service. Caches that lag behind
+// the change's old version keep the memory.
+func TestPendingEndsWhenTheCachesMoveOn(t *testing.T) {
+	// The API server sends the node at version 4711 before the change.
+	cordon2001 := reviewOf(t, node("kubernetes2001"), node("kubernetes2001", cordon))
+	cordon2002 := reviewOf(t, node("kubernetes2002"), node("kubernetes2002", cordon))
+	uncordon2002 := reviewOf(t, node("kubernetes2002", cordon), node("kubernetes2002"))
+	src := &source{cluster: mathoidDayOne()}
+	r := &versionedRules{Rules: rules(t), versions: map[string]string{"kubernetes2001": "4711"}}
+	h := NewHandler(r, whatif.NewHandler(src, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler)), Options{Mode: ModeDeny})
+	steps := []struct {
+		what   string
+		review []byte
+		want   string
+		// then changes the caches after the step.
+		then func()
+	}{
+		{"cordon 2001", cordon2001, "single_homed", nil},
+		{"2002 before the caches hold 2001's cordon", cordon2002, "no_replicas_left", func() {
+			// Cordoned and uncordoned (through the other replica) since.
+			r.set("kubernetes2001", "4713")
+		}},
+		{"2002 once the caches hold 2001 back in service", cordon2002, "single_homed", nil},
+		{"uncordon 2002", uncordon2002, "ok: ", func() { r.set("kubernetes2001", "4700") }},
+		{"cordon 2001 on caches behind its old version", cordon2001, "single_homed", nil},
+		{"2002 while the caches are behind 2001's old version", cordon2002, "no_replicas_left", func() { r.set("kubernetes2001", "4711") }},
+		{"2002 once the caches hold 2001's old version", cordon2002, "no_replicas_left", func() {
+			r.set("kubernetes2001", "4712")
+			src.set(mathoidDayOne("kubernetes2001"))
+		}},
+		{"2002 once the caches hold 2001's cordon", cordon2002, "no_replicas_left", func() {
+			r.set("kubernetes2001", "4713")
+			src.set(mathoidDayOne())
+		}},
+		{"2002 once the caches hold 2001's uncordon", cordon2002, "single_homed", nil},
+	}
+	for _, step := range steps {
+		x := post(t, h, step.review)
+		if got := mathoidVerdict(x); got != step.want {
+			t.Errorf("%s: %s, want %s", step.what, got, step.want)
+		}
+		if step.then != nil {
+			step.then()
+		}
+	}
+}
+
+// TestNotJudgedIsPending: a cordon admitted without a judgement (caches
+// not synced) is remembered like any admitted one: the next cordon is
+// judged with it.
+func TestNotJudgedIsPending(t *testing.T) {
+	src := &source{err: errors.New("informer caches have not synced yet")}
+	h, metrics := newTestHandler(t, ModeWarn, src)
+	post(t, h, reviewOf(t, node("kubernetes2001"), node("kubernetes2001", cordon)))
+	if got := testutil.ToFloat64(metrics.requests.WithLabelValues(string(resultNotJudged))); got != 1 {
+		t.Fatalf("not_judged counted %v times, want 1", got)
+	}
+	src.mu.Lock()
+	src.cluster, src.err = mathoidDayOne(), nil
+	src.mu.Unlock()
+	if x := post(t, h, reviewOf(t, node("kubernetes2002"), node("kubernetes2002", cordon))); mathoidVerdict(x) != "no_replicas_left" {
+		t.Errorf("2002 after the cordon of 2001 not judged: %s, want no_replicas_left", mathoidVerdict(x))
 	}
 }
 

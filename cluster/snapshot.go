@@ -84,6 +84,22 @@ func (w *Watcher) NodesInService(names []string) []string {
 	return out
 }
 
+// NodeResourceVersion returns the resourceVersion of the node the caches
+// hold, and false when they hold none, or hold it at a version that is not
+// a decimal number (kept only as a hash, see resourceVersion): the caller
+// compares it with versions the API server sent, which a hash cannot be.
+func (w *Watcher) NodeResourceVersion(name string) (string, bool) {
+	obj, exists, err := w.nodes.GetByKey(name)
+	if err != nil || !exists {
+		return "", false
+	}
+	v := obj.(*cachedNode).resourceVersion
+	if v == 0 || v&hashedVersion != 0 {
+		return "", false
+	}
+	return v.String(), true
+}
+
 // placementInput says when a snapshot holds the placement model's input.
 type placementInput int
 

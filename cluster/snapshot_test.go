@@ -656,3 +656,26 @@ func replicaPods(c *spread.Cluster) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestNodeResourceVersion: the version of a node the caches hold, as the
+// API server wrote it; none for a node not held, nor for one whose version
+// the caches keep only as a hash (not comparable with the API server's).
+func TestNodeResourceVersion(t *testing.T) {
+	w, _ := startWatcher(t, Config{},
+		node("a", func(n *corev1.Node) { n.ResourceVersion = "4711" }),
+		node("b", func(n *corev1.Node) { n.ResourceVersion = "not-a-number" }),
+		node("c", func(n *corev1.Node) { n.ResourceVersion = "" }))
+	for _, tc := range []struct {
+		name, want string
+		ok         bool
+	}{
+		{"a", "4711", true},
+		{"b", "", false},
+		{"c", "", false},
+		{"gone", "", false},
+	} {
+		if got, ok := w.NodeResourceVersion(tc.name); got != tc.want || ok != tc.ok {
+			t.Errorf("NodeResourceVersion(%s) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -49,6 +49,10 @@ import (
 	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
 )
 
+// The webhook remembers a node it admitted out of service only until the
+// caches have seen the change: it reads their node versions.
+var _ admission.NodeVersions = (*cluster.Watcher)(nil)
+
 const (
 	programName = "kube-spread-exporter"
 	// defaultAddress is outside the fully allocated 9100-9999 exporter
