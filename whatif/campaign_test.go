@@ -246,7 +246,9 @@ func TestCampaignRemedies(t *testing.T) {
 			cluster: smallCluster([]string{"a", "b", "c", "d"}, "a", "b", "c"),
 			batches: [][]string{{"b", "a"}, {"c"}},
 			back:    true,
-			want: &Remedy{Found: true, Tried: 1, Batches: [][]string{{"a"}, {"b"}, {"c"}},
+			// The restart before batch 1 is tried first, in vain: it puts
+			// the replicas back where they are, the nodes equal.
+			want: &Remedy{Found: true, Tried: 2, Batches: [][]string{{"a"}, {"b"}, {"c"}},
 				Changes: []Change{{Kind: ChangeSplit, Batch: 1, Restart: []string{}, Description: "splitting batch 1 into [a] and [b]"}},
 				Why:     "splitting batch 1 into [a] and [b] makes every batch safe"},
 		},
@@ -258,8 +260,20 @@ func TestCampaignRemedies(t *testing.T) {
 			batches: [][]string{{"b", "a"}, {"c"}},
 			back:    true,
 			bound:   2,
-			want: &Remedy{Found: false, Tried: 1, Changes: []Change{},
-				Why: "none of the 1 changed campaigns tried (a restart of the broken workloads just before the first unsafe batch, a split of one batch, a move of one batch; at most 2 batches simulated) makes every batch safe"},
+			want: &Remedy{Found: false, Tried: 2, Changes: []Change{},
+				Why: "none of the 2 changed campaigns tried (a restart of the broken workloads just before the first unsafe batch, a split of one batch, a move of one batch; at most 2 batches simulated) makes every batch safe"},
+		},
+		{
+			// web is on a and b, two replicas each: batch 1 [a] leaves it
+			// single-homed on b. A restart before the campaign respreads
+			// it over the four nodes.
+			name:    "a restart before batch 1",
+			cluster: smallCluster([]string{"a", "b", "c", "d"}, "a", "a", "b", "b"),
+			batches: [][]string{{"a"}, {"c"}},
+			back:    true,
+			want: &Remedy{Found: true, Tried: 1, Batches: [][]string{{"a"}, {"c"}},
+				Changes: []Change{{Kind: ChangeRestart, Batch: 1, Restart: []string{"default/Deployment/web"}, Description: "restarting default/Deployment/web before batch 1"}},
+				Why:     "restarting default/Deployment/web before batch 1 makes every batch safe"},
 		},
 		{
 			// Two nodes hold two replicas: whichever goes first, the other
@@ -268,8 +282,8 @@ func TestCampaignRemedies(t *testing.T) {
 			cluster: smallCluster([]string{"a", "b"}, "a", "b"),
 			batches: [][]string{{"a"}, {"b"}},
 			back:    true,
-			want: &Remedy{Found: false, Tried: 1, Changes: []Change{},
-				Why: "none of the 1 changed campaigns tried (a restart of the broken workloads just before the first unsafe batch, a split of one batch, a move of one batch; at most 40 batches simulated) makes every batch safe"},
+			want: &Remedy{Found: false, Tried: 2, Changes: []Change{},
+				Why: "none of the 2 changed campaigns tried (a restart of the broken workloads just before the first unsafe batch, a split of one batch, a move of one batch; at most 40 batches simulated) makes every batch safe"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -201,12 +201,16 @@ func candidates(spec campaignSpec, campaign *Campaign) []candidate {
 		for i, w := range workloads {
 			names[i] = w.String()
 		}
+		// Before the first batch, the restart respreads today's placement:
+		// done now, before the campaign starts.
+		when := "before batch 1"
 		if first >= 2 {
-			changed := spec
-			changed.restarts = map[int][]serviceID{first: workloads}
-			out = append(out, candidate{spec: changed, from: first - 1, change: Change{Kind: ChangeRestart, Batch: first, Restart: names,
-				Description: fmt.Sprintf("restarting %s after batch %d", strings.Join(names, ", "), first-1)}})
+			when = fmt.Sprintf("after batch %d", first-1)
 		}
+		changed := spec
+		changed.restarts = map[int][]serviceID{first: workloads}
+		out = append(out, candidate{spec: changed, from: first - 1, change: Change{Kind: ChangeRestart, Batch: first, Restart: names,
+			Description: fmt.Sprintf("restarting %s %s", strings.Join(names, ", "), when)}})
 	}
 	for b := first; b >= 1; b-- {
 		nodes := spec.batches[b-1]
