@@ -19,6 +19,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -45,6 +46,7 @@ import (
 	"github.com/kube-spread-exporter/kube-spread-exporter/api"
 	"github.com/kube-spread-exporter/kube-spread-exporter/cluster"
 	"github.com/kube-spread-exporter/kube-spread-exporter/collector"
+	"github.com/kube-spread-exporter/kube-spread-exporter/internal/jsonapi"
 	"github.com/kube-spread-exporter/kube-spread-exporter/spread"
 	"github.com/kube-spread-exporter/kube-spread-exporter/whatif"
 )
@@ -226,6 +228,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v\n", programName, err)
 		return exitUsage
 	}
+	if taken := o.pathTaken(); taken != "" {
+		fmt.Fprintf(stderr, "%s: error: --web.telemetry-path %q is the exporter's own %s\n", programName, o.telemetryPath, taken)
+		return exitUsage
+	}
 	if o.enablePprof && strings.HasPrefix(strings.TrimSuffix(o.telemetryPath, "/")+"/", pprofPath) {
 		fmt.Fprintf(stderr, "%s: error: --web.telemetry-path %q is under %s, where --web.enable-pprof serves the profiles\n", programName, o.telemetryPath, pprofPath)
 		return exitUsage
@@ -387,6 +393,21 @@ func loadRESTConfig(kubeconfig string) (*rest.Config, error) {
 	return config, nil
 }
 
+// apiPrefix is where the JSON APIs are served (api and whatif paths).
+const apiPrefix = "/api/"
+
+// pathTaken names the exporter's own path that --web.telemetry-path would
+// take over, "" when it takes none.
+func (o *options) pathTaken() string {
+	switch p := o.telemetryPath; {
+	case p == "/healthz" || p == "/readyz":
+		return p
+	case strings.HasPrefix(p, apiPrefix) || p == strings.TrimSuffix(apiPrefix, "/"):
+		return "JSON APIs' " + apiPrefix
+	}
+	return ""
+}
+
 // handler serves the landing page, metrics, health endpoints and JSON
 // APIs; webhook is the admission webhook's handler, nil unless
 // --admission.listen-address is set.
@@ -408,12 +429,25 @@ func (o *options) handler(watcher *cluster.Watcher, defaultMinNodes int, logger 
 	metrics = collector.NewHandler(registry, figures, logger)
 	mux.Handle(o.telemetryPath, metrics)
 	checks := collector.NewAPI(figures, time.Now(), logger)
-	mux.Handle(api.PathServices, checks)
-	mux.Handle(api.PathHealth, checks)
 	whatIf := whatif.NewHandler(watcher, analysis, logger)
-	mux.Handle(whatif.PathWhatIf, whatIf)
-	mux.Handle(whatif.PathPlan, whatIf)
-	mux.Handle(whatif.PathCampaign, whatIf)
+	apis := http.NewServeMux()
+	apis.Handle(api.PathServices, checks)
+	apis.Handle(api.PathHealth, checks)
+	apis.Handle(whatif.PathWhatIf, whatIf)
+	apis.Handle(whatif.PathPlan, whatIf)
+	apis.Handle(whatif.PathCampaign, whatIf)
+	// A path under /api/ that names no API is answered in JSON too, as
+	// every other error of the APIs.
+	apis.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		jsonapi.WriteError(w, http.StatusNotFound, "no such API path %s", jsonapi.Shorten(r.URL.Path))
+	})
+	mux.Handle(apiPrefix, apis)
+	// The check derives the APIs' URLs from the metrics URL, replacing its
+	// last path element (check.APIURL): with --web.telemetry-path
+	// /x/metrics they are served under /x/ as well, where it looks.
+	if dir := path.Dir(o.telemetryPath); dir != "/" && dir != "." {
+		mux.Handle(dir+apiPrefix, http.StripPrefix(dir, apis))
+	}
 	if o.admissionListen != "" {
 		// The same what-if and bound on analyses as the API, on a snapshot
 		// of its own without placement input (whatif.Handler.AskNodes).

@@ -55,6 +55,8 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{"webhook web config without listener", []string{"--admission.web.config.file=" + noTLS}, "no --admission.listen-address"},
 		{"metrics path among the profiles", []string{"--web.enable-pprof", "--web.telemetry-path=/debug/pprof/heap"}, `--web.telemetry-path "/debug/pprof/heap" is under /debug/pprof/`},
 		{"metrics path on the profiles' index", []string{"--web.enable-pprof", "--web.telemetry-path=/debug/pprof"}, `--web.telemetry-path "/debug/pprof" is under /debug/pprof/`},
+		{"metrics path on the readiness probe", []string{"--web.telemetry-path=/readyz"}, `--web.telemetry-path "/readyz" is the exporter's own /readyz`},
+		{"metrics path among the APIs", []string{"--web.telemetry-path=/api/v1/services"}, `--web.telemetry-path "/api/v1/services" is the exporter's own JSON APIs' /api/`},
 		{"unknown webhook mode", []string{"--admission.mode=block"}, "enum value must be one of warn,deny, got 'block'"},
 	}
 	for _, tc := range tests {
