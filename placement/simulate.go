@@ -102,10 +102,12 @@ type simulation struct {
 	// allocatable and used hold stride values per node; scoreUsed the
 	// scheduler's non-zero CPU and memory requests, two per node.
 	allocatable, used, scoreUsed []int64
-	// lowestPriority is the lowest priority of a pod staying on a
-	// remaining node, while hasLowest says there is one.
-	lowestPriority int32
-	hasLowest      bool
+	// lowest is, per node, the lowest priority of a pod staying on it,
+	// noPods when none does: the pods a preemption there could evict.
+	lowest []int32
+	// preemptable: the last bestNode that found no node saw one where
+	// preempting a lower-priority pod could make room.
+	preemptable bool
 	// nextStart is the node index the next pod's search starts at.
 	nextStart int
 	// balanceNow caches each node's BalancedAllocation balance before the
@@ -288,6 +290,10 @@ func (s *simulation) prepareResources() {
 	s.used = make([]int64, nodes*s.stride)
 	s.scoreUsed = make([]int64, nodes*2)
 	s.balanceNow = make([]int64, nodes)
+	s.lowest = make([]int32, nodes)
+	for i := range s.lowest {
+		s.lowest[i] = noPods
+	}
 	for i := range s.balanceNow {
 		s.balanceNow[i] = -1
 	}
@@ -367,8 +373,8 @@ func (s *simulation) countPods() {
 		}
 		copy(s.used[node*s.stride:node*s.stride+fixedSlots], x.used[node*fixedSlots:(node+1)*fixedSlots])
 		s.scoreUsed[2*node], s.scoreUsed[2*node+1] = x.scoreUsed[2*node], x.scoreUsed[2*node+1]
-		if x.hasLowest[node] && (!s.hasLowest || x.lowest[node] < s.lowestPriority) {
-			s.lowestPriority, s.hasLowest = x.lowest[node], true
+		if x.hasLowest[node] {
+			s.lowest[node] = x.lowest[node]
 		}
 	}
 	count := func(i int32, counters func(*Template) []*counter) {
@@ -417,9 +423,7 @@ func (s *simulation) countEveryPod() {
 		}
 		if !s.isGone(p.Node) {
 			s.occupy(p.Node, t)
-			if !s.hasLowest || t.Priority < s.lowestPriority {
-				s.lowestPriority, s.hasLowest = t.Priority, true
-			}
+			s.lowest[p.Node] = min(s.lowest[p.Node], t.Priority)
 		}
 		for _, c := range s.matchingCounters(t) {
 			c.add(p.Node, p.Terminating)
@@ -469,9 +473,9 @@ func (s *simulation) place() {
 		}
 		tally.reset(s.stride)
 		node := s.bestNode(t, &tally)
-		if node < 0 && s.mayPreempt(t) {
-			// The scheduler would evict lower-priority pods to make
-			// room, which the model does not simulate.
+		if node < 0 && s.preemptable {
+			// The scheduler would try to evict lower-priority pods to
+			// make room, which the model does not simulate.
 			out.Unknown = "preemption of lower-priority pods"
 			continue
 		}
@@ -498,10 +502,38 @@ func (s *simulation) place() {
 	}
 }
 
-// mayPreempt reports whether a pod that fits nowhere could preempt: it
-// may, and some pod on a remaining node has a lower priority.
-func (s *simulation) mayPreempt(t *Template) bool {
-	return !t.PreemptNever && s.hasLowest && t.Priority > s.lowestPriority
+// noPods is the lowest priority of a node without pods: none is lower.
+const noPods = math.MaxInt32
+
+// preemptionMayHelp reports whether the scheduler's preemption could make
+// room for a pod of t on a node that refused it for reason: the pod may
+// preempt, a pod of lower priority runs there, and the refusal is one
+// that evicting pods can clear (kube-scheduler's Unschedulable, as
+// opposed to UnschedulableAndUnresolvable, on which it never tries):
+// resources the node has but others use, topology spread's skew, pod
+// anti-affinity. Taints, node selection, a request above the node's
+// allocatable and a node without a spread constraint's topology key are
+// not: the pod stays Pending, no_room.
+func (s *simulation) preemptionMayHelp(t *Template, node int32, reason reasonID, static bool, request []int64, spread []*counter) bool {
+	if t.PreemptNever || t.Priority <= s.lowest[node] || static {
+		return false
+	}
+	base := int(node) * s.stride
+	switch {
+	case reason == idInsufficientPods:
+		return s.allocatable[base+slotPods] >= 1
+	case reason >= reasonResources && int(reason-reasonResources) < s.stride:
+		slot := int(reason - reasonResources)
+		return request[slot] <= s.allocatable[base+slot]
+	case reason == idTopologySpread:
+		for _, c := range spread {
+			if c.topology.domainOf[node] < 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return reason == idPodAntiAffinity
 }
 
 // bestNode runs the nodes through the filters and returns the feasible
@@ -528,7 +560,7 @@ func (s *simulation) bestNode(t *Template, tally *reasonTally) int32 {
 		tally.count(idNoNode)
 		return -1
 	}
-	s.feasible = s.feasible[:0]
+	s.feasible, s.preemptable = s.feasible[:0], false
 	nodes := len(s.c.Nodes)
 	toFind, found, processed := feasibleNodesToFind(nodes), 0, 0
 	for ; processed < nodes && found < toFind; processed++ {
@@ -537,6 +569,7 @@ func (s *simulation) bestNode(t *Template, tally *reasonTally) int32 {
 			continue
 		}
 		verdict := static[node]
+		staticRefusal := verdict != fits
 		if verdict == fits {
 			base := int(node) * s.stride
 			verdict = filterResources(request, s.used[base:base+s.stride], s.allocatable[base:base+s.stride])
@@ -549,6 +582,9 @@ func (s *simulation) bestNode(t *Template, tally *reasonTally) int32 {
 		}
 		if verdict != fits {
 			tally.count(verdict)
+			if !s.preemptable {
+				s.preemptable = s.preemptionMayHelp(t, node, verdict, staticRefusal, request, spread)
+			}
 			continue
 		}
 		found++

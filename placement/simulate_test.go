@@ -162,6 +162,54 @@ func TestSimulate(t *testing.T) {
 			want: map[string]Summary{"web": {State: StateUnknown, Displaced: 1, Unplaced: 1, Reasons: map[Reason]int{}, UnknownReason: "preemption of lower-priority pods"}},
 		},
 		{
+			// kube-scheduler never preempts on a node whose refusal
+			// evicting pods cannot clear (UnschedulableAndUnresolvable):
+			// the pod stays Pending, whatever runs there.
+			name: "preemption cannot clear a taint",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a", 8000, 16)
+				s.node("b", 8000, 16).Taints = []Taint{{Key: "dedicated", Value: "db", Effect: EffectNoSchedule}}
+				s.gone = []string{"a"}
+				s.pods(workload("batch", 500, 100), "b")
+				high := workload("web", 1000, 100)
+				high.Priority = 1000
+				return map[string][]int32{"web": s.pods(high, "a")}
+			},
+			want: map[string]Summary{"web": summary(StateNoRoom, 1, 0, map[Reason]int{ReasonTaint: 1})},
+		},
+		{
+			name: "preemption cannot clear a request above the node's allocatable",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a", 8000, 16)
+				s.node("b", 2000, 16)
+				s.gone = []string{"a"}
+				s.pods(workload("batch", 500, 100), "b")
+				high := workload("web", 3000, 100)
+				high.Priority = 1000
+				return map[string][]int32{"web": s.pods(high, "a")}
+			},
+			want: map[string]Summary{"web": summary(StateNoRoom, 1, 0, map[Reason]int{ReasonInsufficientCPU: 1})},
+		},
+		{
+			// b's room is taken by a pod of higher priority than web's,
+			// and c, where a lower-priority pod runs, is tainted.
+			name: "preemption helps only where a lower-priority pod runs",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a", 8000, 16)
+				s.node("b", 2000, 16)
+				s.node("c", 8000, 16).Taints = []Taint{{Key: "dedicated", Value: "db", Effect: EffectNoSchedule}}
+				s.gone = []string{"a"}
+				critical := workload("critical", 1500, 100)
+				critical.Priority = 2000
+				s.pods(critical, "b")
+				s.pods(workload("batch", 500, 100), "c")
+				high := workload("web", 1000, 100)
+				high.Priority = 1000
+				return map[string][]int32{"web": s.pods(high, "a")}
+			},
+			want: map[string]Summary{"web": summary(StateNoRoom, 1, 0, map[Reason]int{ReasonTaint: 1})},
+		},
+		{
 			name: "DaemonSet, Job and bare pods are not displaced but occupy room",
 			build: func(s *scenario) map[string][]int32 {
 				s.node("a", 4000, 16)
