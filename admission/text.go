@@ -127,7 +127,7 @@ func serviceLine(s whatif.Service) string {
 		return fmt.Sprintf("%s would have no replica left: %s", serviceID(s), figures)
 	case spread.VerdictNoRoom:
 		return fmt.Sprintf("%s: %d of %d displaced replicas would find no room on the nodes in service; %s",
-			serviceID(s), s.Placement.Unplaced, s.Placement.Displaced, figures)
+			serviceID(s), s.Placement.NoRoom(), s.Placement.Displaced, figures)
 	case spread.VerdictSingleHomed:
 		return fmt.Sprintf("%s would be single-homed: %s", serviceID(s), figures)
 	default:

@@ -409,7 +409,10 @@ func placeDisplaced(c *spread.Cluster, services []service, displacement *spread.
 			continue
 		}
 		summary := displacement.Summary(svc.Service)
-		svc.unplaceable, svc.unplaceableKnown = summary.Unplaced, summary.State != placement.StateUnknown
+		// The replicas certain to find no room: with some the model cannot
+		// judge, the service is no_room all the same, and they are not
+		// counted.
+		svc.unplaceable, svc.unplaceableKnown = summary.NoRoom(), summary.State != placement.StateUnknown
 		// KubeSpreadMaintenanceNoRoom pages for a service whose displaced
 		// replicas find no room, ready or not: at risk too, so that its
 		// runbook's per-node query has data. The compressor hashes atRisk,

@@ -13,10 +13,13 @@ const (
 	// StateFit: every displaced replica fits on the remaining nodes (or
 	// none is displaced).
 	StateFit State = "fit"
-	// StateNoRoom: at least one displaced replica fits nowhere.
+	// StateNoRoom: at least one displaced replica fits nowhere, whatever
+	// the model cannot judge of the others: a certain shortage is not
+	// hidden by an uncertain one.
 	StateNoRoom State = "no_room"
 	// StateUnknown: a displaced replica has a constraint the model does
-	// not understand, so it cannot say.
+	// not understand, so it cannot say, and none is certain to fit
+	// nowhere.
 	StateUnknown State = "unknown"
 )
 
@@ -33,9 +36,20 @@ type Summary struct {
 	// Reasons counts the unplaced pods by reason; pods the model does not
 	// understand have none.
 	Reasons map[Reason]int `json:"reasons"`
-	// UnknownReason names what the model does not understand when State
-	// is unknown.
+	// UnknownReason names what the model does not understand of some
+	// displaced pod: always when State is unknown, and when it is no_room
+	// while other pods are unknown.
 	UnknownReason string `json:"unknown_reason"`
+}
+
+// NoRoom counts the displaced pods the model is certain fit nowhere: the
+// unplaced ones with a reason, not those it cannot judge.
+func (s Summary) NoRoom() int {
+	n := 0
+	for _, count := range s.Reasons {
+		n += count
+	}
+	return n
 }
 
 // Summarize sums up the outcomes of a service's pods, given by their
@@ -51,7 +65,9 @@ func (r *Result) Summarize(pods []int32) Summary {
 		s.Displaced++
 		switch {
 		case out.Unknown != "":
-			s.State = StateUnknown
+			if s.State == StateFit {
+				s.State = StateUnknown
+			}
 			if s.UnknownReason == "" {
 				s.UnknownReason = out.Unknown
 			}
@@ -59,9 +75,7 @@ func (r *Result) Summarize(pods []int32) Summary {
 			s.Placed++
 		default:
 			s.Reasons[out.Reason]++
-			if s.State == StateFit {
-				s.State = StateNoRoom
-			}
+			s.State = StateNoRoom
 		}
 	}
 	s.Unplaced = s.Displaced - s.Placed

@@ -162,6 +162,23 @@ func TestSimulate(t *testing.T) {
 			want: map[string]Summary{"web": {State: StateUnknown, Displaced: 1, Unplaced: 1, Reasons: map[Reason]int{}, UnknownReason: "preemption of lower-priority pods"}},
 		},
 		{
+			// A Service in front of two workloads, one of which the model
+			// cannot judge (a volume): the other's replica certainly has
+			// no room, and the service is no_room, its unknown pod named
+			// but not counted among those without room.
+			name: "a certain shortage is not hidden by an unknown pod",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a", 8000, 16)
+				s.node("b", 2000, 16)
+				s.gone = []string{"a"}
+				withVolume := workload("db", 500, 100)
+				withVolume.Unknown = "persistent volume claim"
+				return map[string][]int32{"svc": append(s.pods(withVolume, "a"), s.pods(workload("web", 3000, 100), "a")...)}
+			},
+			want: map[string]Summary{"svc": {State: StateNoRoom, Displaced: 2, Unplaced: 2,
+				Reasons: map[Reason]int{ReasonInsufficientCPU: 1}, UnknownReason: "persistent volume claim"}},
+		},
+		{
 			// kube-scheduler never preempts on a node whose refusal
 			// evicting pods cannot clear (UnschedulableAndUnresolvable):
 			// the pod stays Pending, whatever runs there.
@@ -742,5 +759,19 @@ func TestOrder(t *testing.T) {
 				t.Errorf("Order(%s, %s) = %d, want %d", pods[i].Name, pods[j].Name, got, want)
 			}
 		}
+	}
+}
+
+// TestSummaryNoRoom: the replicas certain to fit nowhere, which
+// kube_spread_replicas_unplaceable publishes: not those the model cannot
+// judge, though they are unplaced too.
+func TestSummaryNoRoom(t *testing.T) {
+	s := Summary{State: StateNoRoom, Displaced: 5, Placed: 1, Unplaced: 4,
+		Reasons: map[Reason]int{ReasonInsufficientCPU: 2, ReasonTaint: 1}, UnknownReason: "persistent volume claim"}
+	if got := s.NoRoom(); got != 3 {
+		t.Errorf("NoRoom() = %d, want 3 (2 for cpu, 1 for a taint; the unknown pod is not counted)", got)
+	}
+	if got := (Summary{State: StateFit, Displaced: 2, Placed: 2}).NoRoom(); got != 0 {
+		t.Errorf("NoRoom() of a fit = %d, want 0", got)
 	}
 }

@@ -326,7 +326,7 @@ func whyUnsafe(index int, s Service, before, start []NodeReplicas) string {
 	case spread.VerdictSingleHomed:
 		why = fmt.Sprintf("batch %d leaves all %s of %s on one node", index, plural(s.After.Replicas, "surviving replica"), s.Name)
 	case spread.VerdictNoRoom:
-		why = fmt.Sprintf("batch %d leaves %s of %s with no node to go to", index, plural(s.Placement.Unplaced, "displaced replica"), s.Name)
+		why = fmt.Sprintf("batch %d leaves %s of %s with no node to go to", index, plural(s.Placement.NoRoom(), "displaced replica"), s.Name)
 	default:
 		why = fmt.Sprintf("batch %d leaves %s of %s on %s, fewer than the %d it needs", index, plural(s.After.Replicas, "replica"), s.Name, plural(s.After.Nodes, "node"), s.MinNodes)
 	}
