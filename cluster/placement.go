@@ -393,6 +393,7 @@ func antiAffinityTerm(term corev1.PodAffinityTerm, podLabels map[string]string) 
 	}
 	if ns := term.NamespaceSelector; ns != nil {
 		if len(ns.MatchLabels) > 0 || len(ns.MatchExpressions) > 0 {
+			out.NamespaceSelector = true
 			return out, "anti-affinity namespace selector"
 		}
 		out.AllNamespaces = true

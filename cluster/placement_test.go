@@ -176,6 +176,21 @@ func TestBuildTemplateUnknown(t *testing.T) {
 	}
 }
 
+// TestAntiAffinityNamespaceSelector: a term selecting namespaces by labels
+// says so, so that the model holds every pod it may match unknown; an
+// empty namespaceSelector is every namespace.
+func TestAntiAffinityNamespaceSelector(t *testing.T) {
+	byLabels, _ := antiAffinityTerm(corev1.PodAffinityTerm{TopologyKey: "zone",
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}}, nil)
+	if !byLabels.NamespaceSelector || byLabels.AllNamespaces {
+		t.Errorf("namespaceSelector by labels: %+v, want NamespaceSelector only", byLabels)
+	}
+	empty, reason := antiAffinityTerm(corev1.PodAffinityTerm{TopologyKey: "zone", NamespaceSelector: &metav1.LabelSelector{}}, nil)
+	if empty.NamespaceSelector || !empty.AllNamespaces || reason != "" {
+		t.Errorf("empty namespaceSelector: %+v, %q; want AllNamespaces, known", empty, reason)
+	}
+}
+
 // TestTemplatesInterned: the pods of one ReplicaSet in different zones,
 // and of one StatefulSet revision despite their per-pod labels, share one
 // template; another ReplicaSet has its own.

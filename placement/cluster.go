@@ -167,8 +167,13 @@ type AffinityTerm struct {
 	// means the pod's own. AllNamespaces is the empty namespaceSelector.
 	Namespaces    []string
 	AllNamespaces bool
-	Selector      Selector
-	TopologyKey   string
+	// NamespaceSelector: the term selects namespaces by their labels,
+	// which the model does not know. Its owner's template is unknown, and
+	// so is any displaced template whose pods its selector matches: in
+	// whichever namespace, they may be the pods it keeps away.
+	NamespaceSelector bool
+	Selector          Selector
+	TopologyKey       string
 }
 
 // Template is what the pods of one ReplicaSet, StatefulSet revision or

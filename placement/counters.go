@@ -237,9 +237,9 @@ func indexByNamespace(counters []*counter) map[string][]*counter {
 	index := make(map[string][]*counter)
 	for _, c := range counters {
 		switch {
-		case c.term == nil || len(c.term.Namespaces) == 0 && !c.term.AllNamespaces:
+		case c.term == nil || len(c.term.Namespaces) == 0 && !c.term.AllNamespaces && !c.term.NamespaceSelector:
 			add(index, c.owner.Namespace, c)
-		case c.term.AllNamespaces:
+		case c.term.AllNamespaces || c.term.NamespaceSelector:
 			add(index, anyNamespace, c)
 		default:
 			for _, ns := range c.term.Namespaces {

@@ -102,7 +102,7 @@ func (t *Toleration) tolerates(taint *Taint) bool {
 // namespaceMatches reports whether a term of a pod in ownNamespace looks
 // at pods of namespace.
 func (t *AffinityTerm) namespaceMatches(ownNamespace, namespace string) bool {
-	if t.AllNamespaces {
+	if t.AllNamespaces || t.NamespaceSelector {
 		return true
 	}
 	if len(t.Namespaces) == 0 {

@@ -467,6 +467,10 @@ func (s *simulation) place() {
 			out.Unknown = t.Unknown
 			continue
 		}
+		if s.namespaceSelectorAgainst(t) {
+			out.Unknown = unknownNamespaceSelector
+			continue
+		}
 		if r, ok := s.failed[t]; ok {
 			out.Reason = s.reason(r)
 			continue
@@ -501,6 +505,11 @@ func (s *simulation) place() {
 		}
 	}
 }
+
+// unknownNamespaceSelector is the unknown reason of a term that selects
+// namespaces by labels (cluster.antiAffinityTerm names it for the term's
+// owner).
+const unknownNamespaceSelector = "anti-affinity namespace selector"
 
 // noPods is the lowest priority of a node without pods: none is lower.
 const noPods = math.MaxInt32
@@ -549,7 +558,7 @@ func (s *simulation) preemptionMayHelp(t *Template, node int32, reason reasonID,
 func (s *simulation) bestNode(t *Template, tally *reasonTally) int32 {
 	static := s.staticVerdicts(t)
 	request := s.request(t)
-	spread, anti, owners := s.spread[t], s.anti[t], s.ownersAgainst[t]
+	spread, anti, owners := s.spread[t], s.anti[t], s.againstOwners(t)
 	selfMatch := make([]int32, len(spread))
 	for i, c := range spread {
 		if c.selector.Matches(t.Labels) {
@@ -650,10 +659,31 @@ func (s *simulation) staticVerdicts(t *Template) []reasonID {
 		}
 	}
 	s.static[t] = v
-	// The owner counters that look at this template's pods are known
-	// once every pod is counted, which is before placing starts.
-	s.ownersAgainst[t] = s.findOwnersAgainst(t)
 	return v
+}
+
+// againstOwners returns the owner counters whose term matches pods of
+// template t. They are known once every pod is counted, which is before
+// placing starts.
+func (s *simulation) againstOwners(t *Template) []*counter {
+	if o, ok := s.ownersAgainst[t]; ok {
+		return o
+	}
+	o := s.findOwnersAgainst(t)
+	s.ownersAgainst[t] = o
+	return o
+}
+
+// namespaceSelectorAgainst reports whether a pod's anti-affinity term
+// that selects namespaces by labels matches pods of t: it may keep them
+// away or not, the model cannot tell.
+func (s *simulation) namespaceSelectorAgainst(t *Template) bool {
+	for _, c := range s.againstOwners(t) {
+		if c.term.NamespaceSelector {
+			return true
+		}
+	}
+	return false
 }
 
 // sharedVerdicts are static verdicts shared by the templates with these

@@ -522,6 +522,31 @@ func TestSimulate(t *testing.T) {
 			want: map[string]Summary{"web": summary(StateNoRoom, 1, 0, map[Reason]int{ReasonPodAntiAffinity: 1})},
 		},
 		{
+			// The guard's term selects namespaces by labels, which the
+			// model does not know: whether web's namespace is one, and b
+			// refused, it cannot tell. A pod its selector does not match
+			// is placed as usual, and a guard's own pod is unknown.
+			name: "another pod's anti-affinity namespace selector makes matching pods unknown",
+			build: func(s *scenario) map[string][]int32 {
+				s.node("a", 8000, 16)
+				s.node("b", 8000, 16)
+				s.gone = []string{"a"}
+				guard := workload("guard", 100, 100)
+				guard.Namespace = "ops"
+				guard.AntiAffinity = []AffinityTerm{{NamespaceSelector: true, Selector: selectApp("web"), TopologyKey: "kubernetes.io/hostname"}}
+				guard.Unknown = "anti-affinity namespace selector"
+				s.pods(guard, "b")
+				return map[string][]int32{
+					"web":   s.pods(workload("web", 100, 100), "a"),
+					"other": s.pods(workload("other", 100, 100), "a"),
+				}
+			},
+			want: map[string]Summary{
+				"web":   {State: StateUnknown, Displaced: 1, Unplaced: 1, Reasons: map[Reason]int{}, UnknownReason: "anti-affinity namespace selector"},
+				"other": summary(StateFit, 1, 1, nil),
+			},
+		},
+		{
 			name: "anti-affinity is symmetric among displaced pods too",
 			build: func(s *scenario) map[string][]int32 {
 				s.node("a", 8000, 16)
