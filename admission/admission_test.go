@@ -186,13 +186,7 @@ func TestPendingChanges(t *testing.T) {
 	h, _ := newTestHandler(t, ModeWarn, src)
 	now := time.Unix(1530700000, 0)
 	h.now = func() time.Time { return now }
-	steps := []struct {
-		what   string
-		review []byte
-		want   string
-		// then changes the time or the caches after the step.
-		then func()
-	}{
+	steps := []step{
 		{"dry run of the 2001 cordon", dryRun, "single_homed", nil},
 		{"2002 after a dry run of 2001: nothing pending", cordon2002, "single_homed", nil},
 		{"uncordon 2002", uncordon2002, "ok: ", nil},
@@ -206,15 +200,7 @@ func TestPendingChanges(t *testing.T) {
 		{"2002 once the pending cordon expired", cordon2002, "single_homed", func() { src.set(mathoidDayOne("kubernetes2001")) }},
 		{"2002 once the caches hold 2001's cordon", cordon2002, "no_replicas_left", nil},
 	}
-	for _, step := range steps {
-		x := post(t, h, step.review)
-		if got := mathoidVerdict(x); got != step.want {
-			t.Errorf("%s: %s, want %s", step.what, got, step.want)
-		}
-		if step.then != nil {
-			step.then()
-		}
-	}
+	runSteps(t, h, steps)
 
 	// Deny mode: a refused cordon is not pending.
 	src = &source{cluster: mathoidDayOne("kubernetes2001")}
@@ -225,6 +211,30 @@ func TestPendingChanges(t *testing.T) {
 	src.set(mathoidDayOne())
 	if x := post(t, h, cordon2001); mathoidVerdict(x) != "single_homed" {
 		t.Errorf("2001 after the refused 2002: %s, want single_homed (nothing pending)", mathoidVerdict(x))
+	}
+}
+
+// step is one request of a sequence: what it is, the review, what the
+// answer must say of mathoid, and a change of the time or the caches
+// after it (nil for none).
+type step struct {
+	what   string
+	review []byte
+	want   string
+	then   func()
+}
+
+// runSteps posts each step's review to h in turn.
+func runSteps(t *testing.T, h *Handler, steps []step) {
+	t.Helper()
+	for _, step := range steps {
+		x := post(t, h, step.review)
+		if got := mathoidVerdict(x); got != step.want {
+			t.Errorf("%s: %s, want %s", step.what, got, step.want)
+		}
+		if step.then != nil {
+			step.then()
+		}
 	}
 }
 
@@ -278,13 +288,7 @@ func TestPendingEndsWhenTheCachesMoveOn(t *testing.T) {
 	src := &source{cluster: mathoidDayOne()}
 	r := &versionedRules{Rules: rules(t), versions: map[string]string{"kubernetes2001": "4711"}}
 	h := NewHandler(r, whatif.NewHandler(src, spread.Options{DefaultMinNodes: 2}, slog.New(slog.DiscardHandler)), Options{Mode: ModeDeny})
-	steps := []struct {
-		what   string
-		review []byte
-		want   string
-		// then changes the caches after the step.
-		then func()
-	}{
+	steps := []step{
 		{"cordon 2001", cordon2001, "single_homed", nil},
 		{"2002 before the caches hold 2001's cordon", cordon2002, "no_replicas_left", func() {
 			// Cordoned and uncordoned (through the other replica) since.
@@ -304,15 +308,7 @@ func TestPendingEndsWhenTheCachesMoveOn(t *testing.T) {
 		}},
 		{"2002 once the caches hold 2001's uncordon", cordon2002, "single_homed", nil},
 	}
-	for _, step := range steps {
-		x := post(t, h, step.review)
-		if got := mathoidVerdict(x); got != step.want {
-			t.Errorf("%s: %s, want %s", step.what, got, step.want)
-		}
-		if step.then != nil {
-			step.then()
-		}
-	}
+	runSteps(t, h, steps)
 }
 
 // TestNotJudgedIsPending: a cordon admitted without a judgement (caches

@@ -553,16 +553,22 @@ func FuzzHandler(f *testing.F) {
 	})
 }
 
+// withoutRoomOn2003And2004 leaves 500m of CPU on kubernetes2003 and 2004,
+// next to their spread pod: no room for a displaced pod of 1000m.
+func withoutRoomOn2003And2004(c *spread.Cluster) *spread.Cluster {
+	for i := range c.Placement.Nodes {
+		if n := &c.Placement.Nodes[i]; n.Name == "kubernetes2003" || n.Name == "kubernetes2004" {
+			n.Allocatable.MilliCPU = 1500
+		}
+	}
+	return c
+}
+
 // TestAskNoRoom: when the nodes that stay have no room for the displaced
 // replicas, a service whose spread would survive gets the verdict
 // no_room, with the reason per replica; an outage stays the worse verdict.
 func TestAskNoRoom(t *testing.T) {
-	c := mathoidDayOne()
-	for i := range c.Placement.Nodes {
-		if n := &c.Placement.Nodes[i]; n.Name == "kubernetes2003" || n.Name == "kubernetes2004" {
-			n.Allocatable.MilliCPU = 1500 // 500m left next to the spread pod
-		}
-	}
+	c := withoutRoomOn2003And2004(mathoidDayOne())
 	answer, err := Ask(c, []string{"kubernetes2001", "kubernetes2002"}, spread.Options{DefaultMinNodes: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -602,12 +608,7 @@ func TestAskNoRoom(t *testing.T) {
 // have no room: the batch takes nothing from it, and a crash-looping
 // workload must not block every batch.
 func TestAskNoRoomSparesAServiceDownAlready(t *testing.T) {
-	c := mathoidDayOne()
-	for i := range c.Placement.Nodes {
-		if n := &c.Placement.Nodes[i]; n.Name == "kubernetes2003" || n.Name == "kubernetes2004" {
-			n.Allocatable.MilliCPU = 1500 // 500m left next to the spread pod
-		}
-	}
+	c := withoutRoomOn2003And2004(mathoidDayOne())
 	solo := c.Services[3]
 	solo.Replicas[0].Ready = false
 	c.Placement.Pods[solo.Replicas[0].Pod-1].Ready = false
