@@ -147,8 +147,12 @@ func run(args []string, stdout io.Writer) int {
 	}
 
 	// Arguments are checked before the exporter is asked: a typo is
-	// UNKNOWN whether or not the exporter is up.
-	ctx := context.Background()
+	// UNKNOWN whether or not the exporter is up. --timeout bounds the
+	// whole exchange, the fallback to /metrics after an exporter without
+	// the JSON API included: a caller's own timeout (check_nrpe's 10 s)
+	// must not cut the check's answer off.
+	ctx, cancel := context.WithTimeout(context.Background(), o.source.Timeout)
+	defer cancel()
 	switch command {
 	case commandServices:
 		opts, err := o.servicesOptions()
@@ -245,6 +249,7 @@ func (o *options) judgeHealth(ctx context.Context, opts check.HealthOptions) *na
 	if err != nil {
 		return nagios.UnknownResult(fmt.Errorf("metrics: %w", err))
 	}
+	facts.NoAPI = !o.useAPI
 	return check.Health(facts, opts)
 }
 

@@ -95,6 +95,21 @@ func TestRun(t *testing.T) {
 		http.Error(w, "exporter on fire", http.StatusInternalServerError)
 	})
 	notSynced := serve(t, metrics([]byte("kube_spread_cache_synced{resource=\"pods\"} 0\n")))
+	// An exporter without the JSON API that takes 300ms per answer: the
+	// check's fallback to /metrics needs two, more than -t 500ms allows.
+	day2Metrics := metrics(dayTwo(t))
+	slowWithoutAPI := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		if strings.Contains(r.URL.Path, "/api/") {
+			http.NotFound(w, r)
+			return
+		}
+		day2Metrics(w, r)
+	})
 	campaign := serve(t, campaignAPI(t))
 
 	// A listener that accepts and never speaks: the TLS handshake, part of
@@ -162,6 +177,12 @@ func TestRun(t *testing.T) {
 			"UNKNOWN - metrics: exporter caches not synced yet, no figures published (waiting for pods)"},
 		{"timeout while reading", []string{"--url", slow, "--timeout", "200ms", "--no-api"}, 3,
 			"UNKNOWN - timeout after 200ms during read of " + slow},
+		{"services: a filter that matches nothing", []string{"--url", day2, "--namespace", "mathiod", "--kind", "Deployment"}, 3,
+			`UNKNOWN - no service matches --namespace="mathiod" --kind="Deployment": the check would judge nothing`},
+		{"services: an empty filter (an Icinga variable set to \"\")", []string{"--url", day2, "--namespace", ""}, 3,
+			`UNKNOWN - no service matches --namespace="": the check would judge nothing`},
+		{"timeout across the fallback to /metrics", []string{"--url", slowWithoutAPI, "--timeout", "500ms"}, 3,
+			"UNKNOWN - timeout after 500ms during read of " + slowWithoutAPI},
 		{"timeout while connecting", []string{"--url", "https://" + silent.Addr().String() + "/metrics", "-t", "200ms", "--no-api"}, 3,
 			"UNKNOWN - timeout after 200ms during connect of https://" + silent.Addr().String() + "/metrics"},
 		{"campaign: the replay's two days", []string{"campaign", "--url", campaign, "--batch", "kubernetes2003,kubernetes2004", "--batch", "kubernetes2001,kubernetes2002"}, 2,

@@ -398,6 +398,14 @@ nodes: NOT synced, 0 list/watch errors, last update 1m30s ago
 pods: synced, 2 list/watch errors, last update 1m0s ago
 list/watch error streaks: /metrics does not tell them, so KubeSpreadListWatchErrors is not judged (the exporter serves no /api/v1/health)
 `},
+		{"from /metrics by --no-api: the reason says so", with(func(f *HealthFacts) {
+			f.Streaks, f.NoAPI = false, true
+		}), defaults(),
+			`OK - kube-spread-exporter 0.3.0: 2 of 2 caches synced, confirmed fresh 5s ago, 2 list/watch errors | 'caches_synced'=2;;;0;2 'not_synced_for'=0s;600;;0 'confirmed_age'=5s;300;;0 'list_watch_errors'=2c;;;0 'cache_update_age'=60s;;;0
+nodes: synced, 0 list/watch errors, last update 1m30s ago
+pods: synced, 2 list/watch errors, last update 1m0s ago
+list/watch error streaks: /metrics does not tell them, so KubeSpreadListWatchErrors is not judged (--no-api reads /metrics only)
+`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -84,6 +84,9 @@ type HealthFacts struct {
 	Streaks bool
 	// Window is the exporter's list/watch error window (Streaks only).
 	Window time.Duration
+	// NoAPI says the facts come from /metrics because the check was told
+	// to read it only (--no-api), not because the exporter has no API.
+	NoAPI bool
 }
 
 // HealthFactsFromAPI reads the answer of /api/v1/health.
@@ -224,7 +227,11 @@ func Health(f HealthFacts, opts HealthOptions) *nagios.Result {
 			errorsText += " " + AlertListWatchErrors
 		}
 	} else {
-		details = append(details, "list/watch error streaks: /metrics does not tell them, so "+AlertListWatchErrors+" is not judged (the exporter serves no "+api.PathHealth+")")
+		why := "the exporter serves no " + api.PathHealth
+		if f.NoAPI {
+			why = "--no-api reads /metrics only"
+		}
+		details = append(details, "list/watch error streaks: /metrics does not tell them, so "+AlertListWatchErrors+" is not judged ("+why+")")
 	}
 	parts = append(parts, errorsText)
 

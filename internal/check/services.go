@@ -19,7 +19,13 @@ const namedInSummary = 3
 // selects all.
 type Filter struct {
 	Namespace, Kind, Name *regexp.Regexp
+	// narrowing names the filters given other than the default ".*", as
+	// flags: what selected nothing when nothing is selected.
+	narrowing []string
 }
+
+// selectAll is the filters' default: every service.
+const selectAll = ".*"
 
 // NewFilter compiles the filters. Each must match the whole label value,
 // as the exporter's --namespaces.include does (and Prometheus relabelling),
@@ -36,6 +42,9 @@ func NewFilter(namespace, kind, name string) (Filter, error) {
 			return Filter{}, fmt.Errorf("%s %q: %w", p.flag, p.expr, err)
 		}
 		*p.dst = re
+		if p.expr != selectAll {
+			f.narrowing = append(f.narrowing, fmt.Sprintf("%s=%q", p.flag, p.expr))
+		}
 	}
 	return f, nil
 }
@@ -161,6 +170,12 @@ func fromAPI(s *api.Service) (troubled, bool) {
 }
 
 func judgeServices(sel selection, opts ServicesOptions) *nagios.Result {
+	// A filter with a typo (or an Icinga variable set to "") would check
+	// nothing and be OK for ever: a typo must not be green. Without
+	// filters, a cluster of no service is OK.
+	if sel.total == 0 && len(opts.Filter.narrowing) > 0 {
+		return nagios.UnknownResult(fmt.Errorf("no service matches %s: the check would judge nothing", strings.Join(opts.Filter.narrowing, " ")))
+	}
 	// Critical services first, each group in the report's order.
 	var critical, warning []troubled
 	for _, t := range sel.troubled {

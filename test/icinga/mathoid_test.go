@@ -44,6 +44,12 @@ object Host "k8s-gone" {
   vars.kube_spread_url = "%[3]s"
   vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
 }
+/* A URL where the exporter answers 404: health UNKNOWN, not down. */
+object Host "k8s-wrong-url" {
+  check_command = "dummy"
+  vars.kube_spread_url = "%[4]s"
+  vars.kube_spread_k8s_services["mathoid"] = { k8s_namespace = "mathoid", k8s_kind = "Deployment", k8s_name = "mathoid" }
+}
 object Host "no-url" {
   check_command = "dummy"
   address = "127.0.0.1"
@@ -75,10 +81,12 @@ func TestMathoidReplay(t *testing.T) {
 	url := e.URL + "/metrics"
 	unsynced := startUnsyncedExporter(t)
 	goneURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", freePort(t))
+	hungURL := hungExporter(t)
 
-	icinga := install(t, fmt.Sprintf(testHosts, url, unsynced.URL+"/metrics", goneURL))
+	wrongURL := e.URL + "/no/such/metrics"
+	icinga := install(t, fmt.Sprintf(testHosts, url, unsynced.URL+"/metrics", goneURL, wrongURL))
 	api := icinga.start(t)
-	nrpe := startNRPE(t, map[string]string{"": url, "unsynced": unsynced.URL + "/metrics", "gone": goneURL})
+	nrpe := startNRPE(t, map[string]string{"": url, "unsynced": unsynced.URL + "/metrics", "gone": goneURL, "hung": hungURL})
 
 	scenario := &replay.Scenario{Client: client(t), Logf: t.Logf}
 	services := []string{"services", "--url", url, "--namespace", replay.Namespace}
@@ -106,12 +114,24 @@ func TestMathoidReplay(t *testing.T) {
 	if r := api.force(t, "k8s-gone", "kube-spread-k8s-mathoid"); r.Reachable {
 		t.Errorf("k8s-gone!kube-spread-k8s-mathoid is reachable while the health check it depends on is CRITICAL: %+v", r)
 	}
+	// UNKNOWN (the exporter cannot be asked: a wrong URL here, bad
+	// credentials or TLS alike) holds the service checks too, which would
+	// each fail the same way: the health check notifies, once
+	// (docs/check.md's notification example includes Unknown).
+	expectIcinga(t, api, want{host: "k8s-wrong-url", service: "kube-spread-health", state: 3, prefix: true,
+		output: "UNKNOWN - get " + wrongURL + ": HTTP 404 Not Found"})
+	if r := api.force(t, "k8s-wrong-url", "kube-spread-k8s-mathoid"); r.Reachable {
+		t.Errorf("k8s-wrong-url!kube-spread-k8s-mathoid is reachable while the health check it depends on is UNKNOWN: %+v", r)
+	}
 	if r := api.result(t, "k8s-unsynced", "kube-spread-health"); !strings.Contains(r.Output, "KubeSpreadCacheNotSynced") {
 		t.Errorf("k8s-unsynced health does not name KubeSpreadCacheNotSynced:\n%s", r.Output)
 	}
 	// Through NRPE the shipped defaults apply: 10 minutes, as the alert.
 	nrpe.expectWith(t, "kube_spread_health_unsynced", 0, "OK - kube-spread-exporter: 0 of 9 caches synced (not synced: ", "'not_synced_for'=")
 	nrpe.expect(t, "kube_spread_health_gone", 2, "CRITICAL - exporter down: get ")
+	// Through check_nrpe at its default timeout, the check's own answer,
+	// naming the stage, not "CHECK_NRPE STATE CRITICAL: Socket timeout".
+	nrpe.expect(t, "kube_spread_health_hung", 2, "CRITICAL - exporter down: timeout after 8s during read of ")
 
 	if err := scenario.Setup(ctx); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -124,7 +125,9 @@ include=%s
 		}
 	})
 
-	d.address = []string{"-H", "127.0.0.1", "-p", fmt.Sprint(port), "-t", "30"}
+	// check_nrpe's own timeout left at its default (10 s), as
+	// docs/check.md calls it: the shipped --timeout must answer first.
+	d.address = []string{"-H", "127.0.0.1", "-p", fmt.Sprint(port)}
 	// Without -c, check_nrpe asks for the version: nrpe is up when it
 	// answers.
 	deadline := time.Now().Add(30 * time.Second)
@@ -276,4 +279,38 @@ func TestNRPEv2KeepsPerfdata(t *testing.T) {
 			t.Errorf("check_nrpe v4 lost the long output:\n%s", rest)
 		}
 	}
+}
+
+// hungExporter returns the metrics URL of an address that accepts
+// connections and never answers: a hung exporter.
+func hungExporter(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never read or answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + l.Addr().String() + "/metrics"
 }
